@@ -1,0 +1,64 @@
+"""keras-deepclust: autoencoder-based deep clustering for Keras 3.
+
+Importing this package is cheap: it imports neither Keras nor TensorFlow. The
+heavy names (``DEC``, ``DCEC``, ``ClusteringLayer``, ...) are resolved lazily on
+first access (PEP 562), so ``keras_deepclust.serving`` stays TensorFlow-free.
+
+Example:
+
+```python
+import keras_deepclust as kdc
+
+x, y = kdc.datasets.load_digits()
+model = kdc.DCEC(n_clusters=10, random_state=0)
+model.pretrain(x, epochs=50)
+model.fit(x, epochs=20)
+print(kdc.metrics.clustering_scores(y, model.predict_labels(x)))
+```
+"""
+
+import importlib
+import os
+
+# Keras reads the backend once, at its first import: set ours before that happens,
+# without overriding a user's explicit choice (other backends are rejected later with
+# a clear error, since the train steps use TensorFlow).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+__version__ = "0.1.0"
+
+_LAZY_ATTRIBUTES = {
+    "ClusteringLayer": "keras_deepclust.layers",
+    "DEC": "keras_deepclust.models",
+    "IDEC": "keras_deepclust.models",
+    "DECConv": "keras_deepclust.models",
+    "DCEC": "keras_deepclust.models",
+    "DeepEmbeddedClustering": "keras_deepclust.models",
+    "get_method": "keras_deepclust.models",
+    "list_methods": "keras_deepclust.models",
+}
+_LAZY_SUBMODULES = (
+    "callbacks",
+    "cli",
+    "datasets",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "networks",
+    "plots",
+)
+
+__all__ = sorted(list(_LAZY_ATTRIBUTES) + list(_LAZY_SUBMODULES) + ["__version__"])
+
+
+def __getattr__(name):
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,221 @@
+"""Command line: `keras-deepclust fit|evaluate|demo|methods`.
+
+The heavy imports (Keras, TensorFlow) happen inside the commands, so `--help`
+answers at once.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+# The demo's recipe: a denoising CAE pretrained longer than the paper's schedule
+# clears k-means on the 8x8 digits on every seed we tried (see benchmarks/README.md).
+DEMO_SETTINGS = {
+    "method": "dcec",
+    "dataset": "digits",
+    "pretrain_epochs": 300,
+    "noise": 0.2,
+    "epochs": 150,
+    "batch_size": 256,
+}
+QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-deepclust", description="Autoencoder-based deep clustering with Keras."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="pretrain and cluster, write model, metrics and plots")
+    fit.add_argument("method", help="method name; `keras-deepclust methods` lists them")
+    _add_training_arguments(fit, dataset_default=None)
+
+    demo = commands.add_parser(
+        "demo", help="DCEC on the bundled digits, scored next to k-means on pixels"
+    )
+    demo.add_argument("--out", default="keras-deepclust-demo", help="output folder")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help=_QUICK_HELP)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on labelled data")
+    evaluate.add_argument("model", help="a .keras file written by `fit`")
+    evaluate.add_argument("--dataset", required=True, help=_DATASET_HELP)
+    evaluate.add_argument("--batch-size", type=int, default=256)
+
+    commands.add_parser("methods", help="list the method names")
+    return parser
+
+
+_DATASET_HELP = (
+    "a name (digits, fashion_mnist, fashion_mnist_all, mnist, ...) or a path: a folder of "
+    "IDX files, .npy, .npz, .csv, usps .h5"
+)
+_QUICK_HELP = (
+    f"scale the run down ({QUICK_EPOCHS['pretrain_epochs']} pretraining and at most "
+    f"{QUICK_EPOCHS['epochs']} clustering epochs) to check a set-up, not to judge quality"
+)
+
+
+def _add_training_arguments(parser, dataset_default):
+    parser.add_argument("--dataset", required=dataset_default is None, default=dataset_default,
+                        help=_DATASET_HELP)
+    parser.add_argument("--clusters", type=int, default=None,
+                        help="number of clusters K (default: number of classes in the labels)")
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="autoencoder epochs (default: the paper's, 400 dense / 200 conv)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="clustering epochs at most (default: until tol stops, <= 20000 steps)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="Gaussian input noise during pretraining (denoising autoencoder)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; runs are repeatable")
+    parser.add_argument("--quick", action="store_true", help=_QUICK_HELP)
+    parser.add_argument("--out", required=True, help="output folder")
+
+
+def main(argv=None):
+    args = _build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-deepclust {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _methods(args):
+    from keras_deepclust.models import list_methods
+
+    print("\n".join(list_methods()))
+    return 0
+
+
+def _demo(args):
+    settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick)
+    return _fit(argparse.Namespace(**settings))
+
+
+def _fit(args):
+    from keras_deepclust import datasets
+    from keras_deepclust.models import get_method
+
+    model_class = get_method(args.method)  # unknown names fail before data loading
+    x, y = datasets.load(args.dataset)
+    n_clusters = args.clusters
+    if n_clusters is None:
+        if y is None:
+            raise ValueError(f"{args.dataset} has no labels: pass --clusters K.")
+        n_clusters = len(set(y.tolist()))
+    pretrain_epochs, epochs = args.pretrain_epochs, args.epochs
+    if args.quick:
+        pretrain_epochs = min(pretrain_epochs or QUICK_EPOCHS["pretrain_epochs"],
+                              QUICK_EPOCHS["pretrain_epochs"])
+        epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
+    return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
+
+
+def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
+    from keras_deepclust import callbacks, metrics
+
+    out = Path(args.out)
+    print(f"{args.method} on {args.dataset}: {len(x)} samples of shape {x.shape[1:]}, "
+          f"K={n_clusters}, seed={args.seed}")
+    model = model_class(n_clusters=n_clusters, random_state=args.seed)
+    start = time.perf_counter()
+    pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
+                                      noise_stddev=args.noise, verbose=2)
+    pretrain_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
+    history = model.fit(x, epochs=epochs, batch_size=args.batch_size, verbose=2,
+                        callbacks=fit_callbacks)
+    cluster_seconds = time.perf_counter() - start
+    labels = model.predict_labels(x)
+
+    report = {
+        "method": args.method,
+        "dataset": args.dataset,
+        "n_samples": len(x),
+        "n_clusters": n_clusters,
+        "seed": args.seed,
+        "pretrain_epochs": len(pretrain_history.history["loss"]),
+        "clustering_epochs": len(history.history["loss"]),
+        "noise": args.noise,
+        "batch_size": args.batch_size,
+        "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
+        "cluster_sizes": [int(n) for n in _bincount(labels, n_clusters)],
+        "history": {"pretrain": pretrain_history.history, "clustering": history.history},
+    }
+    if y is not None:
+        report["scores"] = metrics.clustering_scores(y, labels)
+        report["kmeans_on_inputs"] = _kmeans_scores(x, y, n_clusters, args.seed)
+    _write_outputs(model, x, labels, report, out)
+    _print_report(report, out)
+    return 0
+
+
+def _bincount(labels, n_clusters):
+    import numpy as np
+
+    return np.bincount(labels, minlength=n_clusters)
+
+
+def _kmeans_scores(x, y, n_clusters, seed):
+    from sklearn.cluster import KMeans
+
+    from keras_deepclust import metrics
+
+    labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(x.reshape(len(x), -1))
+    return metrics.clustering_scores(y, labels)
+
+
+def _write_outputs(model, x, labels, report, out):
+    from keras_deepclust import plots
+    from keras_deepclust._io import atomic_path, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp)
+    write_json(out / "metrics.json", report)
+    plots.plot_training_curves(report["history"], out / "training_curves.png")
+    plots.plot_embedding(model.embed(x), labels, out / "embedding.png")
+    if x.ndim == 4:
+        sample = x[:10]
+        plots.plot_reconstructions(sample, model.reconstruct(sample), out / "reconstructions.png")
+        plots.plot_decoded_centroids(model, out / "decoded_centroids.png")
+
+
+def _print_report(report, out):
+    seconds = report["seconds"]
+    print(f"\npretraining {seconds['pretrain']:.1f} s ({report['pretrain_epochs']} epochs), "
+          f"clustering {seconds['clustering']:.1f} s ({report['clustering_epochs']} epochs)")
+    if "scores" in report:
+        print(f"{'':24s}{'ACC':>8s}{'NMI':>8s}{'ARI':>8s}")
+        for name, scores in ((report["method"], report["scores"]),
+                             ("k-means on inputs", report["kmeans_on_inputs"])):
+            print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
+    print(f"wrote {out}/model.keras, metrics.json and plots")
+
+
+def _evaluate(args):
+    import keras
+
+    from keras_deepclust import datasets, metrics
+
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"No such model file: {args.model}")
+    model = keras.saving.load_model(args.model)
+    x, y = datasets.load(args.dataset)
+    if y is None:
+        raise ValueError(f"{args.dataset} has no labels to evaluate against.")
+    scores = metrics.clustering_scores(y, model.predict_labels(x, batch_size=args.batch_size))
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+_COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "methods": _methods}
+
+if __name__ == "__main__":
+    sys.exit(main())

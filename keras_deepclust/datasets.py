@@ -1,0 +1,327 @@
+"""Data loaders. Each returns `(x, y)`: float32 `x` scaled to [0, 1] (images as
+`(n, height, width, channels)`, tables as `(n, n_features)`) and int labels `y`
+(or None when the source has none).
+
+numpy only (scikit-learn for the bundled digits); no TensorFlow.
+"""
+
+import csv
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_deepclust._validation import check_array, check_labels
+
+DATA_DIR_ENV = "KERAS_DEEPCLUST_DATA"
+_DEBIAN_DIRS = {
+    "fashion_mnist": "/usr/share/datasets/fashion-mnist",
+    "mnist": "/usr/share/datasets/mnist",
+}
+_HOW_TO_GET = {
+    "fashion_mnist": "On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`; or download "
+    "the four *-ubyte.gz files from https://github.com/zalandoresearch/fashion-mnist",
+    "mnist": "Download the four *-ubyte(.gz) files of MNIST (train/t10k images and labels)",
+}
+_IDX_DTYPES = {
+    0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Raised when a data set is not on this machine; the message says how to get it."""
+
+
+def scale_to_unit(x):
+    """Scales `x` to [0, 1]: uint8 pixels by 255; anything already within [0, 1] is
+    kept; anything else is min-max scaled over the whole array."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    low, high = float(x.min()), float(x.max())
+    if low >= 0.0 and high <= 1.0:
+        return x
+    return (x - low) / (high - low) if high > low else np.zeros_like(x)
+
+
+def load_digits():
+    """scikit-learn's bundled 8x8 digits (1797 images), the embedded default data.
+
+    Returns:
+        `(x, y)`: x `(1797, 8, 8, 1)` float32 in [0, 1] (pixel values 0..16 / 16), y int.
+
+    Example:
+
+    >>> x, y = load_digits()
+    >>> x.shape
+    (1797, 8, 8, 1)
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
+    return x, bunch.target.astype(np.int64)
+
+
+def read_idx(path):
+    """Reads one IDX file (gzipped or not) into a numpy array of its stored dtype."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"IDX file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r}).")
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise ValueError(
+            f"{path}: header says shape {shape} ({expected} bytes) but the file has "
+            f"{len(data) - header} bytes of data."
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def from_idx(images_path, labels_path=None):
+    """Images (and labels) from IDX files, e.g. MNIST's `t10k-images-idx3-ubyte.gz`.
+
+    Returns:
+        `(x, y)` with x `(n, height, width, 1)` (or `(n, height, width, channels)` for
+        4-D files) scaled to [0, 1]; y is None without `labels_path`.
+    """
+    images = read_idx(images_path)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    x = scale_to_unit(check_array(images, name=str(images_path), dtype=None))
+    y = None
+    if labels_path is not None:
+        y = check_labels(read_idx(labels_path).astype(np.int64), len(x), name=str(labels_path))
+    return x, y
+
+
+def _find_idx(directory, stem):
+    for suffix in ("-ubyte.gz", "-ubyte", ".gz", ""):
+        candidate = Path(directory) / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_idx_directory(directory, split="test"):
+    """MNIST-style directory with `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`.
+
+    Args:
+        directory: folder holding the files.
+        split: "train", "test" or "all" (train followed by test).
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}.")
+    parts = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split]
+    xs, ys = [], []
+    for prefix in parts:
+        images = _find_idx(directory, f"{prefix}-images-idx3")
+        labels = _find_idx(directory, f"{prefix}-labels-idx1")
+        if images is None or labels is None:
+            raise DataNotFoundError(
+                f"{directory} has no {prefix}-images-idx3-ubyte[.gz] / "
+                f"{prefix}-labels-idx1-ubyte[.gz] files."
+            )
+        x, y = from_idx(images, labels)
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _named_idx_dataset(name, path, split):
+    candidates = [path, os.environ.get(DATA_DIR_ENV)]
+    if os.environ.get(DATA_DIR_ENV):
+        candidates.append(str(Path(os.environ[DATA_DIR_ENV]) / name.replace("_", "-")))
+    candidates.append(_DEBIAN_DIRS[name])
+    for directory in filter(None, candidates):
+        if _find_idx(directory, "t10k-images-idx3") or _find_idx(directory, "train-images-idx3"):
+            return load_idx_directory(directory, split)
+    tfds_data = _from_tensorflow_datasets(name, split)
+    if tfds_data is not None:
+        return tfds_data
+    raise DataNotFoundError(
+        f"{name} not found. Looked in: {', '.join(filter(None, candidates))}. "
+        f"{_HOW_TO_GET[name]}, then pass the folder as path=..., --dataset DIR, or set "
+        f"{DATA_DIR_ENV}=DIR. With tensorflow-datasets installed and internet access it is "
+        "downloaded instead."
+    )
+
+
+def _from_tensorflow_datasets(name, split):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        return None
+    tfds_split = {"train": "train", "test": "test", "all": "train+test"}[split]
+    try:
+        images, labels = tfds.as_numpy(
+            tfds.load(name, split=tfds_split, batch_size=-1, as_supervised=True)
+        )
+    except Exception:  # offline, or the download failed: fall through to the error
+        return None
+    return scale_to_unit(images), labels.astype(np.int64)
+
+
+def load_fashion_mnist(path=None, split="test"):
+    """Fashion-MNIST from the standard IDX files.
+
+    Looks in `path`, then `$KERAS_DEEPCLUST_DATA` (and its `fashion-mnist/`), then
+    the Debian package's `/usr/share/datasets/fashion-mnist`, then tries
+    `tensorflow_datasets` when installed and online.
+
+    Args:
+        path: folder with the IDX files, or None.
+        split: "test" (10k), "train" (60k) or "all" (70k).
+
+    Returns:
+        `(x, y)`, x `(n, 28, 28, 1)` in [0, 1].
+    """
+    return _named_idx_dataset("fashion_mnist", path, split)
+
+
+def load_mnist(path=None, split="test"):
+    """MNIST from the standard IDX files; same search order and arguments as
+    `load_fashion_mnist` (Debian folder `/usr/share/datasets/mnist`)."""
+    return _named_idx_dataset("mnist", path, split)
+
+
+def load_usps(path):
+    """USPS from the common `usps.h5` (groups `train` and `test`, datasets `data`
+    with 256 values in [0, 1] and `target`). Returns all 9298 images `(n, 16, 16, 1)`."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"USPS file not found: {path}. Download usps.h5 and pass its path.")
+    with h5py.File(path, "r") as f:
+        x = np.concatenate([f[g]["data"][:] for g in ("train", "test")])
+        y = np.concatenate([f[g]["target"][:] for g in ("train", "test")])
+    return scale_to_unit(x.reshape(-1, 16, 16, 1)), y.astype(np.int64)
+
+
+def from_npz(path, x_key=None, y_key=None):
+    """Arrays from an `.npz`: `x_key` (default: "x", else the first array) and
+    `y_key` (default: "y" or "labels" when present)."""
+    path = _existing(path)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = list(archive.keys())
+        if not keys:
+            raise ValueError(f"{path} holds no arrays.")
+        x_key = x_key or ("x" if "x" in keys else keys[0])
+        if x_key not in keys:
+            raise ValueError(f"{path} has no array {x_key!r}; it has {keys}.")
+        y_key = y_key or next((k for k in ("y", "labels") if k in keys), None)
+        if y_key is not None and y_key not in keys:
+            raise ValueError(f"{path} has no array {y_key!r}; it has {keys}.")
+        x = archive[x_key]
+        y = archive[y_key] if y_key else None
+    return _finish(x, y, path)
+
+
+def from_npy(path, labels_path=None):
+    """Samples from an `.npy` (memory-mapped while reading), labels optionally from another."""
+    path = _existing(path)
+    x = np.load(path, mmap_mode="r", allow_pickle=False)
+    y = np.load(_existing(labels_path), allow_pickle=False) if labels_path else None
+    return _finish(x, y, path)
+
+
+def from_csv(path, label_column=None, delimiter=",", skip_header="auto"):
+    """Rows of a numeric CSV as samples; `label_column` (index or header name) as labels."""
+    path = _existing(path)
+    with open(path, newline="") as f:
+        first = next(csv.reader(f, delimiter=delimiter), None)
+    if first is None:
+        raise ValueError(f"{path} is empty.")
+    has_header = skip_header if skip_header != "auto" else not _all_numeric(first)
+    if isinstance(label_column, str):
+        if not has_header or label_column not in first:
+            raise ValueError(f"{path} has no column named {label_column!r}; header: {first}.")
+        label_column = first.index(label_column)
+    try:
+        table = np.loadtxt(path, delimiter=delimiter, skiprows=int(has_header), ndmin=2)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a numeric CSV: {error}") from None
+    y = None
+    if label_column is not None:
+        y = table[:, label_column].astype(np.int64)
+        table = np.delete(table, label_column, axis=1)
+    return _finish(table, y, path)
+
+
+def _all_numeric(cells):
+    try:
+        [float(c) for c in cells]
+    except ValueError:
+        return False
+    return True
+
+
+def _existing(path):
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"No such file: {path}")
+    return path
+
+
+def _finish(x, y, path):
+    x = scale_to_unit(check_array(x, name=str(path), dtype=None))
+    if y is not None:
+        y = check_labels(np.asarray(y).reshape(-1), len(x), name=f"labels of {path}")
+    return x, y
+
+
+NAMED = {
+    "digits": lambda: load_digits(),
+    "fashion_mnist": lambda: load_fashion_mnist(split="test"),
+    "fashion_mnist_train": lambda: load_fashion_mnist(split="train"),
+    "fashion_mnist_all": lambda: load_fashion_mnist(split="all"),
+    "mnist": lambda: load_mnist(split="test"),
+    "mnist_all": lambda: load_mnist(split="all"),
+}
+
+
+def load(name_or_path):
+    """A data set by name (see `NAMED`) or path: a folder of IDX files, `.npy`,
+    `.npz`, `.csv` (last column as labels when named "label"/"labels"/"y"), or
+    `usps.h5`. Used by the CLI's `--dataset`.
+
+    Returns:
+        `(x, y)`; y may be None.
+    """
+    key = str(name_or_path).replace("-", "_").lower()
+    if key in NAMED:
+        return NAMED[key]()
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_idx_directory(path)
+    if not path.exists():
+        raise DataNotFoundError(
+            f"Unknown dataset {name_or_path!r}: not a name ({', '.join(sorted(NAMED))}) "
+            "and no such file or folder."
+        )
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if suffixes.endswith(".npz"):
+        return from_npz(path)
+    if suffixes.endswith(".npy"):
+        return from_npy(path)
+    if suffixes.endswith(".csv"):
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        label = next((c for c in ("label", "labels", "y") if c in header), None)
+        return from_csv(path, label_column=label)
+    if suffixes.endswith(".h5"):
+        return load_usps(path)
+    if "ubyte" in path.name or "idx" in path.name:
+        return from_idx(path)
+    raise ValueError(f"Cannot tell the format of {path}: use .npy, .npz, .csv, .h5 or IDX.")

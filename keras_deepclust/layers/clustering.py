@@ -1,0 +1,76 @@
+"""Student-t soft assignment layer of DEC (Xie et al., 2016), as used by IDEC and DCEC."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class ClusteringLayer(keras.layers.Layer):
+    """Soft-assigns embedded points to `n_clusters` centroids with a Student's t kernel.
+
+    q_ij = (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha + 1) / 2), normalised over j
+    (Eq. 6 of the DCEC paper for alpha = 1). The centroids mu are a trainable
+    `(n_clusters, embedding_dim)` weight named `centroids`.
+
+    Args:
+        n_clusters: int >= 2, number of clusters K.
+        alpha: float > 0, degrees of freedom of the Student's t kernel.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Returns:
+        A `(batch, n_clusters)` tensor of soft assignments whose rows sum to 1.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = ClusteringLayer(n_clusters=3)
+    >>> q = layer(np.zeros((4, 2), "float32"))
+    >>> q.shape
+    TensorShape([4, 3])
+    """
+
+    def __init__(self, n_clusters, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 2:
+            raise ValueError(f"n_clusters must be an integer >= 2, got {n_clusters!r}.")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}.")
+        self.n_clusters = n_clusters
+        self.alpha = float(alpha)
+        self.input_spec = keras.layers.InputSpec(ndim=2)
+
+    def build(self, input_shape):
+        embedding_dim = input_shape[-1]
+        if embedding_dim is None:
+            raise ValueError(
+                "ClusteringLayer needs a known embedding size (last input dimension), "
+                f"got input shape {input_shape}."
+            )
+        self.centroids = self.add_weight(
+            shape=(self.n_clusters, embedding_dim),
+            initializer="glorot_uniform",
+            name="centroids",
+        )
+
+    def call(self, inputs):
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        squared_distances = ops.sum(
+            ops.square(ops.expand_dims(inputs, axis=1) - self.centroids), axis=2
+        )
+        kernel = ops.power(1.0 + squared_distances / self.alpha, -(self.alpha + 1.0) / 2.0)
+        return kernel / ops.sum(kernel, axis=1, keepdims=True)
+
+    def set_centroids(self, centroids):
+        """Assigns new centroid values (e.g. from k-means), checking their shape."""
+        expected = tuple(self.centroids.shape)
+        if tuple(centroids.shape) != expected:
+            raise ValueError(f"centroids must have shape {expected}, got {tuple(centroids.shape)}.")
+        self.centroids.assign(centroids)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_clusters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_clusters": self.n_clusters, "alpha": self.alpha})
+        return config

@@ -1,0 +1,103 @@
+"""What every clustering model of the package shares: input checks, hard labels,
+the method registry used by the CLI, export and benchmarks."""
+
+import keras
+import numpy as np
+
+from keras_deepclust._validation import check_array, check_n_clusters
+
+_METHODS = {}
+
+
+def register_method(name):
+    """Class decorator that makes a model available under a CLI method `name`."""
+
+    def decorator(cls):
+        if name in _METHODS:
+            raise ValueError(f"method name {name!r} is already registered to {_METHODS[name]}.")
+        _METHODS[name] = cls
+        return cls
+
+    return decorator
+
+
+def list_methods():
+    """Names of the registered methods, e.g. `['dcec', 'dec', 'dec-conv', 'idec']`."""
+    return sorted(_METHODS)
+
+
+def get_method(name):
+    """Model class registered under `name`; a `ValueError` lists the known names."""
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown method {name!r}. Known methods: {', '.join(list_methods())}."
+        ) from None
+
+
+def _check_backend():
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "keras-deepclust models train with the TensorFlow backend, but Keras is using "
+            f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to 'tensorflow' "
+            "before importing keras."
+        )
+
+
+class ClusteringModel(keras.Model):
+    """Base class: a `keras.Model` whose `predict` returns soft assignments (N x K).
+
+    Subclasses build their networks in `build()` from the sample shape, which is
+    taken from `sample_shape` or inferred from the data at the first
+    `pretrain`/`fit`.
+    """
+
+    def __init__(self, n_clusters=10, sample_shape=None, random_state=None, **kwargs):
+        _check_backend()
+        super().__init__(**kwargs)
+        self.n_clusters = check_n_clusters(n_clusters)
+        if random_state is not None and (
+            isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+        ):
+            raise ValueError(f"random_state must be an int or None, got {random_state!r}.")
+        self.random_state = None if random_state is None else int(random_state)
+        self.sample_shape = None if sample_shape is None else tuple(int(s) for s in sample_shape)
+
+    def _prepare_data(self, x, name="x"):
+        """Checks `x` (finite, numeric, right sample shape) and builds the model on first use."""
+        x = check_array(x, name=name)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        elif tuple(x.shape[1:]) != self.sample_shape:
+            raise ValueError(
+                f"{name} has samples of shape {tuple(x.shape[1:])} but the model was built "
+                f"for samples of shape {self.sample_shape}."
+            )
+        return x
+
+    def _seed(self):
+        if self.random_state is not None:
+            keras.utils.set_random_seed(self.random_state)
+
+    def predict(self, x, batch_size=256, verbose=0, **kwargs):
+        """Soft cluster assignments, an `(n_samples, n_clusters)` float32 array."""
+        return super().predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def predict_labels(self, x, batch_size=256, verbose=0):
+        """Hard cluster labels, an `(n_samples,)` int32 array (argmax of `predict`)."""
+        return np.argmax(self.predict(x, batch_size=batch_size, verbose=verbose), axis=1).astype(
+            np.int32
+        )
+
+    def embed(self, x, batch_size=256, verbose=0):
+        """Codes of `x` from the encoder, an `(n_samples, embedding_dim)` array."""
+        return self.encoder.predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "n_clusters": self.n_clusters,
+            "sample_shape": None if self.sample_shape is None else list(self.sample_shape),
+            "random_state": self.random_state,
+        }

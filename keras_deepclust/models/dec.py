@@ -1,0 +1,494 @@
+"""DEC, IDEC, DEC-conv and DCEC: the deep embedded clustering family.
+
+One model class covers the four variants of Guo et al., "Deep Clustering with
+Convolutional Autoencoders" (ICONIP 2017): a dense (SAE) or convolutional (CAE)
+autoencoder, a `ClusteringLayer` on its code, and the objective
+
+    L = L_r + gamma * L_c                    (Eq. 5)
+
+with L_c = KL(P || Q) to a target P refreshed from the whole data every
+`update_interval` steps (Eqs. 6-8). Without reconstruction (DEC, DEC-conv) the
+objective is L_c alone, as Eq. 5 reduces to for gamma = 1, L_r = 0.
+"""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.cluster import KMeans
+
+from keras_deepclust import losses, networks
+from keras_deepclust._validation import check_n_clusters
+from keras_deepclust.callbacks import TargetDistributionUpdater
+from keras_deepclust.layers import ClusteringLayer
+from keras_deepclust.models.base import ClusteringModel, register_method
+
+# Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
+# DCEC authors' code. Training normally ends earlier through `tol`.
+MAX_ITERATIONS = 20000
+_PAPER_PRETRAIN_EPOCHS = {"dense": 400, "conv": 200}
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class DeepEmbeddedClustering(ClusteringModel):
+    """Deep embedded clustering with an optional reconstruction term (DEC/IDEC/DEC-conv/DCEC).
+
+    Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;
+    `fit(x)` initialises the centroids by k-means on the codes (once), then trains
+    encoder (and decoder) and centroids with the clustering objective. The target
+    distribution P is refreshed from all of `x` every `update_interval` steps, and
+    training stops when fewer than `tol` of the labels changed between two
+    refreshes, all inside `keras.Model.fit`, so callbacks, `validation_data`,
+    `History` and progress bars work as usual.
+
+    Args:
+        n_clusters: number of clusters K (>= 2).
+        network: "dense" (SAE d-500-500-2000-10) or "conv" (CAE
+            conv32(5)-conv64(5)-conv128(3)-FC10).
+        reconstruction: keep the decoder's reconstruction loss during clustering
+            (IDEC, DCEC) or not (DEC, DEC-conv).
+        gamma: weight of the clustering loss: L = L_r + gamma * L_c (paper: 0.1).
+            Only used with `reconstruction=True`.
+        alpha: degrees of freedom of the Student's t kernel.
+        embedding_dim: size of the code.
+        hidden_units: widths of the dense encoder (network="dense").
+        filters: filters of the conv encoder (network="conv").
+        kernel_sizes: kernel sizes of the conv encoder (network="conv").
+        update_interval: T, steps between refreshes of the target distribution.
+        tol: delta, stop when the fraction of changed labels between two refreshes is
+            below it.
+        n_init: k-means restarts for the centroid initialisation.
+        sample_shape: shape of one sample; inferred from the data when None.
+        random_state: int seed for weights, shuffling, noise and k-means, or None.
+
+    Example:
+
+    ```python
+    import keras_deepclust as kdc
+
+    x, y = kdc.datasets.load_digits()
+    model = kdc.DCEC(n_clusters=10, random_state=0)
+    model.pretrain(x, epochs=100)
+    model.fit(x, callbacks=[kdc.callbacks.ClusteringMetrics(x, y)])
+    labels = model.predict_labels(x)
+    ```
+    """
+
+    def __init__(
+        self,
+        n_clusters=10,
+        network="dense",
+        reconstruction=True,
+        gamma=0.1,
+        alpha=1.0,
+        embedding_dim=10,
+        hidden_units=networks.DENSE_HIDDEN_UNITS,
+        filters=networks.CONV_FILTERS,
+        kernel_sizes=networks.CONV_KERNEL_SIZES,
+        update_interval=140,
+        tol=0.001,
+        n_init=20,
+        sample_shape=None,
+        random_state=None,
+        **kwargs,
+    ):
+        super().__init__(
+            n_clusters=n_clusters, sample_shape=sample_shape, random_state=random_state, **kwargs
+        )
+        if network not in networks.BUILDERS:
+            raise ValueError(f"network must be one of {sorted(networks.BUILDERS)}, got {network!r}.")
+        if not gamma > 0:
+            raise ValueError(f"gamma must be > 0, got {gamma!r}.")
+        if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
+            raise ValueError(f"update_interval must be a positive integer, got {update_interval!r}.")
+        if not 0 <= tol < 1:
+            raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
+        if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
+            raise ValueError(f"n_init must be a positive integer, got {n_init!r}.")
+        self.network = network
+        self.reconstruction = bool(reconstruction)
+        self.gamma = float(gamma)
+        self.alpha = float(alpha)
+        self.embedding_dim = embedding_dim
+        self.hidden_units = tuple(hidden_units)
+        self.filters = tuple(filters)
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.update_interval = update_interval
+        self.tol = float(tol)
+        self.n_init = n_init
+        # The target distribution is indexed by row, and N is only known at fit time:
+        # plain tf.Variables of unknown leading size hold it (saved by save_own_variables).
+        self._target = tf.Variable(
+            tf.zeros((0, self.n_clusters)), shape=tf.TensorShape([None, self.n_clusters]),
+            trainable=False, name="target_distribution",
+        )
+        self._previous_labels = tf.Variable(
+            tf.zeros((0,), tf.int32), shape=tf.TensorShape([None]), trainable=False,
+            name="previous_labels",
+        )
+        self._target_fingerprint = np.zeros(2)
+        self._trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", "clustering_loss", "reconstruction_loss")
+        }
+        if self.sample_shape is not None:
+            self.build((None, *self.sample_shape))
+
+    # ----------------------------------------------------------------- building
+    def build(self, input_shape):
+        if self.built:
+            return
+        self.sample_shape = tuple(int(s) for s in input_shape[1:])
+        builder = networks.BUILDERS[self.network]
+        options = (
+            {"hidden_units": self.hidden_units}
+            if self.network == "dense"
+            else {"filters": self.filters, "kernel_sizes": self.kernel_sizes}
+        )
+        self.encoder, self.decoder = builder(
+            self.sample_shape, embedding_dim=self.embedding_dim,
+            random_state=self.random_state, **options,
+        )
+        self.clustering = ClusteringLayer(self.n_clusters, alpha=self.alpha, name="clustering")
+        self.clustering.build((None, self.embedding_dim))
+        self._is_pretrained = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="is_pretrained"
+        )
+        self._centroids_ready = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="centroids_ready"
+        )
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.clustering(self.encoder(inputs, training=training))
+
+    @property
+    def is_pretrained(self):
+        """True once `pretrain` has run (saved with the model)."""
+        return self.built and bool(self._is_pretrained.numpy())
+
+    @property
+    def centroids_initialized(self):
+        """True once the centroids were initialised by k-means (saved with the model)."""
+        return self.built and bool(self._centroids_ready.numpy())
+
+    # -------------------------------------------------------------- pretraining
+    def pretrain(
+        self,
+        x,
+        epochs=None,
+        batch_size=256,
+        optimizer=None,
+        noise_stddev=0.0,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        jit_compile=None,
+    ):
+        """Trains the autoencoder on reconstruction alone (gamma = 0 in the paper).
+
+        Args:
+            x: training data, `(n_samples, ...)`.
+            epochs: passes over `x`; None takes the paper's (400 dense, 200 conv).
+            batch_size: samples per step.
+            optimizer: a Keras optimizer or its name; None takes the paper's (SGD lr
+                0.01 momentum 0.9 for dense, Adam for conv).
+            noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
+            verbose, callbacks, validation_split: as in `keras.Model.fit`.
+            jit_compile: XLA-compile the step; None compiles only when a GPU is
+                visible (on CPU, XLA made these small networks about 2x slower).
+
+        Returns:
+            The `History` of the autoencoder training.
+        """
+        x = self._prepare_data(x)
+        if not noise_stddev >= 0:
+            raise ValueError(f"noise_stddev must be >= 0, got {noise_stddev!r}.")
+        self._seed()
+        if epochs is None:
+            epochs = _PAPER_PRETRAIN_EPOCHS[self.network]
+        if optimizer is None:
+            optimizer = (
+                keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+                if self.network == "dense"
+                else keras.optimizers.Adam()
+            )
+        inputs = keras.Input(shape=self.sample_shape)
+        noisy = (
+            keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
+            if noise_stddev > 0
+            else inputs
+        )
+        autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
+        autoencoder.compile(optimizer=optimizer, loss="mse", jit_compile=_jit(jit_compile))
+        history = autoencoder.fit(
+            x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
+            callbacks=callbacks, validation_split=validation_split,
+        )
+        self._is_pretrained.assign(1)
+        self._centroids_ready.assign(0)  # old centroids belong to the old codes
+        self._target.assign(tf.zeros((0, self.n_clusters)))
+        return history
+
+    def reconstruct(self, x, batch_size=256, verbose=0):
+        """Autoencoder reconstruction of `x` (same shape as `x`)."""
+        codes = self.embed(x, batch_size=batch_size, verbose=verbose)
+        return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
+
+    # ------------------------------------------------------------ clustering
+    def initialize_centroids(self, x, batch_size=256):
+        """Sets the centroids by k-means (`n_init` restarts) on the codes of `x`.
+
+        Returns:
+            The k-means labels, `(n_samples,)` int32.
+        """
+        codes = self.embed(x, batch_size=batch_size)
+        if not np.isfinite(codes).all():
+            raise ValueError(
+                "The encoder produced NaN or infinite codes; pretraining diverged. Lower the "
+                "learning rate or check the input scaling."
+            )
+        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
+        labels = kmeans.fit_predict(codes).astype(np.int32)
+        self.clustering.set_centroids(kmeans.cluster_centers_.astype(np.float32))
+        self._previous_labels.assign(labels)
+        self._target.assign(tf.zeros((0, self.n_clusters)))
+        self._centroids_ready.assign(1)
+        return labels
+
+    def has_target_for(self, x):
+        """Whether the stored target distribution was computed on this very `x`."""
+        return int(tf.shape(self._target)[0]) == len(x) and np.allclose(
+            self._target_fingerprint, _fingerprint(x)
+        )
+
+    def update_target_distribution(self, x, batch_size=256):
+        """Recomputes P from all of `x` (Eq. 8) and stores it for the next steps.
+
+        Returns:
+            The fraction of hard labels that changed since the previous update (or
+            since the k-means initialisation), or None when there is nothing to
+            compare with.
+        """
+        q = self.predict(x, batch_size=batch_size)
+        labels = np.argmax(q, axis=1).astype(np.int32)
+        previous = self._previous_labels.numpy()
+        delta = float(np.mean(labels != previous)) if previous.shape == labels.shape else None
+        self._target.assign(np.asarray(losses.target_distribution(q)))
+        self._previous_labels.assign(labels)
+        self._target_fingerprint = _fingerprint(x)
+        return delta
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=256,
+        epochs=None,
+        verbose="auto",
+        callbacks=None,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+        **kwargs,
+    ):
+        """Clustering phase. Same arguments as `keras.Model.fit`, with these differences:
+
+        Args:
+            x: the data to cluster, `(n_samples, ...)`; also the set P is computed on.
+            y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
+                against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
+            epochs: None runs until `tol` stops training, at most `MAX_ITERATIONS` steps.
+            validation_data: `x_val` or `(x_val, y_val)`; the validation loss uses a
+                target computed from each validation batch itself.
+
+        Returns:
+            The `History`; `history.history["delta_label"]` has the label change at the
+            last target update of each epoch. `self.target_updater` keeps this fit's
+            `TargetDistributionUpdater` (its `updates` and `stopped_step`).
+        """
+        if y is not None:
+            raise ValueError(
+                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
+                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]."
+            )
+        for unsupported in ("sample_weight", "class_weight"):
+            if kwargs.get(unsupported) is not None:
+                raise ValueError(f"{unsupported} is not supported by clustering models.")
+        x = self._prepare_data(x)
+        check_n_clusters(self.n_clusters, len(x))
+        if validation_data is not None and not isinstance(validation_data, tuple):
+            validation_data = (validation_data,)
+        self._seed()
+        if not self.is_pretrained:
+            warnings.warn(
+                "The autoencoder was not pretrained: call pretrain(x) first, or the centroids "
+                "are initialised on the codes of a random network.",
+                stacklevel=2,
+            )
+        if not self.centroids_initialized:
+            self.initialize_centroids(x, batch_size=batch_size)
+        if not self.compiled:
+            self.compile(optimizer=keras.optimizers.Adam(), jit_compile=_jit(None))
+        if not self.optimizer.built:
+            # Over *all* trainable variables, even those a variant leaves untouched (the
+            # decoder of DEC), so a saved optimizer state loads back in the same order.
+            self.optimizer.build(self.trainable_variables)
+        if epochs is None:
+            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
+        self.target_updater = TargetDistributionUpdater(
+            x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size
+        )
+        return super().fit(
+            x, np.arange(len(x), dtype=np.int32), batch_size=batch_size, epochs=epochs,
+            verbose=verbose, callbacks=[self.target_updater, *(callbacks or [])],
+            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ train steps
+    def _compute_losses(self, x, target, training):
+        z = self.encoder(x, training=training)
+        q = self.clustering(z)
+        clustering_loss = losses.kl_divergence(target(q), q)
+        if not self.reconstruction:
+            return clustering_loss, clustering_loss, None
+        reconstruction_loss = losses.reconstruction_error(x, self.decoder(z, training=training))
+        return reconstruction_loss + self.gamma * clustering_loss, clustering_loss, reconstruction_loss
+
+    def train_step(self, data):
+        x, index = data[0], data[1]
+        target = tf.gather(self._target, index)
+        variables = self.encoder.trainable_variables + self.clustering.trainable_variables
+        if self.reconstruction:
+            variables += self.decoder.trainable_variables
+        with tf.GradientTape() as tape:
+            per_example, clustering_loss, reconstruction_loss = self._compute_losses(
+                x, lambda q: target, training=True
+            )
+            loss = tf.reduce_mean(per_example)
+            if self.losses:
+                loss += tf.add_n(self.losses)
+            # Keras does not scale a custom train_step's loss under tf.distribute.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = loss / replicas
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._update_trackers(loss, clustering_loss, reconstruction_loss)
+
+    def test_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        per_example, clustering_loss, reconstruction_loss = self._compute_losses(
+            x, lambda q: tf.stop_gradient(losses.target_distribution(q)), training=False
+        )
+        return self._update_trackers(tf.reduce_mean(per_example), clustering_loss, reconstruction_loss)
+
+    def _update_trackers(self, loss, clustering_loss, reconstruction_loss):
+        self._trackers["loss"].update_state(loss)
+        self._trackers["clustering_loss"].update_state(clustering_loss)
+        if reconstruction_loss is not None:
+            self._trackers["reconstruction_loss"].update_state(reconstruction_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        names = ["loss", "clustering_loss"] + (["reconstruction_loss"] if self.reconstruction else [])
+        return [self._trackers[name] for name in names]
+
+    # ------------------------------------------------------------ saving
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["target_distribution"] = self._target.numpy()
+        store["previous_labels"] = self._previous_labels.numpy()
+        store["target_fingerprint"] = self._target_fingerprint
+
+    def load_own_variables(self, store):
+        own_variables = self._trainable_variables + self._non_trainable_variables
+        for i, variable in enumerate(own_variables):
+            variable.assign(store[str(i)])
+        if "target_distribution" in store:
+            self._target.assign(np.asarray(store["target_distribution"]))
+            self._previous_labels.assign(np.asarray(store["previous_labels"]))
+            self._target_fingerprint = np.asarray(store["target_fingerprint"])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": self.network,
+                "reconstruction": self.reconstruction,
+                "gamma": self.gamma,
+                "alpha": self.alpha,
+                "embedding_dim": self.embedding_dim,
+                "hidden_units": list(self.hidden_units),
+                "filters": list(self.filters),
+                "kernel_sizes": list(self.kernel_sizes),
+                "update_interval": self.update_interval,
+                "tol": self.tol,
+                "n_init": self.n_init,
+            }
+        )
+        return config
+
+
+def _jit(jit_compile):
+    if jit_compile is None:
+        return bool(tf.config.list_logical_devices("GPU"))
+    return jit_compile
+
+
+def _fingerprint(x):
+    """Cheap identity check of a data set: its sum and sum of squares."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.array([x.sum(), np.square(x).sum()])
+
+
+@register_method("dec")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class DEC(DeepEmbeddedClustering):
+    """DEC (Xie et al., 2016): dense SAE, clustering loss only.
+
+    `DeepEmbeddedClustering` with `network="dense"`, `reconstruction=False`; see it for
+    all arguments.
+    """
+
+    def __init__(self, n_clusters=10, network="dense", reconstruction=False, **kwargs):
+        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
+
+
+@register_method("idec")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class IDEC(DeepEmbeddedClustering):
+    """IDEC (Guo et al., 2017): dense SAE, reconstruction + gamma * clustering loss.
+
+    `DeepEmbeddedClustering` with `network="dense"`, `reconstruction=True`.
+    """
+
+    def __init__(self, n_clusters=10, network="dense", reconstruction=True, **kwargs):
+        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
+
+
+@register_method("dec-conv")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class DECConv(DeepEmbeddedClustering):
+    """DEC-conv: convolutional CAE, clustering loss only.
+
+    `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=False`.
+    """
+
+    def __init__(self, n_clusters=10, network="conv", reconstruction=False, **kwargs):
+        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
+
+
+@register_method("dcec")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class DCEC(DeepEmbeddedClustering):
+    """DCEC (Guo et al., 2017): convolutional CAE, reconstruction + gamma * clustering loss.
+
+    `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=True`.
+    """
+
+    def __init__(self, n_clusters=10, network="conv", reconstruction=True, **kwargs):
+        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)

@@ -1,0 +1,192 @@
+"""Autoencoder builders: the dense SAE of DEC/IDEC and the convolutional CAE of DCEC.
+
+Each builder returns `(encoder, decoder)` functional models: the encoder maps an
+input of `input_shape` to a code, the decoder maps the code back to exactly
+`input_shape`.
+"""
+
+import math
+
+import keras
+
+DENSE_HIDDEN_UNITS = (500, 500, 2000)
+CONV_FILTERS = (32, 64, 128)
+CONV_KERNEL_SIZES = (5, 5, 3)
+
+
+class _SeededInitializers:
+    """Hands out Glorot-uniform initializers with distinct seeds derived from one seed,
+    so a network built twice with the same `random_state` starts from the same weights."""
+
+    def __init__(self, random_state):
+        self._seed = random_state
+        self._count = 0
+
+    def __call__(self):
+        if self._seed is None:
+            return keras.initializers.GlorotUniform()
+        self._count += 1
+        return keras.initializers.GlorotUniform(seed=self._seed * 1000 + self._count)
+
+
+def dense_autoencoder(
+    input_shape,
+    hidden_units=DENSE_HIDDEN_UNITS,
+    embedding_dim=10,
+    activation="relu",
+    output_activation=None,
+    random_state=None,
+):
+    """Stacked autoencoder d-500-500-2000-10 with a mirrored decoder (DEC, IDEC).
+
+    Internal layers use `activation`; the code and the output are linear by default,
+    as in the DEC and DCEC papers. Inputs of any rank are flattened, and the decoder
+    reshapes back to `input_shape`.
+
+    Args:
+        input_shape: shape of one sample, e.g. `(784,)` or `(28, 28, 1)`.
+        hidden_units: widths of the encoder's hidden layers; the decoder mirrors them.
+        embedding_dim: size of the code.
+        activation: activation of the hidden layers.
+        output_activation: activation of the reconstruction (None = linear).
+        random_state: int seed for the weight initialisers, or None.
+
+    Returns:
+        `(encoder, decoder)` functional `keras.Model`s.
+
+    Example:
+
+    >>> encoder, decoder = dense_autoencoder((64,), hidden_units=(32,), embedding_dim=4)
+    >>> encoder.output.shape
+    (None, 4)
+    """
+    input_shape = _checked_shape(input_shape, min_rank=1)
+    _check_positive_ints(hidden_units, "hidden_units")
+    _check_positive_ints([embedding_dim], "embedding_dim")
+    init = _SeededInitializers(random_state)
+    n_features = math.prod(input_shape)
+
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    h = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for i, units in enumerate(hidden_units):
+        h = keras.layers.Dense(units, activation, kernel_initializer=init(), name=f"encoder_{i}")(h)
+    code = keras.layers.Dense(embedding_dim, kernel_initializer=init(), name="embedding")(h)
+    encoder = keras.Model(inputs, code, name="encoder")
+
+    code_in = keras.Input(shape=(embedding_dim,), name="code")
+    h = code_in
+    for i, units in enumerate(reversed(hidden_units)):
+        h = keras.layers.Dense(units, activation, kernel_initializer=init(), name=f"decoder_{i}")(h)
+    h = keras.layers.Dense(
+        n_features, output_activation, kernel_initializer=init(), name="reconstruction"
+    )(h)
+    if len(input_shape) > 1:
+        h = keras.layers.Reshape(input_shape, name="unflatten")(h)
+    decoder = keras.Model(code_in, h, name="decoder")
+    return encoder, decoder
+
+
+def conv_autoencoder(
+    input_shape,
+    filters=CONV_FILTERS,
+    kernel_sizes=CONV_KERNEL_SIZES,
+    embedding_dim=10,
+    activation="relu",
+    output_activation=None,
+    random_state=None,
+):
+    """Convolutional autoencoder of DCEC: conv32(5)->conv64(5)->conv128(3)->FC(code).
+
+    Every convolution has stride 2 and "same" padding; the decoder mirrors the encoder
+    with stride-2 `Conv2DTranspose` layers and crops where a stride-2 upsampling
+    overshoots, so any image size is reconstructed exactly (28x28, 16x16, 8x8, 32x32x3).
+    (The DCEC paper's code uses "valid" padding in the last layer for 28x28 inputs only.)
+
+    Args:
+        input_shape: `(height, width, channels)` of one image.
+        filters: filters of each encoder convolution.
+        kernel_sizes: kernel size of each encoder convolution (same length as `filters`).
+        embedding_dim: size of the code.
+        activation: activation of the hidden layers.
+        output_activation: activation of the reconstruction (None = linear).
+        random_state: int seed for the weight initialisers, or None.
+
+    Returns:
+        `(encoder, decoder)` functional `keras.Model`s.
+
+    Example:
+
+    >>> encoder, decoder = conv_autoencoder((8, 8, 1))
+    >>> decoder.output.shape
+    (None, 8, 8, 1)
+    """
+    input_shape = _checked_shape(input_shape, min_rank=3, max_rank=3, network="conv")
+    _check_positive_ints(filters, "filters")
+    _check_positive_ints(kernel_sizes, "kernel_sizes")
+    _check_positive_ints([embedding_dim], "embedding_dim")
+    if len(filters) != len(kernel_sizes):
+        raise ValueError(
+            f"filters and kernel_sizes must have the same length, got {len(filters)} "
+            f"and {len(kernel_sizes)}."
+        )
+    init = _SeededInitializers(random_state)
+    sizes = [tuple(input_shape[:2])]
+    for _ in filters:
+        sizes.append(tuple(math.ceil(s / 2) for s in sizes[-1]))
+
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    h = inputs
+    for i, (n, k) in enumerate(zip(filters, kernel_sizes)):
+        h = keras.layers.Conv2D(
+            n, k, strides=2, padding="same", activation=activation,
+            kernel_initializer=init(), name=f"conv_{i}",
+        )(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    code = keras.layers.Dense(embedding_dim, kernel_initializer=init(), name="embedding")(h)
+    encoder = keras.Model(inputs, code, name="encoder")
+
+    code_in = keras.Input(shape=(embedding_dim,), name="code")
+    bottom = sizes[-1]
+    h = keras.layers.Dense(
+        bottom[0] * bottom[1] * filters[-1], activation, kernel_initializer=init(), name="fc"
+    )(code_in)
+    h = keras.layers.Reshape((*bottom, filters[-1]), name="unflatten")(h)
+    out_filters = list(reversed(filters[:-1])) + [input_shape[-1]]
+    for i, (n, k) in enumerate(zip(out_filters, reversed(kernel_sizes))):
+        is_last = i == len(out_filters) - 1
+        h = keras.layers.Conv2DTranspose(
+            n, k, strides=2, padding="same",
+            activation=output_activation if is_last else activation,
+            kernel_initializer=init(), name=f"deconv_{i}",
+        )(h)
+        target = sizes[-2 - i]
+        current = sizes[-1 - i]
+        overshoot = (2 * current[0] - target[0], 2 * current[1] - target[1])
+        if any(overshoot):
+            h = keras.layers.Cropping2D(((0, overshoot[0]), (0, overshoot[1])), name=f"crop_{i}")(h)
+    decoder = keras.Model(code_in, h, name="decoder")
+    return encoder, decoder
+
+
+def _checked_shape(input_shape, min_rank, max_rank=None, network="dense"):
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}.")
+    if len(shape) < min_rank or (max_rank is not None and len(shape) > max_rank) or min(shape) < 1:
+        if network == "conv":
+            raise ValueError(
+                "The conv network needs images of shape (height, width, channels), "
+                f"got sample shape {input_shape!r}. Use network='dense' for flat features."
+            )
+        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}.")
+    return shape
+
+
+def _check_positive_ints(values, name):
+    values = list(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ValueError(f"{name} must be positive integers, got {values!r}.")
+
+
+BUILDERS = {"dense": dense_autoencoder, "conv": conv_autoencoder}

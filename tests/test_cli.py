@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_deepclust import cli
+
+
+@pytest.fixture
+def image_npz(tmp_path, tiny_images):
+    x, y = tiny_images
+    path = tmp_path / "images.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["fit", "dcec", "--dataset", str(image_npz), "--quick", "--seed", "3",
+                     "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_clusters"] == 3 and report["seed"] == 3
+    assert report["pretrain_epochs"] == 20 and report["clustering_epochs"] <= 20
+    assert sum(report["cluster_sizes"]) == 60
+    assert set(report["scores"]) == {"acc", "nmi", "ari", "v_measure"}
+    assert 0 <= report["kmeans_on_inputs"]["acc"] <= 1
+    for name in ("model.keras", "training_curves.png", "embedding.png",
+                 "reconstructions.png", "decoded_centroids.png"):
+        assert (out / name).stat().st_size > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    printed = capsys.readouterr().out
+    assert "k-means on inputs" in printed and "dcec" in printed
+
+    assert cli.main(["evaluate", str(out / "model.keras"), "--dataset", str(image_npz)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated == pytest.approx(report["scores"])
+
+
+def test_fit_is_repeatable_with_a_seed(tmp_path, image_npz):
+    scores = []
+    for run in ("a", "b"):
+        cli.main(["fit", "idec", "--dataset", str(image_npz), "--quick", "--seed", "1",
+                  "--clusters", "4", "--out", str(tmp_path / run)])
+        report = json.loads((tmp_path / run / "metrics.json").read_text())
+        scores.append((report["scores"], report["history"]["clustering"]["loss"]))
+    assert scores[0] == scores[1]
+
+
+def test_cli_errors(tmp_path, image_npz, capsys):
+    assert cli.main(["fit", "nope", "--dataset", "digits", "--out", str(tmp_path)]) == 2
+    assert "Unknown method 'nope'. Known methods: dcec" in capsys.readouterr().err
+    assert cli.main(["fit", "dec", "--dataset", str(tmp_path / "missing.npy"),
+                     "--out", str(tmp_path)]) == 2
+    assert "Unknown dataset" in capsys.readouterr().err
+    unlabelled = tmp_path / "unlabelled.npy"
+    np.save(unlabelled, np.random.default_rng(0).uniform(size=(10, 4)))
+    assert cli.main(["fit", "dec", "--dataset", str(unlabelled), "--out", str(tmp_path)]) == 2
+    assert "has no labels: pass --clusters K" in capsys.readouterr().err
+    assert cli.main(["fit", "dec", "--dataset", str(unlabelled), "--clusters", "11",
+                     "--quick", "--out", str(tmp_path)]) == 2
+    assert "n_clusters=11 is larger than the number of samples (10)" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "none.keras"), "--dataset", "digits"]) == 2
+    assert "No such model file" in capsys.readouterr().err
+
+
+def test_console_script_lists_methods():
+    result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["dcec", "dec", "dec-conv", "idec"]

@@ -1,0 +1,172 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_deepclust as kdc
+from keras_deepclust import losses
+from keras_deepclust.models import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering, get_method
+
+SMALL_DENSE = {"hidden_units": (16, 16), "embedding_dim": 3}
+SMALL_CONV = {"filters": (4, 8), "kernel_sizes": (3, 3), "embedding_dim": 3}
+
+
+def ready_model(x, cls=IDEC, pretrain_epochs=20, **kwargs):
+    options = dict(SMALL_CONV if cls in (DCEC, DECConv) else SMALL_DENSE)
+    options.update(kwargs)
+    model = cls(n_clusters=3, random_state=0, **options)
+    model.pretrain(x, epochs=pretrain_epochs, batch_size=16, optimizer="adam", verbose=0)
+    model.initialize_centroids(x)
+    return model
+
+
+def test_variants_and_registry():
+    assert kdc.list_methods() == ["dcec", "dec", "dec-conv", "idec"]
+    expected = {"dec": ("dense", False), "idec": ("dense", True),
+                "dec-conv": ("conv", False), "dcec": ("conv", True)}
+    for name, (network, reconstruction) in expected.items():
+        model = get_method(name)(n_clusters=4)
+        assert (model.network, model.reconstruction) == (network, reconstruction)
+    with pytest.raises(ValueError, match="Unknown method 'kmeans'. Known methods: dcec, dec"):
+        get_method("kmeans")
+
+
+def objective(model, x, p):
+    """L = L_r + gamma * KL(P || Q) (L_c alone without reconstruction), by numpy."""
+    q = model.predict(x)
+    kl = (p * np.log(p / q)).sum(1)
+    if not model.reconstruction:
+        return kl.mean(), kl.mean(), None
+    reconstruction = ((model.reconstruct(x) - x) ** 2).mean(1)
+    return np.mean(reconstruction + model.gamma * kl), kl.mean(), reconstruction.mean()
+
+
+def test_first_train_step_reports_the_hand_computed_loss(blobs):
+    x, _ = blobs
+    model = ready_model(x, gamma=0.5)
+    model.update_target_distribution(x)
+    p = np.asarray(losses.target_distribution(model.predict(x)))
+    expected, kl, reconstruction = objective(model, x, p)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3))
+    logs = model.train_on_batch(x, np.arange(90, dtype=np.int32), return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    assert logs["clustering_loss"] == pytest.approx(kl, rel=1e-4)
+    assert logs["reconstruction_loss"] == pytest.approx(reconstruction, rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", [DEC, IDEC])
+def test_one_train_step_lowers_the_loss(blobs, cls):
+    x, _ = blobs
+    model = ready_model(x, cls=cls)
+    model.update_target_distribution(x)
+    p = model._target.numpy()
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    before = objective(model, x, p)[0]
+    model.train_on_batch(x, np.arange(90, dtype=np.int32))
+    assert objective(model, x, p)[0] < before
+
+
+def test_target_refreshes_every_interval_without_tol(blobs):
+    x, _ = blobs
+    model = ready_model(x, update_interval=4, tol=0.0)
+    history = model.fit(x, epochs=5, batch_size=32, verbose=0)
+    steps = 5 * 3  # ceil(90 / 32) = 3 steps an epoch
+    assert int(model.optimizer.iterations.numpy()) == steps
+    updater = model.target_updater
+    assert [step for step, _ in updater.updates] == [0, 4, 8, 12]
+    assert updater.stopped_step is None
+    assert len(history.history["delta_label"]) == 5
+
+
+def test_tol_stops_training(blobs):
+    x, _ = blobs
+    model = ready_model(x, update_interval=3, tol=0.5)
+    history = model.fit(x, epochs=10, batch_size=32, verbose=0)
+    updater = model.target_updater
+    # Well separated blobs: labels barely change, so the first refresh after step 0 stops.
+    assert updater.stopped_step == 3
+    assert int(model.optimizer.iterations.numpy()) == 3
+    assert len(history.history["loss"]) == 1
+    assert history.history["delta_label"][-1] < 0.5
+
+
+def test_fit_learns_well_separated_clusters(blobs):
+    x, y = blobs
+    model = ready_model(x)
+    history = model.fit(x, epochs=3, batch_size=32, verbose=0,
+                        callbacks=[kdc.callbacks.ClusteringMetrics(x, y)])
+    assert history.history["acc"][-1] == 1.0
+    labels = model.predict_labels(x)
+    assert labels.dtype == np.int32 and labels.shape == (90,)
+
+
+@pytest.mark.parametrize("cls", [DEC, IDEC, DECConv, DCEC])
+def test_save_load_round_trip_and_resume(tmp_path, blobs, tiny_images, cls):
+    x = tiny_images[0] if cls in (DCEC, DECConv) else blobs[0]
+    model = ready_model(x, cls=cls, pretrain_epochs=5, update_interval=2, tol=0.0)
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored) is cls
+    assert restored.get_config() == model.get_config()
+    np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+    np.testing.assert_array_equal(restored._target.numpy(), model._target.numpy())
+    assert restored.is_pretrained and restored.centroids_initialized
+    assert restored.has_target_for(x)
+    assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
+    # Resuming gives the same weights as going on with the original model.
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    restored.fit(x, epochs=1, batch_size=32, verbose=0)
+    np.testing.assert_allclose(restored.predict(x), model.predict(x), atol=1e-5)
+
+
+def test_config_round_trip_of_each_variant():
+    for cls in (DEC, IDEC, DECConv, DCEC, DeepEmbeddedClustering):
+        model = cls(n_clusters=5, gamma=0.3, update_interval=7, random_state=1, **SMALL_DENSE)
+        clone = cls.from_config(model.get_config())
+        assert clone.get_config() == model.get_config()
+
+
+def test_validation_data_and_history(blobs):
+    x, _ = blobs
+    model = ready_model(x, update_interval=2, tol=0.0)
+    history = model.fit(x, epochs=2, batch_size=32, verbose=0, validation_data=x[:30])
+    assert {"loss", "clustering_loss", "reconstruction_loss", "val_loss", "delta_label"} <= set(
+        history.history
+    )
+
+
+def test_bad_inputs(blobs, tiny_images):
+    x, y = blobs
+    model = IDEC(n_clusters=3, **SMALL_DENSE)
+    bad = x.copy()
+    bad[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or infinite values \(1 of them, first at index \(5, 2\)\)"):
+        model.pretrain(bad, epochs=1, verbose=0)
+    bad[5, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"n_clusters=3 is larger than the number of samples \(2\)"):
+        model.fit(x[:2], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="fit\\(\\) does not use labels"):
+        model.fit(x, y, verbose=0)
+    model.pretrain(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"samples of shape \(5,\) but the model was built for samples of shape \(6,\)"):
+        model.predict(x[:, :5])
+    with pytest.raises(ValueError, match="conv network needs images"):
+        DCEC(n_clusters=3).pretrain(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="n_clusters must be an integer >= 2, got 1"):
+        DEC(n_clusters=1)
+    with pytest.raises(ValueError, match="network must be one of"):
+        DeepEmbeddedClustering(network="rnn")
+    with pytest.raises(ValueError, match="y has 89 entries but the data has 90 samples"):
+        kdc.callbacks.ClusteringMetrics(x, y[:-1])
+    with pytest.raises(ValueError, match="must be numeric, got dtype <U1"):
+        model.predict(np.array([["a"] * 6] * 3))
+
+
+def test_fit_without_pretraining_warns(blobs):
+    x, _ = blobs
+    model = IDEC(n_clusters=3, **SMALL_DENSE)
+    with pytest.warns(UserWarning, match="was not pretrained"):
+        model.fit(x, epochs=1, verbose=0)

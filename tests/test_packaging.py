@@ -1,0 +1,35 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import keras_deepclust
+
+
+def run_fresh(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_top_level_and_serving_imports_stay_free_of_tensorflow():
+    result = run_fresh(
+        "import sys, keras_deepclust, keras_deepclust.serving, keras_deepclust.export, "
+        "keras_deepclust.datasets\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_export_and_serving_install_under_the_package_name():
+    result = run_fresh(
+        "import keras_deepclust.export as e, keras_deepclust.serving as s; "
+        "print(e.__file__); print(s.__file__)"
+    )
+    export_file, serving_file = result.stdout.split()
+    assert Path(export_file).parent.name == "export"
+    assert Path(serving_file).parent.name == "serving"
+
+
+def test_lazy_names_and_backend():
+    assert keras_deepclust.DCEC.__name__ == "DCEC"
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
