@@ -31,8 +31,12 @@ def plot_training_curves(histories, path):
         path: PNG file to write.
     """
     keys = sorted({k for h in histories.values() for k in h})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    n_cols = min(4, len(keys))
+    n_rows = -(-len(keys) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for phase, history in histories.items():
             if key in history:
                 ax.plot(np.arange(1, len(history[key]) + 1), history[key], label=phase)

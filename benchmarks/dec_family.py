@@ -1,0 +1,132 @@
+"""Benchmark of the DEC family against k-means on the inputs, over several seeds.
+
+For each seed it pretrains one dense SAE and one CAE, then, as in Table 1 of the DCEC
+paper, starts SAE+k-means, DEC and IDEC from the same pretrained SAE and CAE+k-means,
+DEC-conv and DCEC from the same pretrained CAE. Writes one JSON line per run and a
+Markdown table of mean +- std over the seeds.
+
+    python benchmarks/dec_family.py --dataset digits --seeds 0 1 2
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from keras_deepclust import datasets, metrics
+from keras_deepclust.models import DCEC, DEC, IDEC, DECConv
+
+FAMILIES = {"dense": (IDEC, DEC, "SAE+k-means"), "conv": (DCEC, DECConv, "CAE+k-means")}
+NAMES = {IDEC: "IDEC", DEC: "DEC", DCEC: "DCEC", DECConv: "DEC-conv"}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--networks", nargs="+", default=["dense", "conv"])
+    parser.add_argument("--pretrain-epochs-dense", type=int, default=400, help="paper: 400")
+    parser.add_argument("--pretrain-epochs-conv", type=int, default=200, help="paper: 200")
+    parser.add_argument("--dense-optimizer", default="paper", choices=["paper", "adam"],
+                        help="paper: SGD lr 0.01 momentum 0.9")
+    parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
+    parser.add_argument("--max-clustering-epochs", type=int, default=None,
+                        help="default: until tol, at most 20000 steps (paper code)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    return parser.parse_args(argv)
+
+
+def scores_of(y, labels):
+    return {k: round(v, 4) for k, v in metrics.clustering_scores(y, labels).items()}
+
+
+def run_family(network, x, y, seed, args, emit):
+    joint_cls, plain_cls, two_stage_name = FAMILIES[network]
+    epochs = getattr(args, f"pretrain_epochs_{network}")
+    optimizer = "adam" if network == "conv" or args.dense_optimizer == "adam" else None
+    pretrained = joint_cls(n_clusters=len(set(y.tolist())), random_state=seed)
+    start = time.perf_counter()
+    pretrained.pretrain(x, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
+                        noise_stddev=args.noise, verbose=0)
+    pretrain_seconds = time.perf_counter() - start
+    weights = pretrained.get_weights()
+    common = {"seed": seed, "network": network, "pretrain_epochs": epochs,
+              "pretrain_s_per_epoch": round(pretrain_seconds / epochs, 4)}
+    start = time.perf_counter()
+    kmeans_labels = pretrained.initialize_centroids(x)
+    emit(dict(common, method=two_stage_name, **scores_of(y, kmeans_labels),
+              seconds=round(time.perf_counter() - start, 2)))
+    for cls in (plain_cls, joint_cls):
+        model = cls(n_clusters=pretrained.n_clusters, random_state=seed)
+        model.build((None, *x.shape[1:]))
+        model.set_weights(weights)
+        model.initialize_centroids(x)
+        start = time.perf_counter()
+        history = model.fit(x, epochs=args.max_clustering_epochs, batch_size=args.batch_size,
+                            verbose=0)
+        seconds = time.perf_counter() - start
+        n_epochs = len(history.history["loss"])
+        emit(dict(common, method=NAMES[cls], **scores_of(y, model.predict_labels(x)),
+                  clustering_epochs=n_epochs, clustering_s_per_epoch=round(seconds / n_epochs, 4),
+                  stopped_by_tol=model.target_updater.stopped_step is not None))
+
+
+def summarise(rows, dataset):
+    order = ["k-means (inputs)", "SAE+k-means", "DEC", "IDEC", "CAE+k-means", "DEC-conv", "DCEC"]
+    lines = [f"| {dataset} | ACC | NMI | ARI | v-measure | s/epoch pretrain | s/epoch clustering | runs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method in order:
+        group = [r for r in rows if r["method"] == method]
+        if not group:
+            continue
+        cells = []
+        for key in ("acc", "nmi", "ari", "v_measure"):
+            values = np.array([r[key] for r in group])
+            cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
+        for key in ("pretrain_s_per_epoch", "clustering_s_per_epoch"):
+            values = [r[key] for r in group if key in r]
+            cells.append(f"{np.mean(values):.3f}" if values else "—")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(group)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    x, y = datasets.load(args.dataset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"dec_family_{args.dataset}"
+    rows = []
+    jsonl = (out / f"{stem}.jsonl").open("w")
+
+    def emit(row):
+        row = dict(row, dataset=args.dataset)
+        rows.append(row)
+        jsonl.write(json.dumps(row) + "\n")
+        jsonl.flush()
+        print(json.dumps(row), flush=True)
+
+    for seed in args.seeds:
+        start = time.perf_counter()
+        labels = KMeans(len(set(y.tolist())), n_init=10, random_state=seed).fit_predict(
+            x.reshape(len(x), -1))
+        emit({"seed": seed, "method": "k-means (inputs)", **scores_of(y, labels),
+              "seconds": round(time.perf_counter() - start, 2)})
+        for network in args.networks:
+            run_family(network, x, y, seed, args, emit)
+    jsonl.close()
+    command = "python benchmarks/dec_family.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = summarise(rows, args.dataset)
+    (out / f"{stem}.md").write_text(
+        f"Command: `{command}`\n\nMean ± std over seeds {args.seeds} "
+        f"({len(x)} samples).\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
