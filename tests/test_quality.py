@@ -1,23 +1,31 @@
 """The one quality claim the suite makes: DCEC on the digits beats k-means on the pixels.
 
-The recipe (denoising CAE pretrained 150 epochs, at most 100 clustering epochs) cleared
-k-means on every seed tried while choosing it (benchmarks/README.md lists them); the
-test runs seed 0 and compares with k-means on the same data.
+The recipe (denoising CAE pretrained 150 epochs, at most 100 clustering epochs) gave
+ACC 0.820, 0.815, 0.817, 0.822 and 0.768 on seeds 0-4 while it was chosen, against
+0.792 for k-means (benchmarks/README.md). One seed in five falls below k-means, so the
+claim is about the mean over three seeds, which clears k-means even when one of them
+is that bad seed.
 """
 
+import numpy as np
 from sklearn.cluster import KMeans
 
 from keras_deepclust import datasets, metrics
 from keras_deepclust.models import DCEC
 
+SEEDS = (0, 1, 2)
 
-def test_dcec_beats_kmeans_on_digits():
+
+def test_dcec_beats_kmeans_on_digits_on_average_over_seeds():
     x, y = datasets.load_digits()
-    kmeans_acc = metrics.cluster_accuracy(
-        y, KMeans(10, n_init=10, random_state=0).fit_predict(x.reshape(len(x), -1))
-    )
-    model = DCEC(n_clusters=10, random_state=0)
-    model.pretrain(x, epochs=150, noise_stddev=0.2, verbose=0)
-    model.fit(x, epochs=100, verbose=0)
-    acc = metrics.cluster_accuracy(y, model.predict_labels(x))
-    assert acc > kmeans_acc, (acc, kmeans_acc)
+    pixels = x.reshape(len(x), -1)
+    kmeans, dcec = [], []
+    for seed in SEEDS:
+        kmeans.append(metrics.cluster_accuracy(
+            y, KMeans(10, n_init=10, random_state=seed).fit_predict(pixels)))
+        model = DCEC(n_clusters=10, random_state=seed)
+        model.pretrain(x, epochs=150, noise_stddev=0.2, verbose=0)
+        model.fit(x, epochs=100, verbose=0)
+        dcec.append(metrics.cluster_accuracy(y, model.predict_labels(x)))
+    assert min(dcec) > 0.6, dcec  # every run learned far more than chance (0.1)
+    assert np.mean(dcec) > np.mean(kmeans), (dcec, kmeans)

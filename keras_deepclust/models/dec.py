@@ -215,14 +215,15 @@ class DeepEmbeddedClustering(ClusteringModel):
                 if self.network == "dense"
                 else keras.optimizers.Adam()
             )
-        inputs = keras.Input(shape=self.sample_shape)
-        noisy = (
-            keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
-            if noise_stddev > 0
-            else inputs
-        )
-        autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
-        autoencoder.compile(optimizer=optimizer, loss="mse", jit_compile=_jit(jit_compile))
+        with self.distribute_strategy.scope():  # the strategy the model was created under
+            inputs = keras.Input(shape=self.sample_shape)
+            noisy = (
+                keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
+                if noise_stddev > 0
+                else inputs
+            )
+            autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
+            autoencoder.compile(optimizer=optimizer, loss="mse", jit_compile=_jit(jit_compile))
         history = autoencoder.fit(
             x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
             callbacks=callbacks, validation_split=validation_split,
@@ -330,12 +331,13 @@ class DeepEmbeddedClustering(ClusteringModel):
             )
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
-        if not self.compiled:
-            self.compile(optimizer=keras.optimizers.Adam(), jit_compile=_jit(None))
-        if not self.optimizer.built:
-            # Over *all* trainable variables, even those a variant leaves untouched (the
-            # decoder of DEC), so a saved optimizer state loads back in the same order.
-            self.optimizer.build(self.trainable_variables)
+        with self.distribute_strategy.scope():
+            if not self.compiled:
+                self.compile(optimizer=keras.optimizers.Adam(), jit_compile=_jit(None))
+            if not self.optimizer.built:
+                # Over *all* trainable variables, even those a variant leaves untouched (the
+                # decoder of DEC), so a saved optimizer state loads back in the same order.
+                self.optimizer.build(self.trainable_variables)
         if epochs is None:
             epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
         self.target_updater = TargetDistributionUpdater(
@@ -398,15 +400,18 @@ class DeepEmbeddedClustering(ClusteringModel):
         return [self._trackers[name] for name in names]
 
     # ------------------------------------------------------------ saving
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
+
     def save_own_variables(self, store):
-        super().save_own_variables(store)
+        for i, variable in enumerate(self._own_variables()):
+            store[str(i)] = variable.numpy()
         store["target_distribution"] = self._target.numpy()
         store["previous_labels"] = self._previous_labels.numpy()
         store["target_fingerprint"] = self._target_fingerprint
 
     def load_own_variables(self, store):
-        own_variables = self._trainable_variables + self._non_trainable_variables
-        for i, variable in enumerate(own_variables):
+        for i, variable in enumerate(self._own_variables()):
             variable.assign(store[str(i)])
         if "target_distribution" in store:
             self._target.assign(np.asarray(store["target_distribution"]))
