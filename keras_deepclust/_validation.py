@@ -61,3 +61,10 @@ def check_n_clusters(n_clusters, n_samples=None):
             f"n_clusters={n_clusters} is larger than the number of samples ({n_samples})."
         )
     return int(n_clusters)
+
+
+def check_positive_int(value, name):
+    """Returns `value` as an int, or raises a `ValueError` naming `name` and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)

@@ -103,3 +103,19 @@ def test_bad_data_files(tmp_path):
     np.save(tmp_path / "flat.npy", np.ones(5))
     with pytest.raises(ValueError, match=r"must have shape \(n_samples, n_features\)"):
         datasets.load(tmp_path / "flat.npy")
+
+
+def test_usps_h5(tmp_path):
+    h5py = pytest.importorskip("h5py")  # installed with keras
+    rng = np.random.default_rng(0)
+    path = tmp_path / "usps.h5"
+    with h5py.File(path, "w") as f:
+        for group, n in (("train", 3), ("test", 2)):
+            f.create_group(group)
+            f[group]["data"] = rng.uniform(0, 1, (n, 256))
+            f[group]["target"] = np.arange(n)
+    x, y = datasets.load(path)
+    assert x.shape == (5, 16, 16, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, [0, 1, 2, 0, 1])
+    with pytest.raises(datasets.DataNotFoundError, match="Download usps.h5"):
+        datasets.load_usps(tmp_path / "none.h5")

@@ -170,3 +170,20 @@ def test_fit_without_pretraining_warns(blobs):
     model = IDEC(n_clusters=3, **SMALL_DENSE)
     with pytest.warns(UserWarning, match="was not pretrained"):
         model.fit(x, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"update_interval": 0}, "update_interval must be a positive integer, got 0"),
+        ({"n_init": 2.5}, "n_init must be a positive integer, got 2.5"),
+        ({"tol": 1.0}, r"tol must be in \[0, 1\), got 1.0"),
+        ({"alpha": -1}, "alpha must be > 0, got -1"),
+        ({"gamma": 0}, "gamma must be > 0, got 0"),
+        ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
+        ({"random_state": "7"}, "random_state must be an int or None, got '7'"),
+    ],
+)
+def test_bad_hyperparameters_name_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        IDEC(n_clusters=3, **kwargs)

@@ -92,6 +92,6 @@ def test_kl_divergence_and_reconstruction_error_match_numpy():
     np.testing.assert_allclose(np.asarray(losses.kl_divergence(p, p)), 0.0, atol=1e-7)
     x = np.arange(8, dtype="float32").reshape(2, 2, 2, 1)
     np.testing.assert_allclose(
-        np.asarray(losses.reconstruction_error(x, x + np.array([1.0, 2.0]).reshape(2, 1, 1, 1))),
+        np.asarray(losses.reconstruction_error(x, x + np.array([1, 2], "float32").reshape(2, 1, 1, 1))),
         [1.0, 4.0],
     )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_deepclust._validation import check_n_clusters
+
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class ClusteringLayer(keras.layers.Layer):
@@ -31,11 +33,9 @@ class ClusteringLayer(keras.layers.Layer):
 
     def __init__(self, n_clusters, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 2:
-            raise ValueError(f"n_clusters must be an integer >= 2, got {n_clusters!r}.")
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha!r}.")
-        self.n_clusters = n_clusters
+        self.n_clusters = check_n_clusters(n_clusters)
         self.alpha = float(alpha)
         self.input_spec = keras.layers.InputSpec(ndim=2)
 

@@ -1,6 +1,8 @@
 """What every clustering model of the package shares: input checks, hard labels,
 the method registry used by the CLI, export and benchmarks."""
 
+import numbers
+
 import keras
 import numpy as np
 
@@ -58,7 +60,7 @@ class ClusteringModel(keras.Model):
         super().__init__(**kwargs)
         self.n_clusters = check_n_clusters(n_clusters)
         if random_state is not None and (
-            isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+            isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
         ):
             raise ValueError(f"random_state must be an int or None, got {random_state!r}.")
         self.random_state = None if random_state is None else int(random_state)

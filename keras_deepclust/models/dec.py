@@ -20,7 +20,7 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 
 from keras_deepclust import losses, networks
-from keras_deepclust._validation import check_n_clusters
+from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.models.base import ClusteringModel, register_method
@@ -101,23 +101,21 @@ class DeepEmbeddedClustering(ClusteringModel):
             raise ValueError(f"network must be one of {sorted(networks.BUILDERS)}, got {network!r}.")
         if not gamma > 0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}.")
-        if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
-            raise ValueError(f"update_interval must be a positive integer, got {update_interval!r}.")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}.")
         if not 0 <= tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
-        if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
-            raise ValueError(f"n_init must be a positive integer, got {n_init!r}.")
         self.network = network
         self.reconstruction = bool(reconstruction)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.hidden_units = tuple(hidden_units)
         self.filters = tuple(filters)
         self.kernel_sizes = tuple(kernel_sizes)
-        self.update_interval = update_interval
+        self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
-        self.n_init = n_init
+        self.n_init = check_positive_int(n_init, "n_init")
         # The target distribution is indexed by row, and N is only known at fit time:
         # plain tf.Variables of unknown leading size hold it (saved by save_own_variables).
         self._target = tf.Variable(
