@@ -38,6 +38,8 @@ def parse_args(argv):
                         help="default: until tol, at most 20000 steps (paper code)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--name", default=None,
+                        help="file stem of the results (default: dec_family_DATASET)")
     return parser.parse_args(argv)
 
 
@@ -100,7 +102,7 @@ def main(argv=None):
     x, y = datasets.load(args.dataset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"dec_family_{args.dataset}"
+    stem = args.name or f"dec_family_{args.dataset}"
     rows = []
     jsonl = (out / f"{stem}.jsonl").open("w")
 

@@ -6,6 +6,7 @@ answers at once.
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,7 @@ def _add_training_arguments(parser, dataset_default):
 
 def main(argv=None):
     args = _build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's start-up INFO lines
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:

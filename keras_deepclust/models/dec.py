@@ -444,8 +444,7 @@ def _jit(jit_compile):
 
 def _fingerprint(x):
     """Cheap identity check of a data set: its sum and sum of squares."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.array([x.sum(), np.square(x).sum()])
+    return np.array([x.sum(dtype=np.float64), np.square(x).sum(dtype=np.float64)])
 
 
 @register_method("dec")
