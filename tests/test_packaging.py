@@ -33,3 +33,12 @@ def test_lazy_names_and_backend():
     import keras
 
     assert keras.backend.backend() == "tensorflow"
+
+
+def test_another_backend_gets_a_clear_error(monkeypatch):
+    import keras
+    import pytest
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RuntimeError, match="train with the TensorFlow backend, but Keras is using 'jax'"):
+        keras_deepclust.DCEC(n_clusters=3)
