@@ -150,6 +150,10 @@ def test_bad_inputs(blobs, tiny_images):
         model.fit(x[:2], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="fit\\(\\) does not use labels"):
         model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight is not supported by clustering models"):
+        model.fit(x, sample_weight=np.ones(90), verbose=0)
+    with pytest.raises(ValueError, match="validation_data contains NaN or infinite values"):
+        model.fit(x, epochs=1, verbose=0, validation_data=bad)
     model.pretrain(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"samples of shape \(5,\) but the model was built for samples of shape \(6,\)"):
         model.predict(x[:, :5])

@@ -318,8 +318,13 @@ class DeepEmbeddedClustering(ClusteringModel):
                 raise ValueError(f"{unsupported} is not supported by clustering models.")
         x = self._prepare_data(x)
         check_n_clusters(self.n_clusters, len(x))
-        if validation_data is not None and not isinstance(validation_data, tuple):
-            validation_data = (validation_data,)
+        if validation_data is not None:
+            if not isinstance(validation_data, tuple):
+                validation_data = (validation_data,)
+            validation_data = (
+                self._prepare_data(validation_data[0], name="validation_data"),
+                *validation_data[1:],
+            )
         self._seed()
         if not self.is_pretrained:
             warnings.warn(
