@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_array, check_n_clusters
+from keras_deepclust.layers import HardAssignment
 
 _METHODS = {}
 
@@ -95,6 +96,33 @@ class ClusteringModel(keras.Model):
     def embed(self, x, batch_size=256, verbose=0):
         """Codes of `x` from the encoder, an `(n_samples, embedding_dim)` array."""
         return self.encoder.predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose)
+
+    def soft_assignment_head(self):
+        """The layer (or callable) that maps codes to `(batch, K)` probabilities."""
+        raise NotImplementedError
+
+    def assigner(self, include_embedding=False):
+        """The inference model of the export contract.
+
+        A functional `keras.Model` with one input named `inputs` (dynamic batch) and
+        dict outputs `probabilities` (float32, N x K), `cluster` (int32, N) and, with
+        `include_embedding`, `embedding` (the code). It shares weights with this model.
+
+        Example:
+
+        ```python
+        outputs = model.assigner()(x)  # {"probabilities": ..., "cluster": ...}
+        ```
+        """
+        if not self.built:
+            raise ValueError("The model is not built yet: pretrain or fit it first.")
+        inputs = keras.Input(shape=self.sample_shape, name="inputs")
+        embedding = self.encoder(inputs)
+        probabilities = self.soft_assignment_head()(embedding)
+        outputs = {"probabilities": probabilities, "cluster": HardAssignment(name="cluster")(probabilities)}
+        if include_embedding:
+            outputs["embedding"] = embedding
+        return keras.Model(inputs, outputs, name=f"{self.name}_assigner")
 
     def get_config(self):
         return {

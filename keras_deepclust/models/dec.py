@@ -162,6 +162,9 @@ class DeepEmbeddedClustering(ClusteringModel):
     def call(self, inputs, training=None):
         return self.clustering(self.encoder(inputs, training=training))
 
+    def soft_assignment_head(self):
+        return self.clustering
+
     @property
     def is_pretrained(self):
         """True once `pretrain` has run (saved with the model)."""
