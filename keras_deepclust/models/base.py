@@ -39,6 +39,11 @@ def get_method(name):
         ) from None
 
 
+def method_name(model):
+    """The registered method name of `model`'s class, or None."""
+    return next((name for name, cls in _METHODS.items() if type(model) is cls), None)
+
+
 def _check_backend():
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(

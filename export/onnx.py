@@ -1,0 +1,60 @@
+"""ONNX writer: the assigner through Keras' tf2onnx path, checked with ONNX Runtime."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from keras_deepclust.export._common import build_metadata, compare, parity_sample, remove
+from keras_deepclust.serving.metadata import metadata_path, write_metadata
+
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT_OPSET,
+                metrics=None):
+    """Writes `model.assigner()` to `path` as ONNX and checks it with ONNX Runtime.
+
+    The file is written under a temporary name and renamed only after the check passed,
+    so `path` never holds half a model or one that disagrees with Keras.
+
+    Args:
+        model: a trained clustering model of this package.
+        path: the `.onnx` file to write.
+        sample: rows to check parity on (default: 64 rows of uniform noise).
+        include_embedding: add the `embedding` output.
+        opset: ONNX opset (>= 17).
+        metrics: scores to record in the metadata (e.g. ACC at export time).
+
+    Returns:
+        The metadata dict (also written to `path + ".metadata.json"`).
+
+    Raises:
+        ExportParityError: probabilities differ by more than 1e-5 or a cluster id differs.
+    """
+    import onnxruntime
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}.")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"The ONNX file name must end with .onnx, got {path}.")
+    assigner = model.assigner(include_embedding=include_embedding)
+    x = parity_sample(model, sample)
+    reference = assigner.predict(x, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    os.close(handle)
+    try:
+        assigner.export(tmp, format="onnx", opset_version=opset, verbose=False)
+        session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        outputs = dict(zip(names, session.run(None, {"inputs": x})))
+        parity = compare(reference, outputs)
+        os.replace(tmp, path)
+    finally:
+        remove(tmp)
+    metadata = build_metadata(model, path, "onnx", parity, include_embedding, metrics,
+                              packages=("tf2onnx", "onnx", "onnxruntime"))
+    metadata["opset"] = opset
+    write_metadata(metadata_path(path), metadata)
+    return metadata
