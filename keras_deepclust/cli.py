@@ -1,4 +1,4 @@
-"""Command line: `keras-deepclust fit|evaluate|demo|methods`.
+"""Command line: `keras-deepclust fit|evaluate|export|demo|methods`.
 
 The heavy imports (Keras, TensorFlow) happen inside the commands, so `--help`
 answers at once.
@@ -46,6 +46,21 @@ def _build_parser():
     evaluate.add_argument("model", help="a .keras file written by `fit`")
     evaluate.add_argument("--dataset", required=True, help=_DATASET_HELP)
     evaluate.add_argument("--batch-size", type=int, default=256)
+
+    export = commands.add_parser(
+        "export", help="write the model's assigner as SavedModel, ONNX and/or TFLite"
+    )
+    export.add_argument("model", help="a .keras file written by `fit`")
+    export.add_argument("--format", default="all",
+                        choices=["savedmodel", "onnx", "tflite", "all"])
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--name", default="clusterer", help="model name (file and folder names)")
+    export.add_argument("--embedding", action="store_true", help="add the `embedding` output")
+    export.add_argument("--quantize", choices=["dynamic", "float16"], default=None,
+                        help="quantise the TFLite file (agreement with Keras is reported)")
+    export.add_argument("--dataset", default=None, help="check parity on this data (and "
+                        "record its metrics when it has labels) instead of random inputs; "
+                        + _DATASET_HELP)
 
     commands.add_parser("methods", help="list the method names")
     return parser
@@ -203,13 +218,9 @@ def _print_report(report, out):
 
 
 def _evaluate(args):
-    import keras
-
     from keras_deepclust import datasets, metrics
 
-    if not Path(args.model).is_file():
-        raise FileNotFoundError(f"No such model file: {args.model}")
-    model = keras.saving.load_model(args.model)
+    model = _load_model(args.model)
     x, y = datasets.load(args.dataset)
     if y is None:
         raise ValueError(f"{args.dataset} has no labels to evaluate against.")
@@ -218,7 +229,38 @@ def _evaluate(args):
     return 0
 
 
-_COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "methods": _methods}
+def _export(args):
+    from keras_deepclust import datasets, export, metrics
+
+    model = _load_model(args.model)
+    sample, scores = None, None
+    if args.dataset is not None:
+        x, y = datasets.load(args.dataset)
+        sample = x[:1024]
+        if y is not None:
+            scores = metrics.clustering_scores(y, model.predict_labels(x))
+    formats = export.FORMATS if args.format == "all" else (args.format,)
+    results = export.export(model, args.out, formats=formats, name=args.name, sample=sample,
+                            include_embedding=args.embedding, quantization=args.quantize,
+                            metrics=scores)
+    for export_format, metadata in results.items():
+        parity = metadata["parity"]
+        print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e}, "
+              f"cluster agreement {parity['cluster_agreement']:.4f} on {parity['n_samples']} rows")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _load_model(path):
+    import keras
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"No such model file: {path}")
+    return keras.saving.load_model(path)
+
+
+_COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
+             "methods": _methods}
 
 if __name__ == "__main__":
     sys.exit(main())

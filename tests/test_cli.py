@@ -38,6 +38,16 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated == pytest.approx(report["scores"])
 
+    exported = tmp_path / "exported"
+    assert cli.main(["export", str(out / "model.keras"), "--format", "all", "--dataset",
+                     str(image_npz), "--name", "tiny", "--out", str(exported)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("cluster agreement 1.0000 on 60 rows") == 3
+    onnx_metadata = json.loads((exported / "tiny.onnx.metadata.json").read_text())
+    assert onnx_metadata["metrics"] == pytest.approx(report["scores"])
+    assert (exported / "tiny.tflite").is_file()
+    assert (exported / "savedmodel" / "tiny" / "1" / "saved_model.pb").is_file()
+
 
 def test_fit_is_repeatable_with_a_seed(tmp_path, image_npz):
     scores = []
