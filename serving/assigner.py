@@ -1,0 +1,102 @@
+"""ClusterAssigner: cluster assignment with ONNX Runtime, without TensorFlow or Keras."""
+
+from pathlib import Path
+
+import numpy as np
+
+from keras_deepclust.serving.metadata import read_metadata
+
+
+class ClusterAssigner:
+    """Assigns clusters with an exported ONNX assigner.
+
+    Checks inputs against the artifact's metadata (sample shape, numeric dtype, finite
+    values), applies the recorded preprocessing (x * scale + offset) and runs large
+    inputs in batches.
+
+    Args:
+        path: the `.onnx` file written by `keras_deepclust.export.export_onnx`; its
+            `.metadata.json` must lie beside it.
+        batch_size: rows per ONNX Runtime call.
+        intra_op_threads: threads inside one operator (None: ONNX Runtime's default).
+        inter_op_threads: threads across operators (None: ONNX Runtime's default).
+        verify_checksum: refuse a file that changed after export.
+
+    Example:
+
+    ```python
+    from keras_deepclust.serving import ClusterAssigner
+
+    assigner = ClusterAssigner("artifacts/clusterer.onnx")
+    labels = assigner.predict(x)            # (n,) int32
+    probabilities = assigner.predict_proba(x)
+    ```
+    """
+
+    def __init__(self, path, batch_size=4096, intra_op_threads=None, inter_op_threads=None,
+                 verify_checksum=True):
+        import onnxruntime
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"No such ONNX file: {self.path}")
+        self.metadata = read_metadata(self.path, verify_checksum=verify_checksum)
+        if self.metadata["format"] != "onnx":
+            raise ValueError(f"{self.path} is a {self.metadata['format']} artifact, not ONNX.")
+        options = onnxruntime.SessionOptions()
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+        if inter_op_threads is not None:
+            options.inter_op_num_threads = inter_op_threads
+        self._session = onnxruntime.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
+        self._output_names = [o.name for o in self._session.get_outputs()]
+        self.batch_size = batch_size
+        self.sample_shape = tuple(self.metadata["input_shape"][1:])
+        self.n_clusters = self.metadata["n_clusters"]
+
+    def _prepare(self, x):
+        x = np.asarray(x)
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"inputs must hold at least one sample, got shape {x.shape}.")
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise ValueError(f"inputs must be numeric, got dtype {x.dtype}.")
+        if x.shape[1:] != self.sample_shape:
+            raise ValueError(
+                f"inputs have samples of shape {x.shape[1:]} but the model takes samples of "
+                f"shape {self.sample_shape} (batch first: (n, {', '.join(map(str, self.sample_shape))}))."
+            )
+        x = x.astype(np.float32, copy=False)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"inputs contain NaN or infinite values ({int(bad.sum())} of them, first at "
+                f"index {first})."
+            )
+        preprocessing = self.metadata["preprocessing"]
+        if preprocessing != {"scale": 1.0, "offset": 0.0}:
+            x = x * np.float32(preprocessing["scale"]) + np.float32(preprocessing["offset"])
+        return x
+
+    def assign(self, x):
+        """All outputs for `x`: `{"probabilities": (n, K) float32, "cluster": (n,) int32,
+        ["embedding": (n, d)]}`."""
+        x = self._prepare(x)
+        parts = [
+            dict(zip(self._output_names,
+                     self._session.run(None, {"inputs": x[start:start + self.batch_size]})))
+            for start in range(0, len(x), self.batch_size)
+        ]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self._output_names}
+
+    def predict_proba(self, x):
+        """Cluster probabilities, `(n, K)` float32."""
+        return self.assign(x)["probabilities"]
+
+    def predict(self, x):
+        """Cluster ids, `(n,)` int32."""
+        return self.assign(x)["cluster"]

@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_deepclust.export import export_onnx, export_tflite
+from keras_deepclust.models import DCEC
+from keras_deepclust.serving import ClusterAssigner
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (300, 8, 8, 1)).astype("float32")
+    model = DCEC(n_clusters=4, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3,
+                 random_state=0)
+    model.pretrain(x, epochs=2, verbose=0)
+    model.initialize_centroids(x)
+    folder = tmp_path_factory.mktemp("artifacts")
+    export_onnx(model, folder / "m.onnx", include_embedding=True)
+    export_tflite(model, folder / "m.tflite")
+    return model, x, folder
+
+
+def test_assigner_matches_keras_in_batches(exported):
+    model, x, folder = exported
+    assigner = ClusterAssigner(folder / "m.onnx", batch_size=64, intra_op_threads=1)
+    outputs = assigner.assign(x)
+    assert outputs["cluster"].dtype == np.int32 and outputs["cluster"].shape == (300,)
+    np.testing.assert_array_equal(outputs["cluster"], model.predict_labels(x))
+    np.testing.assert_allclose(assigner.predict_proba(x), model.predict(x), atol=1e-5)
+    np.testing.assert_allclose(outputs["embedding"], model.embed(x), atol=1e-5)
+    np.testing.assert_array_equal(assigner.predict(x[:1]), model.predict_labels(x[:1]))
+    assert assigner.n_clusters == 4 and assigner.sample_shape == (8, 8, 1)
+
+
+def test_assigner_rejects_bad_input(exported):
+    _, x, folder = exported
+    assigner = ClusterAssigner(folder / "m.onnx")
+    bad = x[:5].copy()
+    bad[2, 1, 1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(1 of them, first at index \(2, 1, 1, 0\)\)"):
+        assigner.predict(bad)
+    with pytest.raises(ValueError, match=r"samples of shape \(64,\) but the model takes samples of shape \(8, 8, 1\)"):
+        assigner.predict(x[:5].reshape(5, 64))
+    with pytest.raises(ValueError, match="must be numeric"):
+        assigner.predict(np.full((2, 8, 8, 1), "a"))
+    with pytest.raises(ValueError, match="at least one sample"):
+        assigner.predict(np.zeros((0, 8, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="is a tflite artifact, not ONNX"):
+        ClusterAssigner(folder / "m.tflite")
+    with pytest.raises(FileNotFoundError, match="No such ONNX file"):
+        ClusterAssigner(folder / "none.onnx")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        ClusterAssigner(folder / "m.onnx", batch_size=0)
+
+
+def test_assigner_runs_without_tensorflow(exported):
+    _, x, folder = exported
+    np.save(folder / "x.npy", x[:20])
+    code = (
+        "import sys, numpy as np\n"
+        "from keras_deepclust.serving import ClusterAssigner\n"
+        f"a = ClusterAssigner({str(folder / 'm.onnx')!r})\n"
+        f"print(a.predict(np.load({str(folder / 'x.npy')!r})).tolist())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    labels, heavy = result.stdout.strip().splitlines()
+    assert heavy == "[]"
+    assert json.loads(labels) == exported[0].predict_labels(x[:20]).tolist()
