@@ -1,4 +1,4 @@
-"""Command line: `keras-deepclust fit|evaluate|export|demo|methods`.
+"""Command line: `keras-deepclust fit|evaluate|export|assign|demo|methods`.
 
 The heavy imports (Keras, TensorFlow) happen inside the commands, so `--help`
 answers at once.
@@ -61,6 +61,16 @@ def _build_parser():
     export.add_argument("--dataset", default=None, help="check parity on this data (and "
                         "record its metrics when it has labels) instead of random inputs; "
                         + _DATASET_HELP)
+
+    assign = commands.add_parser(
+        "assign", help="assign clusters to a data file with an ONNX assigner (no TensorFlow)"
+    )
+    assign.add_argument("model", help="an .onnx file written by `export`")
+    assign.add_argument("data", help=".npy (memory-mapped, any size), .npz, .csv or IDX")
+    assign.add_argument("--out", required=True, help="CSV to write: row,cluster[,p_k...]")
+    assign.add_argument("--probabilities", action="store_true", help="add p_0..p_K-1 columns")
+    assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
+    assign.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
 
     commands.add_parser("methods", help="list the method names")
     return parser
@@ -251,6 +261,17 @@ def _export(args):
     return 0
 
 
+def _assign(args):
+    from keras_deepclust.serving import ClusterAssigner
+    from keras_deepclust.serving.batch import assign_file
+
+    assigner = ClusterAssigner(args.model, intra_op_threads=args.threads)
+    n = assign_file(assigner, args.data, args.out, chunk_rows=args.chunk_rows,
+                    probabilities=args.probabilities)
+    print(f"wrote {n} assignments to {args.out}")
+    return 0
+
+
 def _load_model(path):
     import keras
 
@@ -260,7 +281,7 @@ def _load_model(path):
 
 
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
-             "methods": _methods}
+             "assign": _assign, "methods": _methods}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -72,3 +72,41 @@ def test_assigner_runs_without_tensorflow(exported):
     labels, heavy = result.stdout.strip().splitlines()
     assert heavy == "[]"
     assert json.loads(labels) == exported[0].predict_labels(x[:20]).tolist()
+
+
+def test_assign_cli_streams_a_memory_mapped_file(exported, tmp_path):
+    model, x, folder = exported
+    pixels = np.round(x * 255).astype(np.uint8)  # raw uint8 pixels, scaled chunk by chunk
+    np.save(tmp_path / "big.npy", pixels)
+    out = tmp_path / "labels.csv"
+    code = (
+        "import sys; from keras_deepclust import cli\n"
+        f"code = cli.main(['assign', {str(folder / 'm.onnx')!r}, {str(tmp_path / 'big.npy')!r}, "
+        f"'--out', {str(out)!r}, '--chunk-rows', '70', '--probabilities'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert "assigned 300/300 rows (100%)" in result.stderr
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert out.read_text().splitlines()[0] == "row,cluster,p_0,p_1,p_2,p_3"
+    np.testing.assert_array_equal(table[:, 0], np.arange(300))
+    expected = model.predict_labels(pixels.astype("float32") / 255.0)
+    np.testing.assert_array_equal(table[:, 1].astype(int), expected)
+    np.testing.assert_allclose(table[:, 2:].sum(1), 1.0, atol=1e-4)
+
+
+def test_assign_cli_errors(exported, tmp_path, capsys):
+    from keras_deepclust import cli
+
+    _, _, folder = exported
+    assert cli.main(["assign", str(folder / "m.onnx"), str(tmp_path / "none.npy"),
+                     "--out", str(tmp_path / "o.csv")]) == 2
+    assert "No such data file" in capsys.readouterr().err
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 5), "float32"))
+    assert cli.main(["assign", str(folder / "m.onnx"), str(tmp_path / "wrong.npy"),
+                     "--out", str(tmp_path / "o.csv")]) == 2
+    assert "samples of shape (5,)" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists() and not list(tmp_path.glob(".o.csv*"))
