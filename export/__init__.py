@@ -18,14 +18,14 @@ export_all(model, "artifacts/", sample=x[:256])
 from pathlib import Path
 
 from keras_deepclust.export._common import ExportParityError
-from keras_deepclust.export.onnx import export_onnx
+from keras_deepclust.export.onnx import export_onnx, export_onnx_version
 from keras_deepclust.export.savedmodel import export_savedmodel
 from keras_deepclust.export.tflite import export_tflite
 
 FORMATS = ("savedmodel", "onnx", "tflite")
 
-__all__ = ["ExportParityError", "FORMATS", "export", "export_onnx", "export_savedmodel",
-           "export_tflite"]
+__all__ = ["ExportParityError", "FORMATS", "export", "export_onnx", "export_onnx_version",
+           "export_savedmodel", "export_tflite"]
 
 
 def export(model, out_dir, formats=FORMATS, name="clusterer", sample=None,

@@ -5,7 +5,8 @@ import tempfile
 from pathlib import Path
 
 from keras_deepclust.export._common import build_metadata, compare, parity_sample, remove
-from keras_deepclust.serving.metadata import metadata_path, write_metadata
+from keras_deepclust.export._versions import new_version_folder
+from keras_deepclust.serving.metadata import ONNX_VERSION_FILE, metadata_path, write_metadata
 
 DEFAULT_OPSET = 17
 
@@ -57,4 +58,21 @@ def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT
                               packages=("tf2onnx", "onnx", "onnxruntime"))
     metadata["opset"] = opset
     write_metadata(metadata_path(path), metadata)
+    return metadata
+
+
+def export_onnx_version(model, base_dir, name="clusterer", version=None, **kwargs):
+    """Writes an ONNX assigner as BASE/NAME/VERSION/model.onnx for the HTTP server.
+
+    The layout is TF Serving's; the version folder appears complete or not at all.
+    Other arguments as in `export_onnx`.
+
+    Returns:
+        The metadata dict, with `model_name` and `version`.
+    """
+    with new_version_folder(base_dir, name, version) as (folder, version):
+        path = folder / ONNX_VERSION_FILE
+        metadata = export_onnx(model, path, **kwargs)
+        metadata.update({"model_name": name, "version": version})
+        write_metadata(metadata_path(path), metadata)
     return metadata

@@ -1,22 +1,12 @@
 """SavedModel writer in TF Serving's layout: BASE/NAME/VERSION/saved_model.pb."""
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
-from keras_deepclust.export._common import build_metadata, compare, parity_sample, remove
+from keras_deepclust.export._common import build_metadata, compare, parity_sample
+from keras_deepclust.export._versions import new_version_folder, versions_in
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def versions_in(model_dir):
-    """The integer version folders of a TF Serving model folder, sorted."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def write_model_config(base_dir):
@@ -59,32 +49,16 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
     """
     import tensorflow as tf
 
-    if not _NAME.match(name):
-        raise ValueError(f"name must be letters, digits, '_', '.' or '-', got {name!r}.")
-    model_dir = Path(base_dir) / name
-    existing = versions_in(model_dir)
-    if version is None:
-        version = existing[-1] + 1 if existing else 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}.")
-    if existing and version <= existing[-1]:
-        raise ValueError(f"version {version} is not above the newest existing version {existing[-1]}.")
     assigner = model.assigner(include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = assigner.predict(x, verbose=0)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.")
-    final = model_dir / str(version)
-    try:
-        assigner.export(tmp, format="tf_saved_model", verbose=False)
-        serve = tf.saved_model.load(tmp).signatures["serving_default"]
+    with new_version_folder(base_dir, name, version) as (folder, version):
+        assigner.export(str(folder), format="tf_saved_model", verbose=False)
+        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
         outputs = {k: v.numpy() for k, v in serve(inputs=tf.constant(x)).items()}
         parity = compare(reference, outputs)
-        metadata = build_metadata(model, tmp, "savedmodel", parity, include_embedding, metrics)
+        metadata = build_metadata(model, folder, "savedmodel", parity, include_embedding, metrics)
         metadata.update({"model_name": name, "version": version})
-        write_metadata(metadata_path(tmp), metadata)
-        os.rename(tmp, final)
-    finally:
-        remove(tmp)
+        write_metadata(metadata_path(folder), metadata)
     write_model_config(base_dir)
     return metadata

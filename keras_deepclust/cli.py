@@ -1,4 +1,4 @@
-"""Command line: `keras-deepclust fit|evaluate|export|assign|demo|methods`.
+"""Command line: `keras-deepclust fit|evaluate|export|assign|serve|demo|methods`.
 
 The heavy imports (Keras, TensorFlow) happen inside the commands, so `--help`
 answers at once.
@@ -71,6 +71,19 @@ def _build_parser():
     assign.add_argument("--probabilities", action="store_true", help="add p_0..p_K-1 columns")
     assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
     assign.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+
+    serve = commands.add_parser(
+        "serve", help="serve ONNX assigners over TF Serving's REST API (no TensorFlow)"
+    )
+    serve.add_argument("base", help="model base folder holding NAME/VERSION/model.onnx")
+    serve.add_argument("--name", required=True, help="model name (its folder under BASE)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="how often to look for a new version")
+    serve.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    serve.add_argument("--max-body-bytes", type=int, default=64 * 1024 * 1024,
+                       help="larger request bodies get a 400 error")
 
     commands.add_parser("methods", help="list the method names")
     return parser
@@ -272,6 +285,15 @@ def _assign(args):
     return 0
 
 
+def _serve(args):
+    from keras_deepclust.serving.server import serve
+
+    print(f"serving {args.base}/{args.name} on http://{args.host}:{args.port}/v1/models/{args.name}")
+    serve(args.base, args.name, host=args.host, port=args.port, poll_seconds=args.poll_seconds,
+          max_body_bytes=args.max_body_bytes, intra_op_threads=args.threads)
+    return 0
+
+
 def _load_model(path):
     import keras
 
@@ -281,7 +303,7 @@ def _load_model(path):
 
 
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
-             "assign": _assign, "methods": _methods}
+             "assign": _assign, "serve": _serve, "methods": _methods}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,6 +13,7 @@ from pathlib import Path
 FORMAT_VERSION = 1
 METADATA_SUFFIX = ".metadata.json"
 SAVEDMODEL_METADATA = Path("assets.extra") / "keras_deepclust.json"
+ONNX_VERSION_FILE = "model.onnx"  # BASE/NAME/VERSION/model.onnx, read by the HTTP server
 REQUIRED_KEYS = (
     "format_version", "format", "method", "n_clusters", "input_name", "input_shape",
     "input_dtype", "outputs", "preprocessing", "versions", "checksum",

@@ -1,0 +1,47 @@
+"""Versioned model folders of TF Serving's layout: BASE/NAME/VERSION, written atomically."""
+
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from keras_deepclust.export._common import remove
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def versions_in(model_dir):
+    """The integer version folders of a model folder, sorted (temporary ones start with '.')."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+@contextmanager
+def new_version_folder(base_dir, name, version=None):
+    """Yields `(temporary_folder, version)`; renames the folder to BASE/NAME/VERSION when
+    the block succeeds, so a watcher of BASE/NAME never sees a half-written version.
+
+    `version` None takes one above the newest existing version.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"name must be letters, digits, '_', '.' or '-', got {name!r}.")
+    model_dir = Path(base_dir) / name
+    existing = versions_in(model_dir)
+    if version is None:
+        version = existing[-1] + 1 if existing else 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}.")
+    if existing and version <= existing[-1]:
+        raise ValueError(
+            f"version {version} is not above the newest existing version {existing[-1]}."
+        )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".{version}.")
+    try:
+        yield Path(tmp), version
+        os.rename(tmp, model_dir / str(version))
+    finally:
+        remove(tmp)
