@@ -5,6 +5,8 @@ import datetime
 import importlib.metadata
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -80,3 +82,29 @@ def remove(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.exists(path):
         os.unlink(path)
+
+
+def write_checked_file(model, path, suffix, write, run, sample=None, include_embedding=False,
+                       quantized=False):
+    """Writes the assigner to a temporary file with `write(assigner, tmp)`, runs the file
+    with `run(tmp, x)` on the parity sample, and renames it to `path` only if it matches.
+
+    Returns:
+        The parity record (see `compare`).
+    """
+    path = Path(path)
+    if path.suffix != suffix:
+        raise ValueError(f"The file name must end with {suffix}, got {path}.")
+    assigner = model.assigner(include_embedding=include_embedding)
+    x = parity_sample(model, sample)
+    reference = assigner.predict(x, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.close(handle)
+    try:
+        write(assigner, tmp)
+        parity = compare(reference, run(tmp, x), quantized)
+        os.replace(tmp, path)
+    finally:
+        remove(tmp)
+    return parity

@@ -1,14 +1,19 @@
 """ONNX writer: the assigner through Keras' tf2onnx path, checked with ONNX Runtime."""
 
-import os
-import tempfile
-from pathlib import Path
-
-from keras_deepclust.export._common import build_metadata, compare, parity_sample, remove
+from keras_deepclust.export._common import build_metadata, write_checked_file
 from keras_deepclust.export._versions import new_version_folder
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE, metadata_path, write_metadata
 
 DEFAULT_OPSET = 17
+
+
+def run_onnx(path, x):
+    """Runs an ONNX assigner with ONNX Runtime; returns its outputs dict."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"inputs": x})))
 
 
 def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT_OPSET,
@@ -32,28 +37,13 @@ def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT
     Raises:
         ExportParityError: probabilities differ by more than 1e-5 or a cluster id differs.
     """
-    import onnxruntime
-
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}.")
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise ValueError(f"The ONNX file name must end with .onnx, got {path}.")
-    assigner = model.assigner(include_embedding=include_embedding)
-    x = parity_sample(model, sample)
-    reference = assigner.predict(x, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
-    os.close(handle)
-    try:
+
+    def write(assigner, tmp):
         assigner.export(tmp, format="onnx", opset_version=opset, verbose=False)
-        session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        outputs = dict(zip(names, session.run(None, {"inputs": x})))
-        parity = compare(reference, outputs)
-        os.replace(tmp, path)
-    finally:
-        remove(tmp)
+
+    parity = write_checked_file(model, path, ".onnx", write, run_onnx, sample, include_embedding)
     metadata = build_metadata(model, path, "onnx", parity, include_embedding, metrics,
                               packages=("tf2onnx", "onnx", "onnxruntime"))
     metadata["opset"] = opset

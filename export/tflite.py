@@ -1,10 +1,6 @@
 """TFLite writer: builtin ops only, optional quantisation, checked with LiteRT."""
 
-import os
-import tempfile
-from pathlib import Path
-
-from keras_deepclust.export._common import build_metadata, compare, parity_sample, remove
+from keras_deepclust.export._common import build_metadata, write_checked_file
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
 
 QUANTIZATIONS = (None, "dynamic", "float16")
@@ -55,21 +51,12 @@ def export_tflite(model, path, sample=None, include_embedding=False, quantizatio
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
-    path = Path(path)
-    if path.suffix != ".tflite":
-        raise ValueError(f"The TFLite file name must end with .tflite, got {path}.")
-    assigner = model.assigner(include_embedding=include_embedding)
-    x = parity_sample(model, sample)
-    reference = assigner.predict(x, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tflite")
-    os.close(handle)
-    try:
+
+    def write(assigner, tmp):
         assigner.export(tmp, format="litert", verbose=False, **_converter_options(quantization))
-        parity = compare(reference, run_tflite(tmp, x), quantized=quantization is not None)
-        os.replace(tmp, path)
-    finally:
-        remove(tmp)
+
+    parity = write_checked_file(model, path, ".tflite", write, run_tflite, sample,
+                                include_embedding, quantized=quantization is not None)
     metadata = build_metadata(model, path, "tflite", parity, include_embedding, metrics,
                               packages=("ai-edge-litert",))
     metadata["quantization"] = quantization
