@@ -66,7 +66,7 @@ def _build_parser():
         "assign", help="assign clusters to a data file with an ONNX assigner (no TensorFlow)"
     )
     assign.add_argument("model", help="an .onnx file written by `export`")
-    assign.add_argument("data", help=".npy (memory-mapped, any size), .npz, .csv or IDX")
+    assign.add_argument("data", help=".npy (read in chunks, any size), .npz, .csv or IDX")
     assign.add_argument("--out", required=True, help="CSV to write: row,cluster[,p_k...]")
     assign.add_argument("--probabilities", action="store_true", help="add p_0..p_K-1 columns")
     assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")

@@ -8,20 +8,47 @@ from pathlib import Path
 import numpy as np
 
 
-def _rows(path):
-    """A row-indexable array for `path`: memory-mapped for `.npy`, loaded otherwise."""
+def _npy_chunks(path, chunk_rows):
+    """`(n_rows, chunks)` of an `.npy` read with plain file reads: unlike a memory map,
+    the pages read do not stay in the process, so memory stays flat for any size."""
+    f = open(path, "rb")
+    version = np.lib.format.read_magic(f)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran_order, dtype = read_header(f)
+    if fortran_order or len(shape) < 2 or dtype.hasobject:
+        f.close()
+        raise ValueError(f"{path} must hold a C-ordered numeric array of shape (n, ...), "
+                         f"got shape {shape}{' in Fortran order' if fortran_order else ''}.")
+    row_items = int(np.prod(shape[1:]))
+
+    def chunks():
+        with f:
+            for start in range(0, shape[0], chunk_rows):
+                rows = min(chunk_rows, shape[0] - start)
+                data = np.fromfile(f, dtype=dtype, count=rows * row_items)
+                if data.size != rows * row_items:
+                    raise ValueError(f"{path} is truncated: expected {shape[0]} rows.")
+                yield start, data.reshape(rows, *shape[1:])
+
+    return shape[0], chunks()
+
+
+def _chunks(path, chunk_rows):
+    """`(n_rows, iterator of (start, rows))` for a data file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such data file: {path}")
     if path.suffix == ".npy":
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return _npy_chunks(path, chunk_rows)
     from keras_deepclust import datasets  # numpy only; loads and scales the whole file
 
-    return datasets.load(path)[0]
+    x = datasets.load(path)[0]
+    return len(x), ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
 
 
 def _scaled(chunk):
-    # The package's loaders scale uint8 pixels by 255; a memory-mapped uint8 file gets the
+    # The package's loaders scale uint8 pixels by 255; a uint8 file read in chunks gets the
     # same, chunk by chunk. Other dtypes must already be scaled like the training data.
     return chunk.astype(np.float32) / 255.0 if chunk.dtype == np.uint8 else chunk
 
@@ -30,13 +57,14 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
                 progress=True):
     """Writes `row,cluster[,p_0..p_K-1]` for every row of `data_path` to a CSV.
 
-    Rows are read, assigned and written `chunk_rows` at a time, so a memory-mapped
-    `.npy` larger than RAM keeps memory flat. The CSV is written under a temporary name
+    Rows are read, assigned and written `chunk_rows` at a time; an `.npy` is read chunk
+    by chunk, so one larger than RAM keeps memory flat. The CSV is written under a temporary name
     and renamed when complete.
 
     Args:
         assigner: a `ClusterAssigner`.
-        data_path: `.npy` (memory-mapped), or any format `keras_deepclust.datasets.load` reads.
+        data_path: `.npy` (read in chunks), or any format `keras_deepclust.datasets.load`
+            reads (loaded whole).
         out_path: the CSV to write.
         chunk_rows: rows per chunk.
         probabilities: also write the cluster probabilities.
@@ -47,8 +75,7 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
-    rows = _rows(data_path)
-    n = len(rows)
+    n, chunks = _chunks(data_path, chunk_rows)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.")
@@ -58,8 +85,8 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
             if probabilities:
                 header += [f"p_{k}" for k in range(assigner.n_clusters)]
             f.write(",".join(header) + "\n")
-            for start in range(0, n, chunk_rows):
-                outputs = assigner.assign(_scaled(np.asarray(rows[start:start + chunk_rows])))
+            for start, rows in chunks:
+                outputs = assigner.assign(_scaled(rows))
                 columns = [np.arange(start, start + len(outputs["cluster"]))[:, None],
                            outputs["cluster"][:, None]]
                 fmt = ["%d", "%d"]
@@ -68,7 +95,7 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
                     fmt += ["%.6g"] * assigner.n_clusters
                 np.savetxt(f, np.hstack(columns).astype(object), fmt=",".join(fmt))
                 if progress:
-                    done = min(start + chunk_rows, n)
+                    done = start + len(rows)
                     print(f"\rassigned {done}/{n} rows ({done / n:.0%})", end="",
                           file=sys.stderr, flush=True)
         if progress:

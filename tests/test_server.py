@@ -146,6 +146,16 @@ def test_new_version_is_picked_up(server):
     assert request(server["url"] + "/versions/1:predict", {"inputs": x.tolist()})[0] == 404
 
 
+def test_a_broken_newer_version_is_not_served(server):
+    served = request(server["url"])[1]["model_version_status"][0]["version"]
+    broken = server["base"] / "digits" / "99"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"half a model")  # no metadata, wrong checksum
+    time.sleep(1.0)  # five polls
+    assert request(server["url"])[1]["model_version_status"][0]["version"] == served
+    assert request(server["url"] + ":predict", {"instances": [[0.5] * 6]})[0] == 200
+
+
 def test_server_module_is_free_of_tensorflow():
     result = subprocess.run(
         [sys.executable, "-c", "import sys, keras_deepclust.serving.server\n"

@@ -110,3 +110,23 @@ def test_assign_cli_errors(exported, tmp_path, capsys):
                      "--out", str(tmp_path / "o.csv")]) == 2
     assert "samples of shape (5,)" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists() and not list(tmp_path.glob(".o.csv*"))
+
+
+def test_assign_file_memory_stays_flat(exported, tmp_path):
+    import tracemalloc
+
+    from keras_deepclust.serving.batch import assign_file
+
+    _, _, folder = exported
+    rows = np.random.default_rng(0).integers(0, 256, (100_000, 8, 8, 1), dtype=np.uint8)
+    np.save(tmp_path / "big.npy", rows)  # 6.4 MB on disk, 26 MB as float32
+    del rows
+    assigner = ClusterAssigner(folder / "m.onnx")
+    tracemalloc.start()
+    n = assign_file(assigner, tmp_path / "big.npy", tmp_path / "out.csv", chunk_rows=2000,
+                    progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 100_000
+    assert peak < 3_000_000, f"peak {peak / 1e6:.1f} MB"  # a few chunks, not the file
+    assert sum(1 for _ in open(tmp_path / "out.csv")) == 100_001
