@@ -1,6 +1,11 @@
 """Keras layers of keras-deepclust (each registered serializable)."""
 
 from keras_deepclust.layers.clustering import ClusteringLayer
-from keras_deepclust.layers.heads import HardAssignment
+from keras_deepclust.layers.heads import (
+    GaussianMixturePosterior,
+    HardAssignment,
+    NearestCentroidSoftmax,
+)
 
-__all__ = ["ClusteringLayer", "HardAssignment"]
+__all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment",
+           "NearestCentroidSoftmax"]

@@ -1,6 +1,7 @@
 """Exportable inference heads shared by every method's assigner."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -29,3 +30,125 @@ class HardAssignment(keras.layers.Layer):
 
     def compute_output_spec(self, probabilities):
         return keras.KerasTensor(probabilities.shape[:-1], dtype="int32")
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class NearestCentroidSoftmax(keras.layers.Layer):
+    """Soft assignment to the nearest centroid: softmax_k(-||z - c_k||^2 / temperature).
+
+    The exportable head of k-means-based methods: its argmax is k-means' `predict`.
+
+    Args:
+        n_clusters: number of centroids K.
+        temperature: > 0; smaller is harder.
+
+    Example:
+
+    ```python
+    head = NearestCentroidSoftmax(10)
+    head.build((None, 10))
+    head.set_centroids(kmeans.cluster_centers_)
+    ```
+    """
+
+    def __init__(self, n_clusters, temperature=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        self.n_clusters = int(n_clusters)
+        self.temperature = float(temperature)
+
+    def build(self, input_shape):
+        self.centroids = self.add_weight(shape=(self.n_clusters, input_shape[-1]),
+                                         initializer="zeros", trainable=False, name="centroids")
+
+    def set_centroids(self, centroids):
+        if tuple(centroids.shape) != tuple(self.centroids.shape):
+            raise ValueError(f"centroids must have shape {tuple(self.centroids.shape)}, "
+                             f"got {tuple(centroids.shape)}.")
+        self.centroids.assign(centroids)
+
+    def call(self, inputs):
+        squared = tf.reduce_sum(tf.square(inputs[:, None, :] - self.centroids[None]), axis=-1)
+        return tf.nn.softmax(-squared / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_clusters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_clusters": self.n_clusters, "temperature": self.temperature})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class GaussianMixturePosterior(keras.layers.Layer):
+    """Posterior p(k | z) of a Gaussian mixture, for any covariance type.
+
+    Every covariance type is held in full form: `precisions_cholesky` (K, d, d) with
+    Sigma_k^-1 = L_k L_k^T, as scikit-learn stores it; diagonal, spherical and tied
+    mixtures are converted by `set_from_sklearn`. Only matrix products, sums and a
+    softmax are used, so the head exports to ONNX and builtin TFLite.
+
+    Args:
+        n_components: number of mixture components K.
+
+    Example:
+
+    ```python
+    head = GaussianMixturePosterior(10)
+    head.build((None, codes.shape[1]))
+    head.set_from_sklearn(sklearn_mixture)
+    ```
+    """
+
+    def __init__(self, n_components, **kwargs):
+        super().__init__(**kwargs)
+        self.n_components = int(n_components)
+
+    def build(self, input_shape):
+        k, d = self.n_components, input_shape[-1]
+        self.log_weights = self.add_weight(shape=(k,), initializer="zeros", trainable=False,
+                                           name="log_weights")
+        self.means = self.add_weight(shape=(k, d), initializer="zeros", trainable=False,
+                                     name="means")
+        self.precisions_cholesky = self.add_weight(
+            shape=(k, d, d), initializer=keras.initializers.Constant(0.0), trainable=False,
+            name="precisions_cholesky")
+
+    def set_from_sklearn(self, mixture):
+        """Copies a fitted `sklearn.mixture.GaussianMixture` of any covariance type."""
+        k, d = self.means.shape
+        chol = np.asarray(mixture.precisions_cholesky_, dtype=np.float64)
+        full = {
+            "full": lambda: chol,
+            "tied": lambda: np.broadcast_to(chol, (k, d, d)),
+            "diag": lambda: np.stack([np.diag(c) for c in chol]),
+            "spherical": lambda: chol[:, None, None] * np.eye(d)[None],
+        }[mixture.covariance_type]()
+        if mixture.means_.shape != (k, d):
+            raise ValueError(f"the mixture has means of shape {mixture.means_.shape}; this "
+                             f"head expects {(k, d)}.")
+        self.log_weights.assign(np.log(mixture.weights_).astype(np.float32))
+        self.means.assign(mixture.means_.astype(np.float32))
+        self.precisions_cholesky.assign(full.astype(np.float32))
+
+    def call(self, inputs):
+        k, d = self.n_components, self.means.shape[1]
+        # y_k = (z - mu_k) L_k for all k with one matmul: (n, d) @ (d, k*d).
+        stacked = tf.reshape(tf.transpose(self.precisions_cholesky, [1, 0, 2]), (d, k * d))
+        projected = tf.reshape(tf.matmul(inputs, stacked), (-1, k, d))
+        offsets = tf.reduce_sum(self.means[:, :, None] * self.precisions_cholesky, axis=1)
+        mahalanobis = tf.reduce_sum(tf.square(projected - offsets[None]), axis=-1)
+        log_det = tf.reduce_sum(
+            tf.math.log(tf.linalg.diag_part(self.precisions_cholesky)), axis=-1)
+        log_joint = self.log_weights + log_det - 0.5 * mahalanobis
+        return tf.nn.softmax(log_joint, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_components)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_components": self.n_components})
+        return config

@@ -1,0 +1,70 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+from keras_deepclust.layers import GaussianMixturePosterior, HardAssignment, NearestCentroidSoftmax
+
+
+@pytest.fixture(scope="module")
+def codes():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, (4, 5))
+    return (centers[rng.integers(0, 4, 400)] + rng.normal(0, 1, (400, 5))).astype("float32")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_gaussian_mixture_posterior_matches_scikit_learn(codes, covariance_type):
+    mixture = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(codes)
+    head = GaussianMixturePosterior(4)
+    head.build((None, 5))
+    head.set_from_sklearn(mixture)
+    posterior = np.asarray(head(codes))
+    np.testing.assert_allclose(posterior, mixture.predict_proba(codes), atol=1e-4)
+    np.testing.assert_array_equal(posterior.argmax(1), mixture.predict(codes))
+
+
+def test_nearest_centroid_softmax_agrees_with_kmeans(codes):
+    kmeans = KMeans(4, n_init=5, random_state=0).fit(codes)
+    head = NearestCentroidSoftmax(4, temperature=2.0)
+    head.build((None, 5))
+    head.set_centroids(kmeans.cluster_centers_)
+    q = np.asarray(head(codes))
+    np.testing.assert_array_equal(q.argmax(1), kmeans.predict(codes))
+    d2 = ((codes[:, None] - kmeans.cluster_centers_[None]) ** 2).sum(-1)
+    expected = np.exp(-(d2 - d2.min(1, keepdims=True)) / 2.0)
+    np.testing.assert_allclose(q, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    with pytest.raises(ValueError, match=r"centroids must have shape \(4, 5\), got \(3, 5\)"):
+        head.set_centroids(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        NearestCentroidSoftmax(4, temperature=0)
+
+
+def test_heads_round_trip_and_export(tmp_path, codes):
+    mixture = GaussianMixture(4, covariance_type="full", random_state=0).fit(codes)
+    inputs = keras.Input((5,), name="inputs")
+    gmm = GaussianMixturePosterior(4, name="gmm")
+    probabilities = gmm(inputs)
+    gmm.set_from_sklearn(mixture)
+    model = keras.Model(inputs, {"probabilities": probabilities,
+                                 "cluster": HardAssignment(name="cluster")(probabilities)})
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(restored.predict(codes, verbose=0)["probabilities"],
+                                  model.predict(codes, verbose=0)["probabilities"])
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
+
+    model.export(tmp_path / "m.onnx", format="onnx", opset_version=17, verbose=False)
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    onnx_out = dict(zip([o.name for o in session.get_outputs()],
+                        session.run(None, {"inputs": codes})))
+    model.export(tmp_path / "m.tflite", format="litert", verbose=False,
+                 target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
+    tflite_out = Interpreter(str(tmp_path / "m.tflite")).get_signature_runner(
+        "serving_default")(inputs=codes)
+    for out in (onnx_out, tflite_out):
+        np.testing.assert_allclose(out["probabilities"], mixture.predict_proba(codes), atol=1e-4)
+        np.testing.assert_array_equal(out["cluster"], mixture.predict(codes))
