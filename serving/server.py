@@ -35,6 +35,7 @@ from keras_deepclust.serving.metadata import ONNX_VERSION_FILE
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024
+INLINE_BODY_BYTES = 64 * 1024  # smaller requests are answered on the event loop itself
 
 
 class BadRequest(ValueError):
@@ -219,7 +220,10 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
         model, _, version = target[: -len(":predict")].partition("/versions/")
         try:
             raw = await _read_body(request, max_body_bytes)
-            answer = await run_in_threadpool(_predict, watcher, model, version or None, raw)
+            if len(raw) <= INLINE_BODY_BYTES:  # a few rows: a thread hop costs more than them
+                answer = _predict(watcher, model, version or None, raw)
+            else:
+                answer = await run_in_threadpool(_predict, watcher, model, version or None, raw)
         except BadRequest as bad:
             return error(400, str(bad))
         except NotFound as missing:
