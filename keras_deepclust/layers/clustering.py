@@ -62,10 +62,7 @@ class ClusteringLayer(keras.layers.Layer):
 
     def set_centroids(self, centroids):
         """Assigns new centroid values (e.g. from k-means), checking their shape."""
-        expected = tuple(self.centroids.shape)
-        if tuple(centroids.shape) != expected:
-            raise ValueError(f"centroids must have shape {expected}, got {tuple(centroids.shape)}.")
-        self.centroids.assign(centroids)
+        assign_checked(self.centroids, centroids, "centroids")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n_clusters)
@@ -74,3 +71,11 @@ class ClusteringLayer(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_clusters": self.n_clusters, "alpha": self.alpha})
         return config
+
+
+def assign_checked(variable, value, name):
+    """`variable.assign(value)` after checking the shape, with an error naming `name`."""
+    expected = tuple(variable.shape)
+    if tuple(value.shape) != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(value.shape)}.")
+    variable.assign(value)

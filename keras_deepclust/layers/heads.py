@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_deepclust.layers.clustering import assign_checked
+
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class HardAssignment(keras.layers.Layer):
@@ -63,10 +65,8 @@ class NearestCentroidSoftmax(keras.layers.Layer):
                                          initializer="zeros", trainable=False, name="centroids")
 
     def set_centroids(self, centroids):
-        if tuple(centroids.shape) != tuple(self.centroids.shape):
-            raise ValueError(f"centroids must have shape {tuple(self.centroids.shape)}, "
-                             f"got {tuple(centroids.shape)}.")
-        self.centroids.assign(centroids)
+        """Assigns the centroids (e.g. k-means' `cluster_centers_`), checking their shape."""
+        assign_checked(self.centroids, centroids, "centroids")
 
     def call(self, inputs):
         squared = tf.reduce_sum(tf.square(inputs[:, None, :] - self.centroids[None]), axis=-1)
