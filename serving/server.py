@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
