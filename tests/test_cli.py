@@ -76,7 +76,8 @@ def test_cli_errors(tmp_path, image_npz, capsys):
     assert "No such model file" in capsys.readouterr().err
 
 
-def test_console_script_lists_methods():
+def test_console_script_lists_methods(tmp_path):
+    # cwd: outside the repository, so the installed package is imported, not the source tree.
     result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.split() == ["dcec", "dec", "dec-conv", "idec"]

@@ -1,12 +1,17 @@
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import keras_deepclust
 
 
 def run_fresh(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    """Runs `code` in a new interpreter started outside the repository, so it imports the
+    installed package (with export/ and serving/ mapped in), not the source folder."""
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=cwd)
 
 
 def test_top_level_and_serving_imports_stay_free_of_tensorflow():

@@ -46,7 +46,7 @@ def server(tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_deepclust.cli", "serve", str(base), "--name", "digits",
          "--port", str(port), "--poll-seconds", "0.2", "--max-body-bytes", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=base,  # outside the repository
     )
     url = f"http://127.0.0.1:{port}/v1/models/digits"
     deadline = time.time() + 60
@@ -156,9 +156,9 @@ def test_a_broken_newer_version_is_not_served(server):
     assert request(server["url"] + ":predict", {"instances": [[0.5] * 6]})[0] == 200
 
 
-def test_server_module_is_free_of_tensorflow():
+def test_server_module_is_free_of_tensorflow(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "import sys, keras_deepclust.serving.server\n"
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]"

@@ -68,7 +68,7 @@ def test_assigner_runs_without_tensorflow(exported):
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+                            check=True, cwd=folder)  # outside the repository
     labels, heavy = result.stdout.strip().splitlines()
     assert heavy == "[]"
     assert json.loads(labels) == exported[0].predict_labels(x[:20]).tolist()
@@ -87,7 +87,7 @@ def test_assign_cli_streams_a_memory_mapped_file(exported, tmp_path):
         "sys.exit(code)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+                            check=True, cwd=tmp_path)
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert "assigned 300/300 rows (100%)" in result.stderr
     table = np.loadtxt(out, delimiter=",", skiprows=1)
