@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_deepclust._validation import check_array, check_labels
+from keras_deepclust._validation import check_array, check_labels, data_fingerprint
 from keras_deepclust.metrics import clustering_scores
 
 
@@ -41,8 +41,9 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.updates, self.stopped_step = [], None
+        self._fingerprint = data_fingerprint(self.x)  # x does not change during fit
         step = self._step()
-        if not self.model.has_target_for(self.x):
+        if not self.model.has_target_for(self.x, self._fingerprint):
             self._update(step)
         self._last_step = step
 
@@ -55,7 +56,9 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
         self._last_step = step
 
     def _update(self, step):
-        delta = self.model.update_target_distribution(self.x, batch_size=self.batch_size)
+        delta = self.model.update_target_distribution(
+            self.x, batch_size=self.batch_size, fingerprint=self._fingerprint
+        )
         self.updates.append((step, delta))
         if step > 0 and delta is not None and delta < self.tol:
             self.stopped_step = step

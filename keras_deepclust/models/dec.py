@@ -20,7 +20,7 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 
 from keras_deepclust import losses, networks
-from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.models.base import ClusteringModel, register_method
@@ -260,14 +260,19 @@ class DeepEmbeddedClustering(ClusteringModel):
         self._centroids_ready.assign(1)
         return labels
 
-    def has_target_for(self, x):
-        """Whether the stored target distribution was computed on this very `x`."""
-        return int(tf.shape(self._target)[0]) == len(x) and np.allclose(
-            self._target_fingerprint, _fingerprint(x)
-        )
+    def has_target_for(self, x, fingerprint=None):
+        """Whether the stored target distribution was computed on this very `x`
+        (`fingerprint`: `data_fingerprint(x)`, when the caller has it already)."""
+        if int(tf.shape(self._target)[0]) != len(x):
+            return False
+        fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
+        return np.allclose(self._target_fingerprint, fingerprint)
 
-    def update_target_distribution(self, x, batch_size=256):
+    def update_target_distribution(self, x, batch_size=256, fingerprint=None):
         """Recomputes P from all of `x` (Eq. 8) and stores it for the next steps.
+
+        `fingerprint` is `data_fingerprint(x)` when the caller has it already (the
+        refresh callback computes it once per fit, not at every refresh).
 
         Returns:
             The fraction of hard labels that changed since the previous update (or
@@ -280,7 +285,7 @@ class DeepEmbeddedClustering(ClusteringModel):
         delta = float(np.mean(labels != previous)) if previous.shape == labels.shape else None
         self._target.assign(np.asarray(losses.target_distribution(q)))
         self._previous_labels.assign(labels)
-        self._target_fingerprint = _fingerprint(x)
+        self._target_fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
         return delta
 
     def fit(
@@ -448,11 +453,6 @@ def _jit(jit_compile):
     if jit_compile is None:
         return bool(tf.config.list_logical_devices("GPU"))
     return jit_compile
-
-
-def _fingerprint(x):
-    """Cheap identity check of a data set: its sum and sum of squares."""
-    return np.array([x.sum(dtype=np.float64), np.square(x).sum(dtype=np.float64)])
 
 
 @register_method("dec")
