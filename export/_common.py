@@ -5,11 +5,11 @@ import datetime
 import importlib.metadata
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_deepclust._io import atomic_path
 from keras_deepclust.models.base import method_name
 from keras_deepclust.serving.metadata import FORMAT_VERSION, sha256_of
 
@@ -98,13 +98,7 @@ def write_checked_file(model, path, suffix, write, run, sample=None, include_emb
     assigner = model.assigner(include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = assigner.predict(x, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp:
         write(assigner, tmp)
         parity = compare(reference, run(tmp, x), quantized)
-        os.replace(tmp, path)
-    finally:
-        remove(tmp)
     return parity

@@ -6,6 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from keras_deepclust._validation import check_positive_int
 from keras_deepclust.export._common import remove
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -32,8 +33,7 @@ def new_version_folder(base_dir, name, version=None):
     existing = versions_in(model_dir)
     if version is None:
         version = existing[-1] + 1 if existing else 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}.")
+    version = check_positive_int(version, "version")
     if existing and version <= existing[-1]:
         raise ValueError(
             f"version {version} is not above the newest existing version {existing[-1]}."

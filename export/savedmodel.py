@@ -1,9 +1,8 @@
 """SavedModel writer in TF Serving's layout: BASE/NAME/VERSION/saved_model.pb."""
 
-import os
-import tempfile
 from pathlib import Path
 
+from keras_deepclust._io import atomic_path
 from keras_deepclust.export._common import build_metadata, compare, parity_sample
 from keras_deepclust.export._versions import new_version_folder, versions_in
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
@@ -20,10 +19,8 @@ def write_model_config(base_dir):
     ]
     text = "model_config_list {\n" + "".join(entries) + "}\n"
     path = base_dir / "models.config"
-    handle, tmp = tempfile.mkstemp(dir=base_dir, prefix=".models.config.")
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
     return path
 
 

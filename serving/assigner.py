@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_deepclust._validation import check_array, check_positive_int
 from keras_deepclust.serving.metadata import read_metadata
 
 
@@ -37,8 +38,7 @@ class ClusterAssigner:
                  verify_checksum=True):
         import onnxruntime
 
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_positive_int(batch_size, "batch_size")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"No such ONNX file: {self.path}")
@@ -62,20 +62,11 @@ class ClusterAssigner:
         x = np.asarray(x)
         if x.ndim == 0 or len(x) == 0:
             raise ValueError(f"inputs must hold at least one sample, got shape {x.shape}.")
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise ValueError(f"inputs must be numeric, got dtype {x.dtype}.")
+        x = check_array(x, name="inputs")  # numeric, batch first, finite; float32
         if x.shape[1:] != self.sample_shape:
             raise ValueError(
                 f"inputs have samples of shape {x.shape[1:]} but the model takes samples of "
                 f"shape {self.sample_shape} (batch first: (n, {', '.join(map(str, self.sample_shape))}))."
-            )
-        x = x.astype(np.float32, copy=False)
-        bad = ~np.isfinite(x)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"inputs contain NaN or infinite values ({int(bad.sum())} of them, first at "
-                f"index {first})."
             )
         preprocessing = self.metadata["preprocessing"]
         if preprocessing != {"scale": 1.0, "offset": 0.0}:

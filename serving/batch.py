@@ -1,11 +1,12 @@
 """Assigning clusters to a data file in chunks, with flat memory for `.npy` inputs."""
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_deepclust._io import atomic_path
+from keras_deepclust._validation import check_positive_int
 
 
 def _npy_chunks(path, chunk_rows):
@@ -73,14 +74,10 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
     Returns:
         The number of rows assigned.
     """
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
+    chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
     n, chunks = _chunks(data_path, chunk_rows)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.")
-    try:
-        with os.fdopen(handle, "w") as f:
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "w") as f:
             header = ["row", "cluster"]
             if probabilities:
                 header += [f"p_{k}" for k in range(assigner.n_clusters)]
@@ -100,8 +97,4 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
                           file=sys.stderr, flush=True)
         if progress:
             print(file=sys.stderr)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return n

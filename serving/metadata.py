@@ -6,9 +6,9 @@ numpy and the standard library only.
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from keras_deepclust._io import write_json
 
 FORMAT_VERSION = 1
 METADATA_SUFFIX = ".metadata.json"
@@ -51,17 +51,7 @@ def write_metadata(path, metadata):
     missing = [key for key in REQUIRED_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks required keys: {missing}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json(path, metadata)
 
 
 def read_metadata(artifact, verify_checksum=True):

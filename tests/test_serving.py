@@ -109,7 +109,7 @@ def test_assign_cli_errors(exported, tmp_path, capsys):
     assert cli.main(["assign", str(folder / "m.onnx"), str(tmp_path / "wrong.npy"),
                      "--out", str(tmp_path / "o.csv")]) == 2
     assert "samples of shape (5,)" in capsys.readouterr().err
-    assert not (tmp_path / "o.csv").exists() and not list(tmp_path.glob(".o.csv*"))
+    assert not (tmp_path / "o.csv").exists() and not list(tmp_path.glob(".o.*"))
 
 
 def test_assign_file_memory_stays_flat(exported, tmp_path):
