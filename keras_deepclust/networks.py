@@ -14,6 +14,17 @@ CONV_FILTERS = (32, 64, 128)
 CONV_KERNEL_SIZES = (5, 5, 3)
 
 
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+def relu_tanh(x):
+    """tanh(relu(x)): a ReLU followed by a Tanh layer, as in DAC's encoder."""
+    return keras.ops.tanh(keras.ops.relu(x))
+
+
+def resolve_activation(name):
+    """A Keras activation name, "relu_tanh", a callable or None (linear)."""
+    return relu_tanh if name == "relu_tanh" else name
+
+
 class _SeededInitializers:
     """Hands out Glorot-uniform initializers with distinct seeds derived from one seed,
     so a network built twice with the same `random_state` starts from the same weights."""
@@ -36,6 +47,8 @@ def dense_autoencoder(
     activation="relu",
     output_activation=None,
     random_state=None,
+    embedding_activation=None,
+    decoder_activation=None,
 ):
     """Stacked autoencoder d-500-500-2000-10 with a mirrored decoder (DEC, IDEC).
 
@@ -47,9 +60,12 @@ def dense_autoencoder(
         input_shape: shape of one sample, e.g. `(784,)` or `(28, 28, 1)`.
         hidden_units: widths of the encoder's hidden layers; the decoder mirrors them.
         embedding_dim: size of the code.
-        activation: activation of the hidden layers.
+        activation: activation of the hidden layers (a Keras name, or "relu_tanh":
+            tanh(relu(h)), DAC's encoder).
         output_activation: activation of the reconstruction (None = linear).
         random_state: int seed for the weight initialisers, or None.
+        embedding_activation: activation of the code (None = linear; AEC: "sigmoid").
+        decoder_activation: activation of the decoder's hidden layers (None = `activation`).
 
     Returns:
         `(encoder, decoder)` functional `keras.Model`s.
@@ -65,18 +81,27 @@ def dense_autoencoder(
     _check_positive_ints([embedding_dim], "embedding_dim")
     init = _SeededInitializers(random_state)
     n_features = math.prod(input_shape)
+    encoder_activation = resolve_activation(activation)
+    decoder_activation = resolve_activation(decoder_activation or activation)
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     h = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     for i, units in enumerate(hidden_units):
-        h = keras.layers.Dense(units, activation, kernel_initializer=init(), name=f"encoder_{i}")(h)
-    code = keras.layers.Dense(embedding_dim, kernel_initializer=init(), name="embedding")(h)
+        h = keras.layers.Dense(
+            units, encoder_activation, kernel_initializer=init(), name=f"encoder_{i}"
+        )(h)
+    code = keras.layers.Dense(
+        embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
+        name="embedding",
+    )(h)
     encoder = keras.Model(inputs, code, name="encoder")
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")
     h = code_in
     for i, units in enumerate(reversed(hidden_units)):
-        h = keras.layers.Dense(units, activation, kernel_initializer=init(), name=f"decoder_{i}")(h)
+        h = keras.layers.Dense(
+            units, decoder_activation, kernel_initializer=init(), name=f"decoder_{i}"
+        )(h)
     h = keras.layers.Dense(
         n_features, output_activation, kernel_initializer=init(), name="reconstruction"
     )(h)
@@ -94,6 +119,7 @@ def conv_autoencoder(
     activation="relu",
     output_activation=None,
     random_state=None,
+    embedding_activation=None,
 ):
     """Convolutional autoencoder of DCEC: conv32(5)->conv64(5)->conv128(3)->FC(code).
 
@@ -110,6 +136,7 @@ def conv_autoencoder(
         activation: activation of the hidden layers.
         output_activation: activation of the reconstruction (None = linear).
         random_state: int seed for the weight initialisers, or None.
+        embedding_activation: activation of the code (None = linear).
 
     Returns:
         `(encoder, decoder)` functional `keras.Model`s.
@@ -130,6 +157,7 @@ def conv_autoencoder(
             f"and {len(kernel_sizes)}."
         )
     init = _SeededInitializers(random_state)
+    activation = resolve_activation(activation)
     sizes = [tuple(input_shape[:2])]
     for _ in filters:
         sizes.append(tuple(math.ceil(s / 2) for s in sizes[-1]))
@@ -142,7 +170,10 @@ def conv_autoencoder(
             kernel_initializer=init(), name=f"conv_{i}",
         )(h)
     h = keras.layers.Flatten(name="flatten")(h)
-    code = keras.layers.Dense(embedding_dim, kernel_initializer=init(), name="embedding")(h)
+    code = keras.layers.Dense(
+        embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
+        name="embedding",
+    )(h)
     encoder = keras.Model(inputs, code, name="encoder")
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")

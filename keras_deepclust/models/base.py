@@ -88,8 +88,12 @@ class ClusteringModel(keras.Model):
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)
 
+    def _check_ready_to_assign(self):
+        """Raises when the assignment head has not been fitted (subclass hook)."""
+
     def predict(self, x, batch_size=256, verbose=0, **kwargs):
         """Soft cluster assignments, an `(n_samples, n_clusters)` float32 array."""
+        self._check_ready_to_assign()
         return super().predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose, **kwargs)
 
     def predict_labels(self, x, batch_size=256, verbose=0):
@@ -100,7 +104,13 @@ class ClusteringModel(keras.Model):
 
     def embed(self, x, batch_size=256, verbose=0):
         """Codes of `x` from the encoder, an `(n_samples, embedding_dim)` array."""
-        return self.encoder.predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose)
+        x = self._prepare_data(x)  # builds the model on first use
+        return self.assignment_encoder().predict(x, batch_size=batch_size, verbose=verbose)
+
+    def assignment_encoder(self):
+        """The network that maps inputs to the codes the assignment head reads
+        (the autoencoder's `encoder` unless a method says otherwise)."""
+        return self.encoder
 
     def soft_assignment_head(self):
         """The layer (or callable) that maps codes to `(batch, K)` probabilities."""
@@ -121,8 +131,9 @@ class ClusteringModel(keras.Model):
         """
         if not self.built:
             raise ValueError("The model is not built yet: pretrain or fit it first.")
+        self._check_ready_to_assign()
         inputs = keras.Input(shape=self.sample_shape, name="inputs")
-        embedding = self.encoder(inputs)
+        embedding = self.assignment_encoder()(inputs)
         probabilities = self.soft_assignment_head()(embedding)
         outputs = {"probabilities": probabilities, "cluster": HardAssignment(name="cluster")(probabilities)}
         if include_embedding:

@@ -19,20 +19,20 @@ import numpy as np
 import tensorflow as tf
 from sklearn.cluster import KMeans
 
-from keras_deepclust import losses, networks
+from keras_deepclust import losses
 from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
-from keras_deepclust.models.base import ClusteringModel, register_method
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.base import register_method
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
 MAX_ITERATIONS = 20000
-_PAPER_PRETRAIN_EPOCHS = {"dense": 400, "conv": 200}
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DeepEmbeddedClustering(ClusteringModel):
+class DeepEmbeddedClustering(AutoencoderClusteringModel):
     """Deep embedded clustering with an optional reconstruction term (DEC/IDEC/DEC-conv/DCEC).
 
     Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;
@@ -83,81 +83,40 @@ class DeepEmbeddedClustering(ClusteringModel):
         reconstruction=True,
         gamma=0.1,
         alpha=1.0,
-        embedding_dim=10,
-        hidden_units=networks.DENSE_HIDDEN_UNITS,
-        filters=networks.CONV_FILTERS,
-        kernel_sizes=networks.CONV_KERNEL_SIZES,
         update_interval=140,
         tol=0.001,
         n_init=20,
-        sample_shape=None,
-        random_state=None,
         **kwargs,
     ):
-        super().__init__(
-            n_clusters=n_clusters, sample_shape=sample_shape, random_state=random_state, **kwargs
-        )
-        if network not in networks.BUILDERS:
-            raise ValueError(f"network must be one of {sorted(networks.BUILDERS)}, got {network!r}.")
+        super().__init__(n_clusters=n_clusters, network=network, **kwargs)
         if not gamma > 0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}.")
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha!r}.")
         if not 0 <= tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
-        self.network = network
         self.reconstruction = bool(reconstruction)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
-        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
-        self.hidden_units = tuple(hidden_units)
-        self.filters = tuple(filters)
-        self.kernel_sizes = tuple(kernel_sizes)
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
-        # The target distribution is indexed by row, and N is only known at fit time:
-        # plain tf.Variables of unknown leading size hold it (saved by save_own_variables).
-        self._target = tf.Variable(
-            tf.zeros((0, self.n_clusters)), shape=tf.TensorShape([None, self.n_clusters]),
-            trainable=False, name="target_distribution",
-        )
-        self._previous_labels = tf.Variable(
-            tf.zeros((0,), tf.int32), shape=tf.TensorShape([None]), trainable=False,
-            name="previous_labels",
-        )
-        self._target_fingerprint = np.zeros(2)
+        self._target = self._add_row_state("target_distribution", (self.n_clusters,))
+        self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
+        self._target_fingerprint = self._add_row_state("target_fingerprint", dtype="float64")
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("loss", "clustering_loss", "reconstruction_loss")
         }
-        if self.sample_shape is not None:
-            self.build((None, *self.sample_shape))
+        self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
-    def build(self, input_shape):
-        if self.built:
-            return
-        self.sample_shape = tuple(int(s) for s in input_shape[1:])
-        builder = networks.BUILDERS[self.network]
-        options = (
-            {"hidden_units": self.hidden_units}
-            if self.network == "dense"
-            else {"filters": self.filters, "kernel_sizes": self.kernel_sizes}
-        )
-        self.encoder, self.decoder = builder(
-            self.sample_shape, embedding_dim=self.embedding_dim,
-            random_state=self.random_state, **options,
-        )
+    def _build_head(self):
         self.clustering = ClusteringLayer(self.n_clusters, alpha=self.alpha, name="clustering")
         self.clustering.build((None, self.embedding_dim))
-        self._is_pretrained = self.add_weight(
-            shape=(), dtype="int32", initializer="zeros", trainable=False, name="is_pretrained"
-        )
         self._centroids_ready = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="centroids_ready"
         )
-        self.built = True
 
     def call(self, inputs, training=None):
         return self.clustering(self.encoder(inputs, training=training))
@@ -165,10 +124,9 @@ class DeepEmbeddedClustering(ClusteringModel):
     def soft_assignment_head(self):
         return self.clustering
 
-    @property
-    def is_pretrained(self):
-        """True once `pretrain` has run (saved with the model)."""
-        return self.built and bool(self._is_pretrained.numpy())
+    def code_centres(self):
+        """The cluster centres in code space, `(K, embedding_dim)`."""
+        return self.clustering.centroids.numpy()
 
     @property
     def centroids_initialized(self):
@@ -176,68 +134,15 @@ class DeepEmbeddedClustering(ClusteringModel):
         return self.built and bool(self._centroids_ready.numpy())
 
     # -------------------------------------------------------------- pretraining
-    def pretrain(
-        self,
-        x,
-        epochs=None,
-        batch_size=256,
-        optimizer=None,
-        noise_stddev=0.0,
-        verbose="auto",
-        callbacks=None,
-        validation_split=0.0,
-        jit_compile=None,
-    ):
-        """Trains the autoencoder on reconstruction alone (gamma = 0 in the paper).
+    def _default_pretrain_optimizer(self):
+        # The papers: SGD lr 0.01 momentum 0.9 for the SAE, Adam for the CAE.
+        if self.network == "dense":
+            return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        return keras.optimizers.Adam()
 
-        Args:
-            x: training data, `(n_samples, ...)`.
-            epochs: passes over `x`; None takes the paper's (400 dense, 200 conv).
-            batch_size: samples per step.
-            optimizer: a Keras optimizer or its name; None takes the paper's (SGD lr
-                0.01 momentum 0.9 for dense, Adam for conv).
-            noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
-            verbose, callbacks, validation_split: as in `keras.Model.fit`.
-            jit_compile: XLA-compile the step; None compiles only when a GPU is
-                visible (on CPU, XLA made these small networks about 2x slower).
-
-        Returns:
-            The `History` of the autoencoder training.
-        """
-        x = self._prepare_data(x)
-        if not noise_stddev >= 0:
-            raise ValueError(f"noise_stddev must be >= 0, got {noise_stddev!r}.")
-        self._seed()
-        if epochs is None:
-            epochs = _PAPER_PRETRAIN_EPOCHS[self.network]
-        if optimizer is None:
-            optimizer = (
-                keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
-                if self.network == "dense"
-                else keras.optimizers.Adam()
-            )
-        with self.distribute_strategy.scope():  # the strategy the model was created under
-            inputs = keras.Input(shape=self.sample_shape)
-            noisy = (
-                keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
-                if noise_stddev > 0
-                else inputs
-            )
-            autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
-            autoencoder.compile(optimizer=optimizer, loss="mse", jit_compile=_jit(jit_compile))
-        history = autoencoder.fit(
-            x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
-            callbacks=callbacks, validation_split=validation_split,
-        )
-        self._is_pretrained.assign(1)
+    def _after_pretraining(self):
         self._centroids_ready.assign(0)  # old centroids belong to the old codes
         self._target.assign(tf.zeros((0, self.n_clusters)))
-        return history
-
-    def reconstruct(self, x, batch_size=256, verbose=0):
-        """Autoencoder reconstruction of `x` (same shape as `x`)."""
-        codes = self.embed(x, batch_size=batch_size, verbose=verbose)
-        return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
 
     # ------------------------------------------------------------ clustering
     def initialize_centroids(self, x, batch_size=256):
@@ -246,12 +151,7 @@ class DeepEmbeddedClustering(ClusteringModel):
         Returns:
             The k-means labels, `(n_samples,)` int32.
         """
-        codes = self.embed(x, batch_size=batch_size)
-        if not np.isfinite(codes).all():
-            raise ValueError(
-                "The encoder produced NaN or infinite codes; pretraining diverged. Lower the "
-                "learning rate or check the input scaling."
-            )
+        codes = self.finite_codes(x, batch_size=batch_size)
         kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
         labels = kmeans.fit_predict(codes).astype(np.int32)
         self.clustering.set_centroids(kmeans.cluster_centers_.astype(np.float32))
@@ -266,7 +166,7 @@ class DeepEmbeddedClustering(ClusteringModel):
         if int(tf.shape(self._target)[0]) != len(x):
             return False
         fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
-        return np.allclose(self._target_fingerprint, fingerprint)
+        return np.allclose(self._target_fingerprint.numpy(), fingerprint)
 
     def update_target_distribution(self, x, batch_size=256, fingerprint=None):
         """Recomputes P from all of `x` (Eq. 8) and stores it for the next steps.
@@ -285,7 +185,7 @@ class DeepEmbeddedClustering(ClusteringModel):
         delta = float(np.mean(labels != previous)) if previous.shape == labels.shape else None
         self._target.assign(np.asarray(losses.target_distribution(q)))
         self._previous_labels.assign(labels)
-        self._target_fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
+        self._target_fingerprint.assign(data_fingerprint(x) if fingerprint is None else fingerprint)
         return delta
 
     def fit(
@@ -344,7 +244,7 @@ class DeepEmbeddedClustering(ClusteringModel):
             self.initialize_centroids(x, batch_size=batch_size)
         with self.distribute_strategy.scope():
             if not self.compiled:
-                self.compile(optimizer=keras.optimizers.Adam(), jit_compile=_jit(None))
+                self.compile(optimizer=keras.optimizers.Adam(), jit_compile=jit_default(None))
             if not self.optimizer.built:
                 # Over *all* trainable variables, even those a variant leaves untouched (the
                 # decoder of DEC), so a saved optimizer state loads back in the same order.
@@ -411,48 +311,19 @@ class DeepEmbeddedClustering(ClusteringModel):
         return [self._trackers[name] for name in names]
 
     # ------------------------------------------------------------ saving
-    def _own_variables(self):
-        return self._trainable_variables + self._non_trainable_variables
-
-    def save_own_variables(self, store):
-        for i, variable in enumerate(self._own_variables()):
-            store[str(i)] = variable.numpy()
-        store["target_distribution"] = self._target.numpy()
-        store["previous_labels"] = self._previous_labels.numpy()
-        store["target_fingerprint"] = self._target_fingerprint
-
-    def load_own_variables(self, store):
-        for i, variable in enumerate(self._own_variables()):
-            variable.assign(store[str(i)])
-        if "target_distribution" in store:
-            self._target.assign(np.asarray(store["target_distribution"]))
-            self._previous_labels.assign(np.asarray(store["previous_labels"]))
-            self._target_fingerprint = np.asarray(store["target_fingerprint"])
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "network": self.network,
                 "reconstruction": self.reconstruction,
                 "gamma": self.gamma,
                 "alpha": self.alpha,
-                "embedding_dim": self.embedding_dim,
-                "hidden_units": list(self.hidden_units),
-                "filters": list(self.filters),
-                "kernel_sizes": list(self.kernel_sizes),
                 "update_interval": self.update_interval,
                 "tol": self.tol,
                 "n_init": self.n_init,
             }
         )
         return config
-
-
-def _jit(jit_compile):
-    if jit_compile is None:
-        return bool(tf.config.list_logical_devices("GPU"))
-    return jit_compile
 
 
 @register_method("dec")

@@ -1,0 +1,263 @@
+"""The shared base of methods built on one autoencoder from `keras_deepclust.networks`."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_deepclust import networks
+from keras_deepclust._validation import check_positive_int
+from keras_deepclust.models.base import ClusteringModel
+
+
+class AutoencoderClusteringModel(ClusteringModel):
+    """A `ClusteringModel` with an `encoder` and a `decoder` from `networks.BUILDERS`.
+
+    Subclasses add their clustering part in `_build_head()` and say how to pretrain
+    (`PRETRAIN_EPOCHS`, `_default_pretrain_optimizer`). `pretrain` trains the
+    autoencoder on reconstruction alone with `keras.Model.fit`.
+
+    Args:
+        n_clusters: number of clusters K (>= 2).
+        network: "dense" (d-500-500-2000-10 by default) or "conv"
+            (conv32(5)-conv64(5)-conv128(3)-FC10 by default).
+        embedding_dim: size of the code.
+        hidden_units: widths of the dense encoder (network="dense").
+        filters: filters of the conv encoder (network="conv").
+        kernel_sizes: kernel sizes of the conv encoder (network="conv").
+        activation: activation of the hidden layers.
+        embedding_activation: activation of the code (None = linear).
+        output_activation: activation of the reconstruction (None = linear).
+        sample_shape: shape of one sample; inferred from the data when None.
+        random_state: int seed for weights, shuffling, noise and k-means, or None.
+    """
+
+    # Pretraining epochs when `pretrain(epochs=None)`, per network.
+    PRETRAIN_EPOCHS = {"dense": 400, "conv": 200}
+    # Whether the method's recipe starts from a pretrained autoencoder (the CLI
+    # pretrains only these unless asked).
+    NEEDS_PRETRAINING = True
+
+    def __init__(
+        self,
+        n_clusters=10,
+        network="dense",
+        embedding_dim=10,
+        hidden_units=networks.DENSE_HIDDEN_UNITS,
+        filters=networks.CONV_FILTERS,
+        kernel_sizes=networks.CONV_KERNEL_SIZES,
+        activation="relu",
+        embedding_activation=None,
+        output_activation=None,
+        sample_shape=None,
+        random_state=None,
+        **kwargs,
+    ):
+        super().__init__(
+            n_clusters=n_clusters, sample_shape=None, random_state=random_state, **kwargs
+        )
+        if network not in networks.BUILDERS:
+            raise ValueError(f"network must be one of {sorted(networks.BUILDERS)}, got {network!r}.")
+        self.network = network
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.hidden_units = tuple(hidden_units)
+        self.filters = tuple(filters)
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.activation = activation
+        self.embedding_activation = embedding_activation
+        self.output_activation = output_activation
+        self._pending_sample_shape = sample_shape
+        self._row_state = {}
+
+    def _build_if_shape_known(self):
+        """Subclasses call this at the end of `__init__`, once their own state exists."""
+        if self._pending_sample_shape is not None:
+            self.build((None, *self._pending_sample_shape))
+
+    # ----------------------------------------------------------------- building
+    def _network_options(self):
+        options = {"activation": self.activation, "embedding_activation": self.embedding_activation,
+                   "output_activation": self.output_activation}
+        if self.network == "dense":
+            options["hidden_units"] = self.hidden_units
+        else:
+            options.update(filters=self.filters, kernel_sizes=self.kernel_sizes)
+        return options
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        self.sample_shape = tuple(int(s) for s in input_shape[1:])
+        self.encoder, self.decoder = networks.BUILDERS[self.network](
+            self.sample_shape, embedding_dim=self.embedding_dim,
+            random_state=self.random_state, **self._network_options(),
+        )
+        self._is_pretrained = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="is_pretrained"
+        )
+        self._build_head()
+        self.built = True
+
+    def _build_head(self):
+        """Creates the clustering layers on top of the code (subclass hook)."""
+
+    @property
+    def is_pretrained(self):
+        """True once `pretrain` has run (saved with the model)."""
+        return self.built and bool(self._is_pretrained.numpy())
+
+    # -------------------------------------------------------------- pretraining
+    def _default_pretrain_optimizer(self):
+        return keras.optimizers.Adam()
+
+    def pretrain(
+        self,
+        x,
+        epochs=None,
+        batch_size=256,
+        optimizer=None,
+        noise_stddev=0.0,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        jit_compile=None,
+    ):
+        """Trains the autoencoder on reconstruction (mean squared error) alone.
+
+        Args:
+            x: training data, `(n_samples, ...)`.
+            epochs: passes over `x`; None takes the method's paper setting
+                (`PRETRAIN_EPOCHS`).
+            batch_size: samples per step.
+            optimizer: a Keras optimizer or its name; None takes the method's paper
+                setting.
+            noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
+            verbose, callbacks, validation_split: as in `keras.Model.fit`.
+            jit_compile: XLA-compile the step; None compiles only when a GPU is
+                visible (on CPU, XLA made these small networks about 2x slower).
+
+        Returns:
+            The `History` of the autoencoder training.
+        """
+        x = self._prepare_data(x)
+        if not noise_stddev >= 0:
+            raise ValueError(f"noise_stddev must be >= 0, got {noise_stddev!r}.")
+        self._seed()
+        epochs = self.PRETRAIN_EPOCHS[self.network] if epochs is None else epochs
+        with self.distribute_strategy.scope():  # the strategy the model was created under
+            inputs = keras.Input(shape=self.sample_shape)
+            noisy = (
+                keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
+                if noise_stddev > 0
+                else inputs
+            )
+            autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
+            autoencoder.compile(
+                optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
+                jit_compile=jit_default(jit_compile),
+            )
+        history = autoencoder.fit(
+            x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
+            callbacks=callbacks, validation_split=validation_split,
+        )
+        self._is_pretrained.assign(1)
+        self._after_pretraining()
+        return history
+
+    def _after_pretraining(self):
+        """Forgets clustering state that belonged to the old codes (subclass hook)."""
+
+    def with_n_clusters(self, n_clusters):
+        """A new model of the same kind for another K that keeps this model's
+        (pretrained) autoencoder weights; used to choose K after one pretraining."""
+        if not self.built:
+            raise ValueError("The model is not built yet: pretrain it first.")
+        clone = type(self)(**dict(self.get_config(), n_clusters=n_clusters))
+        return clone.copy_autoencoder_from(self)
+
+    def copy_autoencoder_from(self, other):
+        """Takes the encoder and decoder weights (and pretrained state) of `other`, a
+        model with the same autoencoder, e.g. to start several methods from one
+        pretraining. Returns self."""
+        if not other.built:
+            raise ValueError("The source model is not built yet: pretrain it first.")
+        if not self.built:
+            self.build((None, *other.sample_shape))
+        for mine, theirs in ((self.encoder, other.encoder), (self.decoder, other.decoder)):
+            shapes = [tuple(w.shape) for w in mine.weights]
+            if shapes != [tuple(w.shape) for w in theirs.weights]:
+                raise ValueError(
+                    f"The {mine.name}s differ: {self.name} has weight shapes {shapes}, "
+                    f"{other.name} has {[tuple(w.shape) for w in theirs.weights]}."
+                )
+            mine.set_weights(theirs.get_weights())
+        self._is_pretrained.assign(int(other.is_pretrained))
+        self._after_pretraining()
+        return self
+
+    def reconstruct(self, x, batch_size=256, verbose=0):
+        """Autoencoder reconstruction of `x` (same shape as `x`)."""
+        codes = self.embed(x, batch_size=batch_size, verbose=verbose)
+        return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
+
+    def finite_codes(self, x, batch_size=256):
+        """Codes of `x`, with a clear error when training diverged."""
+        codes = self.embed(x, batch_size=batch_size)
+        if not np.isfinite(codes).all():
+            raise ValueError(
+                "The encoder produced NaN or infinite codes; training diverged. Lower the "
+                "learning rate or check the input scaling."
+            )
+        return codes
+
+    # ------------------------------------------------------------ state and saving
+    def _add_row_state(self, name, trailing_shape=(), dtype="float32"):
+        """A non-trainable `tf.Variable` of unknown leading size, saved with the model.
+
+        Per-row training state (a target distribution, cluster assignments) is sized
+        by the data, known only at fit time, so it cannot be a Keras weight.
+        """
+        variable = tf.Variable(
+            tf.zeros((0, *trailing_shape), dtype), shape=tf.TensorShape([None, *trailing_shape]),
+            trainable=False, name=name,
+        )
+        self._row_state[name] = variable
+        return variable
+
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            store[str(i)] = variable.numpy()
+        for name, variable in self._row_state.items():
+            store[name] = variable.numpy()
+
+    def load_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            variable.assign(store[str(i)])
+        for name, variable in self._row_state.items():
+            if name in store:
+                variable.assign(np.asarray(store[name]))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": self.network,
+                "embedding_dim": self.embedding_dim,
+                "hidden_units": list(self.hidden_units),
+                "filters": list(self.filters),
+                "kernel_sizes": list(self.kernel_sizes),
+                "activation": self.activation,
+                "embedding_activation": self.embedding_activation,
+                "output_activation": self.output_activation,
+            }
+        )
+        return config
+
+
+def jit_default(jit_compile):
+    """XLA only with a GPU unless asked: on CPU it made these networks about 2x slower."""
+    if jit_compile is None:
+        return bool(tf.config.list_logical_devices("GPU"))
+    return jit_compile
