@@ -76,7 +76,57 @@ def plot_reconstructions(x, x_reconstructed, path, n=10):
 
 
 def plot_decoded_centroids(model, path):
-    """The decoder's image of each cluster centre, one per column."""
-    centroids = model.clustering.centroids.numpy()
-    images = model.decoder.predict(centroids, verbose=0)
+    """The decoder's image of each cluster centre (`model.code_centres()`), one per column."""
+    images = model.decoder.predict(model.code_centres(), verbose=0)
     return _image_grid([np.clip(images, 0, 1)], path, ["centroid"])
+
+
+def plot_n_clusters_criteria(sweep, path, chosen=None):
+    """Each criterion of a `model_selection.sweep_n_clusters` result against K.
+
+    Args:
+        sweep: the dict returned by `sweep_n_clusters`.
+        path: PNG file to write.
+        chosen: the K that was picked, marked by a vertical line (or None).
+    """
+    names = [name for name in sweep if name != "n_clusters"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        ax.plot(sweep["n_clusters"], sweep[name], marker="o")
+        if chosen is not None:
+            ax.axvline(chosen, color="grey", linestyle="--")
+        ax.set_title(name)
+        ax.set_xlabel("K")
+    return _save(fig, path)
+
+
+def plot_feature_weights(weights, sample_shape, path):
+    """The clustering weight of each input feature (DAC's Fig. 2): an image per channel
+    for 2-D/3-D samples (white = heavy), a bar or line plot for flat features.
+
+    Args:
+        weights: `(n_features,)` weights, e.g. `DAC.feature_weights`.
+        sample_shape: shape of one sample, e.g. `(28, 28, 1)` or `(561,)`.
+        path: PNG file to write.
+    """
+    weights = np.asarray(weights, dtype=np.float32).reshape(sample_shape)
+    if weights.ndim == 1:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        if weights.size <= 64:
+            ax.bar(np.arange(weights.size), weights)
+        else:
+            ax.plot(weights)
+        ax.set_xlabel("feature")
+        ax.set_ylabel("weight")
+        ax.set_title("feature weights")
+        return _save(fig, path)
+    channels = weights[..., None] if weights.ndim == 2 else weights
+    n = channels.shape[-1]
+    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3), squeeze=False)
+    for c, ax in enumerate(axes[0]):
+        image = ax.imshow(channels[..., c], cmap="gray")
+        fig.colorbar(image, ax=ax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("feature weights" if n == 1 else f"feature weights, channel {c}")
+    return _save(fig, path)

@@ -1,10 +1,20 @@
 """Clustering models. Each registers a CLI method name (see `list_methods`)."""
 
+from keras_deepclust.models.aec import AEC
 from keras_deepclust.models.base import ClusteringModel, get_method, list_methods, register_method
+from keras_deepclust.models.dac import DAC
 from keras_deepclust.models.dec import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering
+from keras_deepclust.models.two_stage import AEGMM, CAEGMM, AEKMeans, CAEKMeans, TwoStageClustering
 
 __all__ = [
+    "AEC",
+    "AEGMM",
+    "AEKMeans",
+    "CAEGMM",
+    "CAEKMeans",
+    "TwoStageClustering",
     "ClusteringModel",
+    "DAC",
     "DCEC",
     "DEC",
     "DECConv",

@@ -1,0 +1,113 @@
+"""Choosing the number of clusters K when it is unknown.
+
+`sweep_n_clusters` fits k-means or a Gaussian mixture for each K of a range on a
+set of codes (or any features) and scores every fit with label-free criteria
+(silhouette, Calinski-Harabasz, and BIC for mixtures) and, when labels are given,
+the v-measure. `best_n_clusters` picks K by one criterion.
+"""
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, silhouette_score, v_measure_score
+from sklearn.mixture import GaussianMixture
+
+from keras_deepclust._validation import check_array, check_labels, check_n_clusters
+
+# Whether a larger value of each criterion is better.
+CRITERIA = {"silhouette": True, "calinski_harabasz": True, "bic": False, "v_measure": True}
+
+
+def sweep_n_clusters(
+    codes,
+    n_clusters_range=range(2, 21),
+    clusterer="kmeans",
+    y=None,
+    covariance_type="full",
+    n_init=10,
+    max_iter=100,
+    silhouette_sample_size=5000,
+    random_state=None,
+):
+    """Fits a clusterer for each K and scores it.
+
+    Args:
+        codes: `(n_samples, n_features)` features to cluster (e.g. `model.embed(x)`).
+        n_clusters_range: the values of K to try (each >= 2 and <= n_samples).
+        clusterer: "kmeans" or "gmm".
+        y: true labels, or None; when given, the v-measure is reported too.
+        covariance_type: of the Gaussian mixture.
+        n_init, max_iter: restarts and iterations of k-means or EM.
+        silhouette_sample_size: rows the silhouette is computed on (it is quadratic
+            in the number of rows); all rows when there are fewer.
+        random_state: int seed, or None.
+
+    Returns:
+        A dict of lists, one entry per K: `n_clusters`, `silhouette`,
+        `calinski_harabasz`, `bic` (GMM only) and `v_measure` (with `y` only).
+
+    Example:
+
+    >>> import numpy as np
+    >>> codes = np.concatenate([np.zeros((20, 2)), np.ones((20, 2))])
+    >>> codes += np.random.default_rng(0).normal(0, 0.05, codes.shape)
+    >>> sweep = sweep_n_clusters(codes, range(2, 5), random_state=0)
+    >>> best_n_clusters(sweep, "silhouette")
+    2
+    """
+    codes = check_array(codes, name="codes", min_samples=2, dtype=np.float64)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be 2-D (n_samples, n_features), got shape {codes.shape}.")
+    if clusterer not in ("kmeans", "gmm"):
+        raise ValueError(f"clusterer must be 'kmeans' or 'gmm', got {clusterer!r}.")
+    ks = [check_n_clusters(k, len(codes)) for k in n_clusters_range]
+    if not ks:
+        raise ValueError("n_clusters_range is empty.")
+    if y is not None:
+        y = check_labels(y, len(codes), name="y")
+    rng = np.random.default_rng(random_state)
+    sample = (
+        rng.choice(len(codes), silhouette_sample_size, replace=False)
+        if len(codes) > silhouette_sample_size
+        else np.arange(len(codes))
+    )
+    sweep = {"n_clusters": ks, "silhouette": [], "calinski_harabasz": []}
+    if clusterer == "gmm":
+        sweep["bic"] = []
+    if y is not None:
+        sweep["v_measure"] = []
+    for k in ks:
+        if clusterer == "kmeans":
+            model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=random_state)
+        else:
+            model = GaussianMixture(k, covariance_type=covariance_type, n_init=n_init,
+                                    max_iter=max_iter, random_state=random_state)
+        labels = model.fit_predict(codes)
+        sweep["silhouette"].append(_label_score(silhouette_score, codes[sample], labels[sample]))
+        sweep["calinski_harabasz"].append(_label_score(calinski_harabasz_score, codes, labels))
+        if clusterer == "gmm":
+            sweep["bic"].append(float(model.bic(codes)))
+        if y is not None:
+            sweep["v_measure"].append(float(v_measure_score(y, labels)))
+    return sweep
+
+
+def _label_score(score, codes, labels):
+    # Both scores need at least two distinct labels; a mixture can leave components empty.
+    return float(score(codes, labels)) if len(np.unique(labels)) > 1 else float("nan")
+
+
+def best_n_clusters(sweep, criterion):
+    """K with the best value of `criterion` ("silhouette", "calinski_harabasz", "bic"
+    or "v_measure") in a `sweep_n_clusters` result."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {criterion!r}.")
+    if criterion not in sweep:
+        raise ValueError(
+            f"the sweep has no {criterion!r} values (bic needs clusterer='gmm', v_measure "
+            "needs labels)."
+        )
+    values = np.asarray(sweep[criterion], dtype=np.float64)
+    if np.isnan(values).all():
+        raise ValueError(f"every {criterion} value of the sweep is undefined.")
+    index = np.nanargmax(values) if CRITERIA[criterion] else np.nanargmin(values)
+    return int(sweep["n_clusters"][index])

@@ -1,0 +1,212 @@
+"""AE + k-means and AE + GMM, dense and convolutional: the two-stage baselines.
+
+Bhattarai, "Unsupervised clustering using deep learning": pretrain an autoencoder
+(dense x-500-500-2000-d or convolutional, 50 epochs), then cluster its codes with
+k-means or a Gaussian mixture fitted by EM (100 iterations). Here the fitted
+clusterer becomes an exportable Keras head (`NearestCentroidSoftmax` for k-means,
+`GaussianMixturePosterior` for the mixture), so encoder and head export as one
+assigner.
+"""
+
+import keras
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
+from keras_deepclust.models.base import register_method
+
+HEADS = ("kmeans", "gmm")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class TwoStageClustering(AutoencoderClusteringModel):
+    """An autoencoder, then k-means or a Gaussian mixture on its codes.
+
+    `pretrain(x)` trains the autoencoder (`keras.Model.fit` on reconstruction);
+    `fit(x)` fits the clusterer on the codes of `x` and copies it into the head.
+    Use `keras_deepclust.model_selection.sweep_n_clusters` on `embed(x)` to choose K.
+
+    Args:
+        n_clusters: number of clusters K (>= 2).
+        network: "dense" or "conv" (see `AutoencoderClusteringModel`).
+        head: "kmeans" or "gmm".
+        covariance_type: of the Gaussian mixture: "full", "tied", "diag" or
+            "spherical".
+        n_init: restarts of k-means or EM.
+        max_iter: iterations of k-means or EM (paper: 100 EM iterations).
+        temperature: of the k-means head's softmax over negative squared distances.
+        **kwargs: `AutoencoderClusteringModel` arguments (embedding_dim,
+            hidden_units, filters, kernel_sizes, activations, sample_shape,
+            random_state, name).
+
+    Example:
+
+    ```python
+    model = AEGMM(n_clusters=10, random_state=0)
+    model.pretrain(x, epochs=50)
+    model.fit(x)
+    labels = model.predict_labels(x)
+    ```
+    """
+
+    PRETRAIN_EPOCHS = {"dense": 50, "conv": 50}  # the paper's
+
+    def __init__(
+        self,
+        n_clusters=10,
+        network="dense",
+        head="kmeans",
+        covariance_type="full",
+        n_init=10,
+        max_iter=100,
+        temperature=1.0,
+        **kwargs,
+    ):
+        super().__init__(n_clusters=n_clusters, network=network, **kwargs)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+            )
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        self.head = head
+        self.covariance_type = covariance_type
+        self.n_init = check_positive_int(n_init, "n_init")
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.temperature = float(temperature)
+        self._build_if_shape_known()
+
+    def _build_head(self):
+        if self.head == "kmeans":
+            self.assignment = NearestCentroidSoftmax(
+                self.n_clusters, temperature=self.temperature, name="kmeans_head"
+            )
+        else:
+            self.assignment = GaussianMixturePosterior(self.n_clusters, name="gmm_head")
+        self.assignment.build((None, self.embedding_dim))
+        self._head_fitted = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="head_fitted"
+        )
+
+    def call(self, inputs, training=None):
+        return self.assignment(self.encoder(inputs, training=training))
+
+    def soft_assignment_head(self):
+        return self.assignment
+
+    def code_centres(self):
+        """The k-means centroids or the mixture's means, `(K, embedding_dim)`."""
+        centres = self.assignment.centroids if self.head == "kmeans" else self.assignment.means
+        return centres.numpy()
+
+    @property
+    def head_fitted(self):
+        """True once `fit` has set the head (saved with the model)."""
+        return self.built and bool(self._head_fitted.numpy())
+
+    def _after_pretraining(self):
+        self._head_fitted.assign(0)
+
+    def _check_ready_to_assign(self):
+        if not self.head_fitted:
+            raise ValueError(f"The {self.head} head is not fitted yet: call fit(x) after "
+                             "pretrain(x).")
+
+    def make_clusterer(self):
+        """The unfitted scikit-learn estimator this model fits on the codes."""
+        if self.head == "kmeans":
+            return KMeans(self.n_clusters, n_init=self.n_init, max_iter=self.max_iter,
+                          random_state=self.random_state)
+        return GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
+                               n_init=self.n_init, max_iter=self.max_iter,
+                               random_state=self.random_state)
+
+    def fit(self, x=None, y=None, batch_size=256, verbose="auto", **kwargs):
+        """Fits k-means or the mixture on the codes of `x` and sets the head.
+
+        Args:
+            x: the data to cluster, `(n_samples, ...)`.
+            y: must be None (labels are not used).
+            batch_size: batch size of the encoding.
+            verbose: prints the fit's summary unless 0.
+            **kwargs: `keras.Model.fit` arguments such as `epochs` are accepted for a
+                uniform interface and ignored: the clustering stage is not iterative
+                in Keras (train the autoencoder with `pretrain`).
+
+        Returns:
+            A `keras.callbacks.History` with one entry: `loss` (k-means: mean
+            squared distance to the centre; GMM: negative mean log-likelihood) and,
+            for the GMM, `bic`.
+        """
+        if y is not None:
+            raise ValueError("fit() does not use labels: clustering is unsupervised.")
+        x = self._prepare_data(x)
+        check_n_clusters(self.n_clusters, len(x))
+        codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
+        clusterer = self.make_clusterer().fit(codes)
+        logs = {}
+        if self.head == "kmeans":
+            self.assignment.set_centroids(clusterer.cluster_centers_.astype(np.float32))
+            logs["loss"] = float(clusterer.inertia_ / len(codes))
+        else:
+            self.assignment.set_from_sklearn(clusterer)
+            logs["loss"] = float(-clusterer.score(codes))
+            logs["bic"] = float(clusterer.bic(codes))
+        self._head_fitted.assign(1)
+        self.clusterer_ = clusterer
+        if verbose != 0:
+            print(f"{self.head} on {len(codes)} codes of size {codes.shape[1]}: "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+        history = keras.callbacks.History()
+        history.history = {k: [v] for k, v in logs.items()}
+        return history
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"head": self.head, "covariance_type": self.covariance_type,
+                       "n_init": self.n_init, "max_iter": self.max_iter,
+                       "temperature": self.temperature})
+        return config
+
+
+@register_method("ae-kmeans")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class AEKMeans(TwoStageClustering):
+    """Dense AE + k-means: `TwoStageClustering` with `network="dense"`, `head="kmeans"`."""
+
+    def __init__(self, n_clusters=10, network="dense", head="kmeans", **kwargs):
+        super().__init__(n_clusters, network=network, head=head, **kwargs)
+
+
+@register_method("cae-kmeans")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class CAEKMeans(TwoStageClustering):
+    """Convolutional AE + k-means: `TwoStageClustering` with `network="conv"`, `head="kmeans"`."""
+
+    def __init__(self, n_clusters=10, network="conv", head="kmeans", **kwargs):
+        super().__init__(n_clusters, network=network, head=head, **kwargs)
+
+
+@register_method("ae-gmm")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class AEGMM(TwoStageClustering):
+    """Dense AE + Gaussian mixture: `TwoStageClustering` with `network="dense"`, `head="gmm"`."""
+
+    def __init__(self, n_clusters=10, network="dense", head="gmm", **kwargs):
+        super().__init__(n_clusters, network=network, head=head, **kwargs)
+
+
+@register_method("cae-gmm")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class CAEGMM(TwoStageClustering):
+    """Convolutional AE + Gaussian mixture: `TwoStageClustering` with `network="conv"`,
+    `head="gmm"`."""
+
+    def __init__(self, n_clusters=10, network="conv", head="gmm", **kwargs):
+        super().__init__(n_clusters, network=network, head=head, **kwargs)
