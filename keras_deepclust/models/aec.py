@@ -1,0 +1,284 @@
+"""AEC: auto-encoder based data clustering (Song, Liu, Huang, Wang and Tan, 2013).
+
+Objective (Eq. 4), per sample:
+
+    ||x - g(f(x))||^2 + lambda * ||f(x) - c*||^2,   c* = the centre nearest to f(x)  (Eq. 5)
+
+The slides print Eq. 4 with a minus before lambda; the slide before it and the stated
+aim ("restrains added to achieve compact distribution") need a plus, which is what
+is implemented. Algorithm 1 alternates, once per epoch: one SGD epoch on Eq. 4 with
+the centres fixed, the centres as means of the codes of the previous assignment
+(Eq. 6), and the hard re-assignment to the nearest centre (Eq. 5), starting from a
+random assignment.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy.spatial.distance import pdist
+from sklearn.cluster import KMeans
+
+from keras_deepclust._validation import check_n_clusters, data_fingerprint
+from keras_deepclust.layers import NearestCentroidSoftmax
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.base import register_method
+
+INITS = ("random", "kmeans")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@register_method("aec")
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class AEC(AutoencoderClusteringModel):
+    """Autoencoder with a centre-compactness penalty, alternating with hard assignment.
+
+    `fit(x)` runs Algorithm 1 of the paper inside `keras.Model.fit`: every epoch is
+    one SGD pass over Eq. 4 followed (in a callback) by the centre update and the
+    re-assignment. The history logs, per epoch, `centre_distance` (the summed
+    distance between all pairs of centres, the paper's "Distance" column),
+    `empty_clusters` (clusters that lost all samples and were re-seeded from the
+    sample farthest from its centre) and `label_change` (fraction of samples that
+    changed cluster). Pass `keras_deepclust.callbacks.ClusteringMetrics(x, y)` to log
+    ACC too. Pretraining is not part of the paper's algorithm; `pretrain(x)` is
+    available and pairs well with `init="kmeans"`.
+
+    Args:
+        n_clusters: number of clusters K (>= 2).
+        compactness_weight: lambda of Eq. 4.
+        init: initial assignment, "random" (the paper) or "kmeans" (on the codes).
+        optimizer: "adam" or "sgd" (the paper's), used when `fit` compiles the model.
+            Adam is the default because on the digits SGD (learning rate 0.1 to 0.5,
+            momentum 0.9) left the sigmoid network reconstructing the mean image.
+        learning_rate: of that optimizer.
+        momentum: of SGD.
+        activation, embedding_activation, output_activation: sigmoid everywhere
+            by default, as in the paper.
+        hidden_units: widths of the dense encoder (the decoder mirrors them). One
+            layer of 500 by default: with three sigmoid layers (500-500-2000) the
+            network did not learn to reconstruct the digits within 30 epochs.
+        **kwargs: other `AutoencoderClusteringModel` arguments (network,
+            embedding_dim, filters, kernel_sizes, sample_shape, random_state, name).
+
+    Example:
+
+    ```python
+    model = AEC(n_clusters=10, random_state=0)
+    history = model.fit(x, epochs=50)
+    history.history["centre_distance"]
+    ```
+    """
+
+    NEEDS_PRETRAINING = False  # Algorithm 1 starts from a random assignment
+
+    def __init__(
+        self,
+        n_clusters=10,
+        compactness_weight=0.1,
+        init="random",
+        optimizer="adam",
+        learning_rate=0.001,
+        momentum=0.9,
+        hidden_units=(500,),
+        activation="sigmoid",
+        embedding_activation="sigmoid",
+        output_activation="sigmoid",
+        **kwargs,
+    ):
+        super().__init__(
+            n_clusters=n_clusters, hidden_units=hidden_units, activation=activation,
+            embedding_activation=embedding_activation, output_activation=output_activation,
+            **kwargs,
+        )
+        if not compactness_weight >= 0:
+            raise ValueError(f"compactness_weight must be >= 0, got {compactness_weight!r}.")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}.")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
+        self.compactness_weight = float(compactness_weight)
+        self.init = init
+        self.optimizer_name = optimizer
+        self.learning_rate = float(learning_rate)
+        self.momentum = float(momentum)
+        self._assignments = self._add_row_state("assignments", dtype="int32")
+        self._assignments_fingerprint = self._add_row_state("assignments_fingerprint", dtype="float64")
+        self._trackers = {name: keras.metrics.Mean(name=name)
+                          for name in ("loss", "reconstruction_loss", "compactness_loss")}
+        self._build_if_shape_known()
+
+    def _build_head(self):
+        self.centres = NearestCentroidSoftmax(self.n_clusters, name="centres")
+        self.centres.build((None, self.embedding_dim))
+
+    def call(self, inputs, training=None):
+        return self.centres(self.encoder(inputs, training=training))
+
+    def soft_assignment_head(self):
+        return self.centres
+
+    def code_centres(self):
+        """The cluster centres in code space, `(K, embedding_dim)`."""
+        return self.centres.centroids.numpy()
+
+    def _default_pretrain_optimizer(self):
+        if self.optimizer_name == "sgd":
+            return keras.optimizers.SGD(learning_rate=self.learning_rate, momentum=self.momentum)
+        return keras.optimizers.Adam(learning_rate=self.learning_rate)
+
+    def _after_pretraining(self):
+        self._assignments.assign(tf.zeros((0,), tf.int32))
+
+    # ------------------------------------------------------------ the objective
+    def compute_losses(self, x, training=False):
+        """Per-example reconstruction ||x - x'||^2 and compactness min_k ||f(x) - c_k||^2."""
+        codes = self.encoder(x, training=training)
+        reconstruction = self.decoder(codes, training=training)
+        squared = tf.square(tf.reshape(x - reconstruction, (tf.shape(x)[0], -1)))
+        distances = tf.reduce_sum(
+            tf.square(codes[:, None, :] - self.centres.centroids[None]), axis=-1
+        )
+        return tf.reduce_sum(squared, axis=-1), tf.reduce_min(distances, axis=-1)
+
+    def train_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        variables = self.encoder.trainable_variables + self.decoder.trainable_variables
+        with tf.GradientTape() as tape:
+            reconstruction, compactness = self.compute_losses(x, training=True)
+            loss = tf.reduce_mean(reconstruction + self.compactness_weight * compactness)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = loss / replicas
+        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+        return self._update_trackers(loss, reconstruction, compactness)
+
+    def test_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        reconstruction, compactness = self.compute_losses(x)
+        loss = tf.reduce_mean(reconstruction + self.compactness_weight * compactness)
+        return self._update_trackers(loss, reconstruction, compactness)
+
+    def _update_trackers(self, loss, reconstruction, compactness):
+        self._trackers["loss"].update_state(loss)
+        self._trackers["reconstruction_loss"].update_state(tf.reduce_mean(reconstruction))
+        self._trackers["compactness_loss"].update_state(tf.reduce_mean(compactness))
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    # ------------------------------------------------------------ alternation
+    def initialize_assignments(self, x, batch_size=256):
+        """The initial assignment C^0 (random or k-means on the codes) and its centres.
+
+        Returns:
+            The assignment, `(n_samples,)` int32.
+        """
+        rng = np.random.default_rng(self.random_state)
+        if self.init == "random":
+            # Every cluster gets at least one sample, so every initial centre exists.
+            labels = rng.permutation(np.arange(len(x)) % self.n_clusters).astype(np.int32)
+        else:
+            codes = self.finite_codes(x, batch_size=batch_size)
+            labels = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)\
+                .fit_predict(codes).astype(np.int32)
+        self._assignments.assign(labels)
+        self._assignments_fingerprint.assign(data_fingerprint(x))
+        self.update_centres_and_assignments(x, batch_size=batch_size, reassign=False)
+        return labels
+
+    def has_assignments_for(self, x):
+        """Whether the stored assignment belongs to this very `x` (resuming a fit)."""
+        return int(tf.shape(self._assignments)[0]) == len(x) and np.allclose(
+            self._assignments_fingerprint.numpy(), data_fingerprint(x)
+        )
+
+    def update_centres_and_assignments(self, x, batch_size=256, reassign=True):
+        """One centre update (Eq. 6) from the stored assignment, then (with `reassign`)
+        the re-assignment (Eq. 5) of every sample to its nearest new centre.
+
+        A cluster without samples is re-seeded with the code farthest from its own
+        centre (and that sample moves to it).
+
+        Returns:
+            `{"centre_distance", "empty_clusters", "label_change"}` for the logs.
+        """
+        codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
+        previous = self._assignments.numpy()
+        counts = np.bincount(previous, minlength=self.n_clusters)
+        sums = np.zeros((self.n_clusters, codes.shape[1]))
+        np.add.at(sums, previous, codes)
+        centres = sums / np.maximum(counts, 1)[:, None]
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            distance_to_own = np.sum((codes - centres[previous]) ** 2, axis=1)
+            farthest = np.argsort(distance_to_own)[::-1][: len(empty)]
+            centres[empty] = codes[farthest]
+        self.centres.set_centroids(centres.astype(np.float32))
+        labels = previous
+        if reassign:
+            labels = np.argmin(((codes[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+            if len(empty):
+                labels[farthest] = empty
+            labels = labels.astype(np.int32)
+            self._assignments.assign(labels)
+        return {
+            "centre_distance": float(pdist(centres).sum()),
+            "empty_clusters": len(empty),
+            "label_change": float(np.mean(labels != previous)),
+        }
+
+    def fit(self, x=None, y=None, batch_size=256, epochs=100, verbose="auto", callbacks=None,
+            validation_data=None, shuffle=True, initial_epoch=0, **kwargs):
+        """Algorithm 1. Same arguments as `keras.Model.fit`, except:
+
+        Args:
+            x: the data to cluster.
+            y: must be None: clustering does not train on labels (log ACC with
+                `keras_deepclust.callbacks.ClusteringMetrics(x, y)`).
+            epochs: T, the number of alternations (one SGD epoch each).
+
+        Returns:
+            The `History`, with `centre_distance`, `empty_clusters` and `label_change`
+            per epoch besides the losses.
+        """
+        if y is not None:
+            raise ValueError(
+                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
+                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]."
+            )
+        x = self._prepare_data(x)
+        check_n_clusters(self.n_clusters, len(x))
+        self._seed()
+        if not self.has_assignments_for(x):
+            self.initialize_assignments(x, batch_size=batch_size)
+        with self.distribute_strategy.scope():
+            if not self.compiled:
+                self.compile(optimizer=self._default_pretrain_optimizer(),
+                             jit_compile=jit_default(None))
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+        alternation = _Alternation(x, batch_size)
+        return super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           callbacks=[alternation, *(callbacks or [])],
+                           validation_data=validation_data, shuffle=shuffle,
+                           initial_epoch=initial_epoch, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"compactness_weight": self.compactness_weight, "init": self.init,
+                       "optimizer": self.optimizer_name, "learning_rate": self.learning_rate, "momentum": self.momentum})
+        return config
+
+
+class _Alternation(keras.callbacks.Callback):
+    """After every SGD epoch: centre update and re-assignment, logged."""
+
+    def __init__(self, x, batch_size):
+        super().__init__()
+        self.x = x
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update(self.model.update_centres_and_assignments(self.x, batch_size=self.batch_size))

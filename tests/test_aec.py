@@ -1,0 +1,107 @@
+import keras
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from keras_deepclust import export as kdc_export
+from keras_deepclust import metrics
+from keras_deepclust.models import AEC, get_method
+
+TINY = {"hidden_units": (16,), "embedding_dim": 3}
+
+
+def test_registry_and_paper_defaults():
+    assert get_method("aec") is AEC
+    model = AEC(3)
+    assert (model.activation, model.embedding_activation, model.output_activation) == (
+        "sigmoid", "sigmoid", "sigmoid")
+    assert model.init == "random"
+
+
+def test_losses_match_a_hand_computation(blobs):
+    x, _ = blobs
+    model = AEC(3, random_state=0, sample_shape=(6,), **TINY)
+    centres = np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.9, 0.1, 0.4]], np.float32)
+    model.centres.set_centroids(centres)
+    batch = x[:7]
+    codes = model.encoder.predict(batch, verbose=0)
+    reconstruction = model.decoder.predict(codes, verbose=0)
+    expected_reconstruction = ((batch - reconstruction) ** 2).sum(1)
+    expected_compactness = ((codes[:, None] - centres[None]) ** 2).sum(-1).min(1)
+    got_reconstruction, got_compactness = model.compute_losses(batch)
+    np.testing.assert_allclose(got_reconstruction, expected_reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(got_compactness, expected_compactness, rtol=1e-5, atol=1e-7)
+
+
+def test_centre_update_reassignment_and_empty_cluster(blobs):
+    x, _ = blobs
+    model = AEC(3, random_state=0, sample_shape=(6,), **TINY)
+    codes = model.embed(x).astype(np.float64)
+    previous = np.r_[np.zeros(45), np.ones(45)].astype(np.int32)  # cluster 2 empty
+    model._assignments.assign(previous)
+    logs = model.update_centres_and_assignments(x)
+    expected = np.stack([codes[:45].mean(0), codes[45:].mean(0), np.zeros(3)])
+    farthest = np.argmax(((codes - expected[previous]) ** 2).sum(1))
+    expected[2] = codes[farthest]
+    np.testing.assert_allclose(model.code_centres(), expected, rtol=1e-5)
+    labels = model._assignments.numpy()
+    nearest = ((codes[:, None] - expected[None]) ** 2).sum(-1).argmin(1)
+    nearest[farthest] = 2
+    np.testing.assert_array_equal(labels, nearest)
+    assert logs["empty_clusters"] == 1
+    assert logs["centre_distance"] == pytest.approx(pdist(expected).sum(), rel=1e-5)
+    assert logs["label_change"] == pytest.approx(np.mean(nearest != previous))
+
+
+def test_random_initial_assignment_is_balanced_and_repeatable(blobs):
+    x, _ = blobs
+    first = AEC(4, random_state=3, **TINY).initialize_assignments(x)
+    second = AEC(4, random_state=3, **TINY).initialize_assignments(x)
+    np.testing.assert_array_equal(first, second)
+    assert np.bincount(first).tolist() == [23, 23, 22, 22]
+
+
+def test_fit_alternates_logs_the_paper_columns_and_learns(blobs):
+    x, y = blobs
+    model = AEC(3, random_state=0, learning_rate=0.01, **TINY)
+    history = model.fit(x, epochs=40, batch_size=16, verbose=0).history
+    assert len(history["centre_distance"]) == 40 and len(history["empty_clusters"]) == 40
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["centre_distance"][-1] == pytest.approx(pdist(model.code_centres()).sum(),
+                                                           rel=1e-5)
+    labels = model.predict_labels(x)
+    assert labels.dtype == np.int32 and labels.shape == (90,)
+    np.testing.assert_array_equal(labels, model._assignments.numpy())
+    assert metrics.clustering_scores(y, labels)["acc"] > 0.9
+
+
+def test_save_load_resume_and_export(tmp_path, tiny_images):
+    x, _ = tiny_images
+    model = AEC(3, random_state=0, network="conv", filters=(4, 8), kernel_sizes=(3, 3),
+                embedding_dim=3)
+    model.fit(x, epochs=2, batch_size=16, verbose=0)
+    model.save(tmp_path / "aec.keras")
+    loaded = keras.saving.load_model(tmp_path / "aec.keras")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.has_assignments_for(x)
+    np.testing.assert_array_equal(loaded._assignments.numpy(), model._assignments.numpy())
+    loaded.fit(x, epochs=3, initial_epoch=2, batch_size=16, verbose=0)  # resumes
+    kdc_export.export(loaded, tmp_path / "export", formats=("onnx",), sample=x[:20])
+
+
+def test_bad_inputs(blobs):
+    x, _ = blobs
+    bad = x.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        AEC(3, **TINY).fit(bad)
+    with pytest.raises(ValueError, match="does not use labels"):
+        AEC(3, **TINY).fit(x, np.zeros(90))
+    with pytest.raises(ValueError, match=r"n_clusters=100 is larger than the number of samples"):
+        AEC(100, **TINY).fit(x)
+    with pytest.raises(ValueError, match="init must be one of"):
+        AEC(3, init="kmeans++")
+    with pytest.raises(ValueError, match="compactness_weight must be >= 0, got -1"):
+        AEC(3, compactness_weight=-1)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        AEC(3, optimizer="rmsprop")
