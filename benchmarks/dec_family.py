@@ -78,8 +78,10 @@ def run_family(network, x, y, seed, args, emit):
                   stopped_by_tol=model.target_updater.stopped_step is not None))
 
 
-def summarise(rows, dataset):
-    order = ["k-means (inputs)", "SAE+k-means", "DEC", "IDEC", "CAE+k-means", "DEC-conv", "DCEC"]
+ORDER = ["k-means (inputs)", "SAE+k-means", "DEC", "IDEC", "CAE+k-means", "DEC-conv", "DCEC"]
+
+
+def summarise(rows, dataset, order=ORDER):
     lines = [f"| {dataset} | ACC | NMI | ARI | v-measure | s/epoch pretrain | s/epoch clustering | runs |",
              "|---|---|---|---|---|---|---|---|"]
     for method in order:

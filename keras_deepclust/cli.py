@@ -102,8 +102,16 @@ _QUICK_HELP = (
 def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--dataset", required=dataset_default is None, default=dataset_default,
                         help=_DATASET_HELP)
-    parser.add_argument("--clusters", type=int, default=None,
-                        help="number of clusters K (default: number of classes in the labels)")
+    parser.add_argument("--clusters", type=_clusters_value, default=None,
+                        help="number of clusters K (default: number of classes in the labels), "
+                        "or 'auto': pretrain once, sweep K over --k-range and keep the best "
+                        "by --criterion (methods with a pretrained autoencoder)")
+    parser.add_argument("--k-range", type=int, nargs=2, default=(2, 20), metavar=("MIN", "MAX"),
+                        help="K values tried by --clusters auto (inclusive)")
+    parser.add_argument("--criterion", default=None,
+                        choices=["silhouette", "calinski_harabasz", "bic", "v_measure"],
+                        help="what --clusters auto maximises (bic: minimises); default bic "
+                        "for GMM methods, silhouette otherwise")
     parser.add_argument("--pretrain-epochs", type=int, default=None,
                         help="autoencoder epochs (default: the paper's, 400 dense / 200 conv)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -111,9 +119,21 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
+    parser.add_argument("--weight-labels", action="store_true",
+                        help="dac: compute the feature weights from the data set's labels "
+                        "(semi-supervised) instead of k-means pseudo-labels")
     parser.add_argument("--seed", type=int, default=0, help="random seed; runs are repeatable")
     parser.add_argument("--quick", action="store_true", help=_QUICK_HELP)
     parser.add_argument("--out", required=True, help="output folder")
+
+
+def _clusters_value(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
 def main(argv=None):
@@ -134,7 +154,8 @@ def _methods(args):
 
 
 def _demo(args):
-    settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick)
+    settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
+                    k_range=None, criterion=None, weight_labels=False)
     return _fit(argparse.Namespace(**settings))
 
 
@@ -147,7 +168,7 @@ def _fit(args):
     n_clusters = args.clusters
     if n_clusters is None:
         if y is None:
-            raise ValueError(f"{args.dataset} has no labels: pass --clusters K.")
+            raise ValueError(f"{args.dataset} has no labels: pass --clusters K or --clusters auto.")
         n_clusters = len(set(y.tolist()))
     pretrain_epochs, epochs = args.pretrain_epochs, args.epochs
     if args.quick:
@@ -161,40 +182,87 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     from keras_deepclust import callbacks, metrics
 
     out = Path(args.out)
+    fit_options = _weight_labels(args, y)
     print(f"{args.method} on {args.dataset}: {len(x)} samples of shape {x.shape[1:]}, "
           f"K={n_clusters}, seed={args.seed}")
-    model = model_class(n_clusters=n_clusters, random_state=args.seed)
     start = time.perf_counter()
-    pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
-                                      noise_stddev=args.noise, verbose=2)
+    selection = None
+    if n_clusters == "auto":
+        model, pretrain_history, selection = _choose_n_clusters(
+            model_class, args, x, y, pretrain_epochs, out)
+        n_clusters = model.n_clusters
+    else:
+        model = model_class(n_clusters=n_clusters, random_state=args.seed)
+        pretrain_history = None
+        if getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
+            pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
+                                              noise_stddev=args.noise, verbose=2)
     pretrain_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
     history = model.fit(x, epochs=epochs, batch_size=args.batch_size, verbose=2,
-                        callbacks=fit_callbacks)
+                        callbacks=fit_callbacks, **fit_options)
     cluster_seconds = time.perf_counter() - start
     labels = model.predict_labels(x)
 
+    pretrain_log = pretrain_history.history if pretrain_history is not None else {}
     report = {
         "method": args.method,
         "dataset": args.dataset,
         "n_samples": len(x),
         "n_clusters": n_clusters,
         "seed": args.seed,
-        "pretrain_epochs": len(pretrain_history.history["loss"]),
-        "clustering_epochs": len(history.history["loss"]),
+        "pretrain_epochs": len(pretrain_log.get("loss", [])),
+        "clustering_epochs": len(history.history.get("loss", [])),
         "noise": args.noise,
         "batch_size": args.batch_size,
         "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
         "cluster_sizes": [int(n) for n in _bincount(labels, n_clusters)],
-        "history": {"pretrain": pretrain_history.history, "clustering": history.history},
+        "history": {"pretrain": pretrain_log, "clustering": history.history},
     }
+    if selection is not None:
+        report["n_clusters_selection"] = selection
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
         report["kmeans_on_inputs"] = _kmeans_scores(x, y, n_clusters, args.seed)
     _write_outputs(model, x, labels, report, out)
     _print_report(report, out)
     return 0
+
+
+def _weight_labels(args, y):
+    if not getattr(args, "weight_labels", False):
+        return {}
+    if args.method != "dac":
+        raise ValueError(f"--weight-labels is for dac only, not {args.method}.")
+    if y is None:
+        raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
+    return {"weight_labels": y}
+
+
+def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
+    """Pretrains once, sweeps K on the codes, and returns a model for the best K that
+    keeps the pretrained autoencoder, its pretraining history and the sweep."""
+    from keras_deepclust import model_selection, plots
+
+    probe = model_class(n_clusters=2, random_state=args.seed)
+    if not getattr(probe, "NEEDS_PRETRAINING", False):
+        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
+                         f"autoencoder; {args.method} does not. Pass --clusters K.")
+    history = probe.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
+                             noise_stddev=args.noise, verbose=2)
+    clusterer = "gmm" if getattr(probe, "head", None) == "gmm" else "kmeans"
+    k_min, k_max = args.k_range
+    sweep = model_selection.sweep_n_clusters(
+        probe.finite_codes(x), range(k_min, k_max + 1), clusterer=clusterer, y=y,
+        random_state=args.seed)
+    criterion = args.criterion or ("bic" if clusterer == "gmm" else "silhouette")
+    n_clusters = model_selection.best_n_clusters(sweep, criterion)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.plot_n_clusters_criteria(sweep, out / "n_clusters.png", chosen=n_clusters)
+    print(f"K chosen by {criterion} over {k_min}..{k_max}: {n_clusters}")
+    selection = {"criterion": criterion, "chosen": n_clusters, "sweep": sweep}
+    return probe.with_n_clusters(n_clusters), history, selection
 
 
 def _bincount(labels, n_clusters):
@@ -225,7 +293,11 @@ def _write_outputs(model, x, labels, report, out):
     if x.ndim == 4:
         sample = x[:10]
         plots.plot_reconstructions(sample, model.reconstruct(sample), out / "reconstructions.png")
-        plots.plot_decoded_centroids(model, out / "decoded_centroids.png")
+        if hasattr(model, "code_centres"):
+            plots.plot_decoded_centroids(model, out / "decoded_centroids.png")
+    if hasattr(model, "feature_weights"):
+        plots.plot_feature_weights(model.feature_weights, model.sample_shape,
+                                   out / "feature_weights.png")
 
 
 def _print_report(report, out):

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -59,16 +60,59 @@ def test_fit_is_repeatable_with_a_seed(tmp_path, image_npz):
     assert scores[0] == scores[1]
 
 
+def test_clusters_auto_sweeps_k_on_one_pretrained_autoencoder(tmp_path, image_npz, capsys):
+    out = tmp_path / "auto"
+    assert cli.main(["fit", "cae-gmm", "--dataset", str(image_npz), "--clusters", "auto",
+                     "--k-range", "2", "5", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    selection = report["n_clusters_selection"]
+    sweep = selection["sweep"]
+    assert selection["criterion"] == "bic" and sweep["n_clusters"] == [2, 3, 4, 5]
+    assert set(sweep) == {"n_clusters", "silhouette", "calinski_harabasz", "bic", "v_measure"}
+    best = sweep["n_clusters"][int(np.argmin(sweep["bic"]))]
+    assert report["n_clusters"] == selection["chosen"] == best
+    assert len(report["cluster_sizes"]) == best and report["pretrain_epochs"] == 20
+    assert (out / "n_clusters.png").stat().st_size > 0
+    assert f"K chosen by bic over 2..5: {best}" in capsys.readouterr().out
+
+
+def test_fit_of_a_method_without_pretraining(tmp_path, image_npz, capsys):
+    out = tmp_path / "aec"
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["pretrain_epochs"] == 0 and report["clustering_epochs"] == 20
+    assert len(report["history"]["clustering"]["centre_distance"]) == 20
+    assert (out / "decoded_centroids.png").stat().st_size > 0
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--clusters", "auto", "--quick",
+                     "--out", str(out)]) == 2
+    assert "--clusters auto needs a method that starts from a pretrained" in capsys.readouterr().err
+
+
+def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, capsys):
+    out = tmp_path / "dac"
+    assert cli.main(["fit", "dac", "--dataset", str(image_npz), "--weight-labels", "--quick",
+                     "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["pretrain_epochs"] == 0 and report["clustering_epochs"] == 20
+    assert (out / "feature_weights.png").stat().st_size > 0
+    assert "labels" in capsys.readouterr().out
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.weight_source == "labels"
+    assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--weight-labels", "--quick",
+                     "--out", str(out)]) == 2
+    assert "--weight-labels is for dac only, not dcec" in capsys.readouterr().err
+
+
 def test_cli_errors(tmp_path, image_npz, capsys):
     assert cli.main(["fit", "nope", "--dataset", "digits", "--out", str(tmp_path)]) == 2
-    assert "Unknown method 'nope'. Known methods: dcec" in capsys.readouterr().err
+    assert "Unknown method 'nope'. Known methods: ae-gmm, ae-kmeans, aec," in capsys.readouterr().err
     assert cli.main(["fit", "dec", "--dataset", str(tmp_path / "missing.npy"),
                      "--out", str(tmp_path)]) == 2
     assert "Unknown dataset" in capsys.readouterr().err
     unlabelled = tmp_path / "unlabelled.npy"
     np.save(unlabelled, np.random.default_rng(0).uniform(size=(10, 4)))
     assert cli.main(["fit", "dec", "--dataset", str(unlabelled), "--out", str(tmp_path)]) == 2
-    assert "has no labels: pass --clusters K" in capsys.readouterr().err
+    assert "has no labels: pass --clusters K or --clusters auto" in capsys.readouterr().err
     assert cli.main(["fit", "dec", "--dataset", str(unlabelled), "--clusters", "11",
                      "--quick", "--out", str(tmp_path)]) == 2
     assert "n_clusters=11 is larger than the number of samples (10)" in capsys.readouterr().err
@@ -80,4 +124,5 @@ def test_console_script_lists_methods(tmp_path):
     # cwd: outside the repository, so the installed package is imported, not the source tree.
     result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
                             capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert result.stdout.split() == ["dcec", "dec", "dec-conv", "idec"]
+    assert result.stdout.split() == ["ae-gmm", "ae-kmeans", "aec", "cae-gmm", "cae-kmeans",
+                                     "dac", "damic", "dcec", "dec", "dec-conv", "idec"]

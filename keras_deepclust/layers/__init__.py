@@ -6,6 +6,7 @@ from keras_deepclust.layers.heads import (
     HardAssignment,
     NearestCentroidSoftmax,
 )
+from keras_deepclust.layers.mixture import MixtureOfAutoencoders
 
 __all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment",
-           "NearestCentroidSoftmax"]
+           "MixtureOfAutoencoders", "NearestCentroidSoftmax"]

@@ -3,6 +3,7 @@
 from keras_deepclust.models.aec import AEC
 from keras_deepclust.models.base import ClusteringModel, get_method, list_methods, register_method
 from keras_deepclust.models.dac import DAC
+from keras_deepclust.models.damic import DAMIC
 from keras_deepclust.models.dec import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering
 from keras_deepclust.models.two_stage import AEGMM, CAEGMM, AEKMeans, CAEKMeans, TwoStageClustering
 
@@ -15,6 +16,7 @@ __all__ = [
     "TwoStageClustering",
     "ClusteringModel",
     "DAC",
+    "DAMIC",
     "DCEC",
     "DEC",
     "DECConv",

@@ -196,12 +196,14 @@ class AutoencoderClusteringModel(ClusteringModel):
 
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Autoencoder reconstruction of `x` (same shape as `x`)."""
-        codes = self.embed(x, batch_size=batch_size, verbose=verbose)
+        x = self._prepare_data(x)  # builds the model on first use
+        codes = self.encoder.predict(x, batch_size=batch_size, verbose=verbose)
         return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
 
     def finite_codes(self, x, batch_size=256):
-        """Codes of `x`, with a clear error when training diverged."""
-        codes = self.embed(x, batch_size=batch_size)
+        """The autoencoder's codes of `x`, with a clear error when training diverged."""
+        x = self._prepare_data(x)  # builds the model on first use
+        codes = self.encoder.predict(x, batch_size=batch_size, verbose=0)
         if not np.isfinite(codes).all():
             raise ValueError(
                 "The encoder produced NaN or infinite codes; training diverged. Lower the "

@@ -28,7 +28,8 @@ class TwoStageClustering(AutoencoderClusteringModel):
 
     `pretrain(x)` trains the autoencoder (`keras.Model.fit` on reconstruction);
     `fit(x)` fits the clusterer on the codes of `x` and copies it into the head.
-    Use `keras_deepclust.model_selection.sweep_n_clusters` on `embed(x)` to choose K.
+    Use `keras_deepclust.model_selection.sweep_n_clusters` on `embed(x)` to choose K
+    (the CLI's `--clusters auto`).
 
     Args:
         n_clusters: number of clusters K (>= 2).

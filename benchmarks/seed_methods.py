@@ -1,0 +1,136 @@
+"""Benchmark of AE+k-means, AE+GMM (dense and conv), AEC, DAC and DAMIC against
+k-means on the inputs, over several seeds.
+
+For each seed one dense AE and one CAE are pretrained (50 epochs, Adam, as in
+Bhattarai's paper); AE+k-means and AE+GMM start from the dense AE, CAE+k-means and
+CAE+GMM from the CAE, and DAMIC from the dense AE (its pretraining and k-means, as
+in the DAMIC paper). AEC and DAC train their own networks from scratch (their
+papers have no pretraining). Writes one JSON line per run and a Markdown table of
+mean +- std over the seeds.
+
+    python benchmarks/seed_methods.py --dataset digits --seeds 0 1 2
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sklearn.cluster import KMeans
+
+from dec_family import scores_of, summarise
+from keras_deepclust import datasets
+from keras_deepclust.models import AEC, AEGMM, CAEGMM, DAC, DAMIC, AEKMeans, CAEKMeans
+
+ORDER = ["k-means (inputs)", "AE+k-means", "AE+GMM", "CAE+k-means", "CAE+GMM", "AEC", "DAC",
+         "DAMIC"]
+METHODS = ("two-stage", "aec", "dac", "damic")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--pretrain-epochs", type=int, default=50, help="paper: 50")
+    parser.add_argument("--aec-epochs", type=int, default=100)
+    parser.add_argument("--dac-epochs", type=int, default=200, help="paper: 200")
+    parser.add_argument("--damic-epochs", type=int, default=50)
+    parser.add_argument("--damic-hidden-units", type=int, nargs="+", default=[500, 500, 2000],
+                        help="per-cluster AE widths (the pretrained dense AE has the same)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--name", default=None,
+                        help="file stem of the results (default: seed_methods_DATASET)")
+    return parser.parse_args(argv)
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def run_seed(x, y, seed, args, emit):
+    k = len(set(y.tolist()))
+    batch = args.batch_size
+    dense_units = tuple(args.damic_hidden_units)
+    if "two-stage" in args.methods or "damic" in args.methods:
+        dense = AEKMeans(k, hidden_units=dense_units, random_state=seed)
+        _, seconds = timed(lambda: dense.pretrain(x, epochs=args.pretrain_epochs,
+                                                  batch_size=batch, verbose=0))
+        dense_pretrain = round(seconds / args.pretrain_epochs, 4)
+    if "two-stage" in args.methods:
+        conv = CAEKMeans(k, random_state=seed)
+        _, seconds = timed(lambda: conv.pretrain(x, epochs=args.pretrain_epochs,
+                                                 batch_size=batch, verbose=0))
+        conv_pretrain = round(seconds / args.pretrain_epochs, 4)
+        for name, model, per_epoch in (
+            ("AE+k-means", dense, dense_pretrain),
+            ("AE+GMM", AEGMM(k, hidden_units=dense_units, random_state=seed)
+             .copy_autoencoder_from(dense), dense_pretrain),
+            ("CAE+k-means", conv, conv_pretrain),
+            ("CAE+GMM", CAEGMM(k, random_state=seed).copy_autoencoder_from(conv), conv_pretrain),
+        ):
+            model.fit(x, verbose=0)
+            emit(dict(seed=seed, method=name, pretrain_epochs=args.pretrain_epochs,
+                      pretrain_s_per_epoch=per_epoch, **scores_of(y, model.predict_labels(x))))
+    if "aec" in args.methods:
+        model = AEC(k, random_state=seed)
+        history, seconds = timed(lambda: model.fit(x, epochs=args.aec_epochs, batch_size=batch,
+                                                   verbose=0))
+        emit(dict(seed=seed, method="AEC", clustering_epochs=args.aec_epochs,
+                  clustering_s_per_epoch=round(seconds / args.aec_epochs, 4),
+                  empty_clusters=int(sum(history.history["empty_clusters"])),
+                  **scores_of(y, model.predict_labels(x))))
+    if "dac" in args.methods:
+        model = DAC(k, random_state=seed)
+        _, seconds = timed(lambda: model.fit(x, epochs=args.dac_epochs, batch_size=batch,
+                                             verbose=0))
+        emit(dict(seed=seed, method="DAC", weight_source=model.weight_source,
+                  clustering_epochs=args.dac_epochs,
+                  clustering_s_per_epoch=round(seconds / args.dac_epochs, 4),
+                  **scores_of(y, model.predict_labels(x))))
+    if "damic" in args.methods:
+        model = DAMIC(k, hidden_units=dense_units, random_state=seed).copy_autoencoder_from(dense)
+        history, seconds = timed(lambda: model.fit(x, epochs=args.damic_epochs, batch_size=batch,
+                                                   verbose=0))
+        emit(dict(seed=seed, method="DAMIC", pretrain_epochs=args.pretrain_epochs,
+                  pretrain_s_per_epoch=dense_pretrain, clustering_epochs=args.damic_epochs,
+                  clustering_s_per_epoch=round(seconds / args.damic_epochs, 4),
+                  **scores_of(y, model.predict_labels(x))))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    x, y = datasets.load(args.dataset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or f"seed_methods_{args.dataset}"
+    rows = []
+    with (out / f"{stem}.jsonl").open("w") as jsonl:
+
+        def emit(row):
+            row = dict(row, dataset=args.dataset)
+            rows.append(row)
+            jsonl.write(json.dumps(row) + "\n")
+            jsonl.flush()
+            print(json.dumps(row), flush=True)
+
+        for seed in args.seeds:
+            labels = KMeans(len(set(y.tolist())), n_init=10, random_state=seed).fit_predict(
+                x.reshape(len(x), -1))
+            emit({"seed": seed, "method": "k-means (inputs)", **scores_of(y, labels)})
+            run_seed(x, y, seed, args, emit)
+    command = "python benchmarks/seed_methods.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    table = summarise(rows, args.dataset, order=ORDER)
+    (out / f"{stem}.md").write_text(
+        f"Command: `{command}`\n\nMean ± std over seeds {args.seeds} "
+        f"({len(x)} samples).\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
