@@ -26,7 +26,8 @@ def test_variants_and_registry():
     for name, (network, reconstruction) in expected.items():
         model = get_method(name)(n_clusters=4)
         assert (model.network, model.reconstruction) == (network, reconstruction)
-    with pytest.raises(ValueError, match="Unknown method 'kmeans'. Known methods: ae-gmm, ae-kmeans"):
+    with pytest.raises(ValueError,
+                       match="Unknown method 'kmeans'. Known methods: ae-gmm, ae-kmeans"):
         get_method("kmeans")
 
 
