@@ -99,37 +99,47 @@ def summarise(rows, dataset, order=ORDER):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_benchmark(script, argv, args, default_stem, run_seed, order):
+    """Runs k-means on the inputs and `run_seed(x, y, seed, args, emit)` for every seed,
+    writing one JSON line per run as it comes and, at the end, the Markdown table
+    headed by the command that made it."""
     x, y = datasets.load(args.dataset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = args.name or f"dec_family_{args.dataset}"
+    stem = args.name or default_stem
     rows = []
-    jsonl = (out / f"{stem}.jsonl").open("w")
+    with (out / f"{stem}.jsonl").open("w") as jsonl:
 
-    def emit(row):
-        row = dict(row, dataset=args.dataset)
-        rows.append(row)
-        jsonl.write(json.dumps(row) + "\n")
-        jsonl.flush()
-        print(json.dumps(row), flush=True)
+        def emit(row):
+            row = dict(row, dataset=args.dataset)
+            rows.append(row)
+            jsonl.write(json.dumps(row) + "\n")
+            jsonl.flush()
+            print(json.dumps(row), flush=True)
 
-    for seed in args.seeds:
-        start = time.perf_counter()
-        labels = KMeans(len(set(y.tolist())), n_init=10, random_state=seed).fit_predict(
-            x.reshape(len(x), -1))
-        emit({"seed": seed, "method": "k-means (inputs)", **scores_of(y, labels),
-              "seconds": round(time.perf_counter() - start, 2)})
-        for network in args.networks:
-            run_family(network, x, y, seed, args, emit)
-    jsonl.close()
-    command = "python benchmarks/dec_family.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = summarise(rows, args.dataset)
+        for seed in args.seeds:
+            start = time.perf_counter()
+            labels = KMeans(len(set(y.tolist())), n_init=10, random_state=seed).fit_predict(
+                x.reshape(len(x), -1))
+            emit({"seed": seed, "method": "k-means (inputs)", **scores_of(y, labels),
+                  "seconds": round(time.perf_counter() - start, 2)})
+            run_seed(x, y, seed, args, emit)
+    command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = summarise(rows, args.dataset, order=order)
     (out / f"{stem}.md").write_text(
         f"Command: `{command}`\n\nMean ± std over seeds {args.seeds} "
         f"({len(x)} samples).\n\n{table}\n")
     print(table)
+
+
+def run_seed(x, y, seed, args, emit):
+    for network in args.networks:
+        run_family(network, x, y, seed, args, emit)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run_benchmark("dec_family.py", argv, args, f"dec_family_{args.dataset}", run_seed, ORDER)
 
 
 if __name__ == "__main__":

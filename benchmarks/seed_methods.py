@@ -12,15 +12,11 @@ mean +- std over the seeds.
 """
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
-from sklearn.cluster import KMeans
 
-from dec_family import scores_of, summarise
-from keras_deepclust import datasets
+from dec_family import run_benchmark, scores_of
 from keras_deepclust.models import AEC, AEGMM, CAEGMM, DAC, DAMIC, AEKMeans, CAEKMeans
 
 ORDER = ["k-means (inputs)", "AE+k-means", "AE+GMM", "CAE+k-means", "CAE+GMM", "AEC", "DAC",
@@ -104,32 +100,7 @@ def run_seed(x, y, seed, args, emit):
 
 def main(argv=None):
     args = parse_args(argv)
-    x, y = datasets.load(args.dataset)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = args.name or f"seed_methods_{args.dataset}"
-    rows = []
-    with (out / f"{stem}.jsonl").open("w") as jsonl:
-
-        def emit(row):
-            row = dict(row, dataset=args.dataset)
-            rows.append(row)
-            jsonl.write(json.dumps(row) + "\n")
-            jsonl.flush()
-            print(json.dumps(row), flush=True)
-
-        for seed in args.seeds:
-            labels = KMeans(len(set(y.tolist())), n_init=10, random_state=seed).fit_predict(
-                x.reshape(len(x), -1))
-            emit({"seed": seed, "method": "k-means (inputs)", **scores_of(y, labels)})
-            run_seed(x, y, seed, args, emit)
-    command = "python benchmarks/seed_methods.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    table = summarise(rows, args.dataset, order=ORDER)
-    (out / f"{stem}.md").write_text(
-        f"Command: `{command}`\n\nMean ± std over seeds {args.seeds} "
-        f"({len(x)} samples).\n\n{table}\n")
-    print(table)
+    run_benchmark("seed_methods.py", argv, args, f"seed_methods_{args.dataset}", run_seed, ORDER)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,39 @@ def tiny_images():
     for i, label in enumerate(y):
         x[i, 4 * (label // 2):4 * (label // 2) + 4, 4 * (label % 2):4 * (label % 2) + 4] += 0.7
     return x, y
+
+
+
+@pytest.fixture
+def round_trip(tmp_path):
+    """`round_trip(model, x)` saves `model`, loads it back, checks the class, the config,
+    the soft assignments of `x` and the optimizer's step count agree, and returns the
+    loaded model. (A fixture: the suite's importlib mode cannot import conftest.)"""
+    import keras
+
+    def check(model, x):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        assert type(restored) is type(model)
+        assert restored.get_config() == model.get_config()
+        np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+        if model.compiled:
+            assert int(restored.optimizer.iterations.numpy()) == int(
+                model.optimizer.iterations.numpy())
+        return restored
+
+    return check
+
+
+@pytest.fixture
+def resumes_alike():
+    """`resumes_alike(model, restored, x, **fit_kwargs)`: one more `fit` of each gives
+    the same model."""
+
+    def check(model, restored, x, **fit_kwargs):
+        model.fit(x, verbose=0, **fit_kwargs)
+        restored.fit(x, verbose=0, **fit_kwargs)
+        np.testing.assert_allclose(restored.predict(x), model.predict(x), atol=1e-5)
+
+    return check

@@ -162,21 +162,13 @@ def test_an_emptied_cluster_warns_and_sizes_are_logged(start):
     assert len(sizes) == 2 and sizes[-1][1] == 0 and sizes[-1].sum() == 90
 
 
-def test_save_load_round_trip_and_resume(start, tmp_path):
+def test_save_load_round_trip_and_resume(start, round_trip, resumes_alike):
     model, x = fresh(start), start.x
     model.fit(x, epochs=1, batch_size=32, verbose=0)
-    path = tmp_path / "damic.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is DAMIC
-    assert restored.get_config() == model.get_config()
-    np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+    restored = round_trip(model, x)
     np.testing.assert_array_equal(restored.reconstruct(x), model.reconstruct(x))
     assert restored.is_pretrained and restored.initialized
-    assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
-    model.fit(x, epochs=1, batch_size=32, verbose=0)
-    restored.fit(x, epochs=1, batch_size=32, verbose=0)
-    np.testing.assert_allclose(restored.predict(x), model.predict(x), atol=1e-5)
+    resumes_alike(model, restored, x, epochs=1, batch_size=32)
 
 
 def test_bad_inputs(blobs):

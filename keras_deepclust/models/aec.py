@@ -18,9 +18,9 @@ import tensorflow as tf
 from scipy.spatial.distance import pdist
 from sklearn.cluster import KMeans
 
-from keras_deepclust._validation import check_n_clusters, data_fingerprint
+from keras_deepclust._validation import data_fingerprint
 from keras_deepclust.layers import NearestCentroidSoftmax
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 
 INITS = ("random", "kmeans")
@@ -243,22 +243,10 @@ class AEC(AutoencoderClusteringModel):
             The `History`, with `centre_distance`, `empty_clusters` and `label_change`
             per epoch besides the losses.
         """
-        if y is not None:
-            raise ValueError(
-                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
-                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]."
-            )
-        x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
-        self._seed()
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
-        with self.distribute_strategy.scope():
-            if not self.compiled:
-                self.compile(optimizer=self._default_pretrain_optimizer(),
-                             jit_compile=jit_default(None))
-            if not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
+        self._compile_once(self._default_pretrain_optimizer)
         alternation = _Alternation(x, batch_size)
         return super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            callbacks=[alternation, *(callbacks or [])],

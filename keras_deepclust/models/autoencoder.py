@@ -194,6 +194,16 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._after_pretraining()
         return self
 
+    def _compile_once(self, make_optimizer):
+        """Compiles with `make_optimizer()` unless the user compiled, under the strategy."""
+        with self.distribute_strategy.scope():
+            if not self.compiled:
+                self.compile(optimizer=make_optimizer(), jit_compile=jit_default(None))
+            if not self.optimizer.built:
+                # Over *all* trainable variables, even those a method leaves untouched
+                # (the decoder of DEC), so a saved optimizer state loads back in order.
+                self.optimizer.build(self.trainable_variables)
+
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Autoencoder reconstruction of `x` (same shape as `x`)."""
         x = self._prepare_data(x)  # builds the model on first use

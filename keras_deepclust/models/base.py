@@ -84,6 +84,30 @@ class ClusteringModel(keras.Model):
             )
         return x
 
+    def _check_fit_arguments(self, x, y=None, validation_data=None, fit_kwargs=None,
+                             labels_hint=""):
+        """The checks every clustering `fit` starts with; seeds the run.
+
+        Returns `x` checked and `validation_data` as `(x_val,)` (or None).
+        """
+        if y is not None:
+            raise ValueError(
+                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
+                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]"
+                f"{labels_hint}."
+            )
+        for unsupported in ("sample_weight", "class_weight"):
+            if (fit_kwargs or {}).get(unsupported) is not None:
+                raise ValueError(f"{unsupported} is not supported by clustering models.")
+        x = self._prepare_data(x)
+        check_n_clusters(self.n_clusters, len(x))
+        if validation_data is not None:
+            if isinstance(validation_data, tuple):
+                validation_data = validation_data[0]
+            validation_data = (self._prepare_data(validation_data, name="validation_data"),)
+        self._seed()
+        return x, validation_data
+
     def _seed(self):
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)

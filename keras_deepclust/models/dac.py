@@ -22,13 +22,12 @@ from sklearn.cluster import KMeans
 from keras_deepclust._validation import (
     check_array,
     check_labels,
-    check_n_clusters,
     check_positive_int,
     data_fingerprint,
 )
 from keras_deepclust.callbacks import ClusteringMetrics
 from keras_deepclust.layers import NearestCentroidSoftmax
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 
 logger = logging.getLogger(__name__)
@@ -384,24 +383,12 @@ class DAC(AutoencoderClusteringModel):
         Returns:
             The `History`, with `loss`, `weighted_mse` and `l2` per epoch.
         """
-        if y is not None:
-            raise ValueError(
-                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
-                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]; "
-                "to compute the feature weights from known labels, pass weight_labels."
-            )
-        for unsupported in ("sample_weight", "class_weight"):
-            if kwargs.get(unsupported) is not None:
-                raise ValueError(f"{unsupported} is not supported by clustering models.")
-        x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
+        x, validation_data = self._check_fit_arguments(
+            x, y, validation_data, kwargs,
+            labels_hint="; to compute the feature weights from known labels, pass weight_labels",
+        )
         if weight_labels is not None:
             weight_labels = check_labels(weight_labels, len(x), "weight_labels")
-        if validation_data is not None:
-            if isinstance(validation_data, tuple):
-                validation_data = validation_data[0]
-            validation_data = (self._prepare_data(validation_data, name="validation_data"),)
-        self._seed()
         if not np.array_equal(self._weights_fingerprint.numpy(), _fingerprint(x, weight_labels)):
             self.compute_feature_weights(x, weight_labels, verbose=verbose)
         callbacks = list(callbacks or [])
@@ -409,14 +396,7 @@ class DAC(AutoencoderClusteringModel):
             callbacks.insert(0, keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: self.fit_centroids(x, batch_size=batch_size)
             ))
-        with self.distribute_strategy.scope():
-            if not self.compiled:
-                self.compile(
-                    optimizer=self._default_optimizer(math.ceil(len(x) / batch_size)),
-                    jit_compile=jit_default(None),
-                )
-            if not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
+        self._compile_once(lambda: self._default_optimizer(math.ceil(len(x) / batch_size)))
         history = super().fit(
             x, batch_size=batch_size, epochs=self.EPOCHS if epochs is None else epochs,
             verbose=verbose, callbacks=callbacks, validation_data=validation_data,

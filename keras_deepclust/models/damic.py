@@ -274,12 +274,7 @@ class DAMIC(AutoencoderClusteringModel):
         x = self._prepare_data(x)
         check_n_clusters(self.n_clusters, len(x))
         self._seed()
-        codes = self.encoder.predict(x, batch_size=batch_size, verbose=0)
-        if not np.isfinite(codes).all():
-            raise ValueError(
-                "The pretrained encoder produced NaN or infinite codes; pretraining diverged. "
-                "Lower the learning rate or check the input scaling."
-            )
+        codes = self.finite_codes(x, batch_size=batch_size)
         kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
         labels = kmeans.fit_predict(codes).astype(np.int32)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
@@ -332,21 +327,7 @@ class DAMIC(AutoencoderClusteringModel):
             smallest cluster after each epoch. `self.cluster_monitor` keeps this fit's
             `ClusterSizeMonitor` (all cluster sizes in `sizes`).
         """
-        if y is not None:
-            raise ValueError(
-                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
-                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]."
-            )
-        for unsupported in ("sample_weight", "class_weight"):
-            if kwargs.get(unsupported) is not None:
-                raise ValueError(f"{unsupported} is not supported by clustering models.")
-        x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
-        if validation_data is not None:
-            if isinstance(validation_data, tuple):
-                validation_data = validation_data[0]
-            validation_data = (self._prepare_data(validation_data, name="validation_data"),)
-        self._seed()
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the mixture "
@@ -355,16 +336,7 @@ class DAMIC(AutoencoderClusteringModel):
             )
         if not self.initialized:
             self.initialize(x, batch_size=batch_size, verbose=verbose)
-        with self.distribute_strategy.scope():
-            if not self.compiled:
-                self.compile(
-                    optimizer=keras.optimizers.Adam(self.learning_rate),
-                    jit_compile=jit_default(None),
-                )
-            if not self.optimizer.built:
-                # Over *all* trainable variables, the pretrained autoencoder's too, so a
-                # saved optimizer state loads back in the same order.
-                self.optimizer.build(self.trainable_variables)
+        self._compile_once(lambda: keras.optimizers.Adam(self.learning_rate))
         self.cluster_monitor = ClusterSizeMonitor(x, batch_size=batch_size)
         return super().fit(
             x, batch_size=batch_size, epochs=FIT_EPOCHS if epochs is None else epochs,

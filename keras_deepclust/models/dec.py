@@ -20,10 +20,10 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 
 from keras_deepclust import losses
-from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
+from keras_deepclust._validation import check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
@@ -216,24 +216,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             last target update of each epoch. `self.target_updater` keeps this fit's
             `TargetDistributionUpdater` (its `updates` and `stopped_step`).
         """
-        if y is not None:
-            raise ValueError(
-                "fit() does not use labels: clustering is unsupervised. To log ACC/NMI/ARI "
-                "each epoch, pass callbacks=[keras_deepclust.callbacks.ClusteringMetrics(x, y)]."
-            )
-        for unsupported in ("sample_weight", "class_weight"):
-            if kwargs.get(unsupported) is not None:
-                raise ValueError(f"{unsupported} is not supported by clustering models.")
-        x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
-        if validation_data is not None:
-            if not isinstance(validation_data, tuple):
-                validation_data = (validation_data,)
-            validation_data = (
-                self._prepare_data(validation_data[0], name="validation_data"),
-                *validation_data[1:],
-            )
-        self._seed()
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the centroids "
@@ -242,13 +225,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             )
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
-        with self.distribute_strategy.scope():
-            if not self.compiled:
-                self.compile(optimizer=keras.optimizers.Adam(), jit_compile=jit_default(None))
-            if not self.optimizer.built:
-                # Over *all* trainable variables, even those a variant leaves untouched (the
-                # decoder of DEC), so a saved optimizer state loads back in the same order.
-                self.optimizer.build(self.trainable_variables)
+        self._compile_once(keras.optimizers.Adam)
         if epochs is None:
             epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
         self.target_updater = TargetDistributionUpdater(

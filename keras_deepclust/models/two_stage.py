@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
@@ -145,10 +145,7 @@ class TwoStageClustering(AutoencoderClusteringModel):
             squared distance to the centre; GMM: negative mean log-likelihood) and,
             for the GMM, `bic`.
         """
-        if y is not None:
-            raise ValueError("fit() does not use labels: clustering is unsupervised.")
-        x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
+        x, _ = self._check_fit_arguments(x, y)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         clusterer = self.make_clusterer().fit(codes)
         logs = {}
