@@ -90,10 +90,13 @@ def run_seed(x, y, seed, args, emit):
                   **scores_of(y, model.predict_labels(x))))
     if "damic" in args.methods:
         model = DAMIC(k, hidden_units=dense_units, random_state=seed).copy_autoencoder_from(dense)
+        _, init_seconds = timed(lambda: model.initialize(x, batch_size=batch, verbose=0))
         history, seconds = timed(lambda: model.fit(x, epochs=args.damic_epochs, batch_size=batch,
                                                    verbose=0))
         emit(dict(seed=seed, method="DAMIC", pretrain_epochs=args.pretrain_epochs,
-                  pretrain_s_per_epoch=dense_pretrain, clustering_epochs=args.damic_epochs,
+                  pretrain_s_per_epoch=dense_pretrain, init_seconds=round(init_seconds, 1),
+                  min_cluster_size=int(min(history.history["min_cluster_size"])),
+                  clustering_epochs=args.damic_epochs,
                   clustering_s_per_epoch=round(seconds / args.damic_epochs, 4),
                   **scores_of(y, model.predict_labels(x))))
 

@@ -48,6 +48,7 @@ _LAZY_SUBMODULES = (
     "callbacks",
     "cli",
     "datasets",
+    "distribute",
     "layers",
     "losses",
     "metrics",

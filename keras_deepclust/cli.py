@@ -116,7 +116,11 @@ def _add_training_arguments(parser, dataset_default):
                         help="autoencoder epochs (default: the paper's, 400 dense / 200 conv)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="clustering epochs at most (default: until tol stops, <= 20000 steps)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="global batch, split among the replicas of --strategy")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+                        help="tf.distribute strategy: default (one device, the GPU when there "
+                        "is one) or mirrored (every local GPU)")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     parser.add_argument("--weight-labels", action="store_true",
@@ -155,7 +159,7 @@ def _methods(args):
 
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
-                    k_range=None, criterion=None, weight_labels=False)
+                    k_range=None, criterion=None, weight_labels=False, strategy="default")
     return _fit(argparse.Namespace(**settings))
 
 
@@ -179,20 +183,24 @@ def _fit(args):
 
 
 def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
-    from keras_deepclust import callbacks, metrics
+    from keras_deepclust import callbacks, distribute, metrics
 
     out = Path(args.out)
+    strategy = distribute.get_strategy(args.strategy)
+    distribute.check_distributed_fit(args.batch_size, strategy)
     fit_options = _weight_labels(args, y)
     print(f"{args.method} on {args.dataset}: {len(x)} samples of shape {x.shape[1:]}, "
           f"K={n_clusters}, seed={args.seed}")
     start = time.perf_counter()
     selection = None
     if n_clusters == "auto":
-        model, pretrain_history, selection = _choose_n_clusters(
-            model_class, args, x, y, pretrain_epochs, out)
+        with strategy.scope():  # the models it makes are created under the strategy
+            model, pretrain_history, selection = _choose_n_clusters(
+                model_class, args, x, y, pretrain_epochs, out)
         n_clusters = model.n_clusters
     else:
-        model = model_class(n_clusters=n_clusters, random_state=args.seed)
+        with strategy.scope():
+            model = model_class(n_clusters=n_clusters, random_state=args.seed)
         pretrain_history = None
         if getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
             pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
@@ -216,6 +224,8 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "clustering_epochs": len(history.history.get("loss", [])),
         "noise": args.noise,
         "batch_size": args.batch_size,
+        "strategy": args.strategy,
+        "replicas": strategy.num_replicas_in_sync,
         "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
         "cluster_sizes": [int(n) for n in _bincount(labels, n_clusters)],
         "history": {"pretrain": pretrain_log, "clustering": history.history},

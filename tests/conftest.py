@@ -15,6 +15,16 @@ tf.config.set_logical_device_configuration(
 )
 
 
+@pytest.fixture(scope="session")
+def mirrored():
+    """The suite's one `MirroredStrategy` over the two logical CPUs. One per process, as
+    in real use: separate MirroredStrategy objects in one process can collide on
+    collective-op keys."""
+    from keras_deepclust import distribute
+
+    return distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+
+
 @pytest.fixture
 def blobs():
     """Three well separated Gaussian blobs in 6-D, 90 samples, labels 0..2."""

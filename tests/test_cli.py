@@ -88,6 +88,28 @@ def test_fit_of_a_method_without_pretraining(tmp_path, image_npz, capsys):
     assert "--clusters auto needs a method that starts from a pretrained" in capsys.readouterr().err
 
 
+def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz, mirrored,
+                                                           monkeypatch, capsys):
+    from keras_deepclust import distribute
+
+    real_get_strategy = distribute.get_strategy
+    monkeypatch.setattr(distribute, "get_strategy",
+                        lambda name: mirrored if name == "mirrored" else real_get_strategy(name))
+    reports = []
+    for strategy in ("default", "mirrored"):
+        out = tmp_path / strategy
+        assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--quick", "--batch-size",
+                         "16", "--strategy", strategy, "--out", str(out)]) == 0
+        reports.append(json.loads((out / "metrics.json").read_text()))
+    assert [r["replicas"] for r in reports] == [1, 2]
+    assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]
+    np.testing.assert_allclose(reports[1]["history"]["clustering"]["loss"],
+                               reports[0]["history"]["clustering"]["loss"], rtol=1e-5)
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--quick", "--batch-size", "15",
+                     "--strategy", "mirrored", "--out", str(tmp_path / "odd")]) == 2
+    assert "batch_size=15 does not divide among the 2 replicas" in capsys.readouterr().err
+
+
 def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, capsys):
     out = tmp_path / "dac"
     assert cli.main(["fit", "dac", "--dataset", str(image_npz), "--weight-labels", "--quick",

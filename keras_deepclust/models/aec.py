@@ -243,7 +243,7 @@ class AEC(AutoencoderClusteringModel):
             The `History`, with `centre_distance`, `empty_clusters` and `label_change`
             per epoch besides the losses.
         """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
         self._compile_once(self._default_pretrain_optimizer)

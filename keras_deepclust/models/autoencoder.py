@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_deepclust import networks
 from keras_deepclust._validation import check_positive_int
+from keras_deepclust.distribute import check_distributed_fit
 from keras_deepclust.models.base import ClusteringModel
 
 
@@ -139,6 +140,7 @@ class AutoencoderClusteringModel(ClusteringModel):
             The `History` of the autoencoder training.
         """
         x = self._prepare_data(x)
+        check_distributed_fit(batch_size, self.distribute_strategy)
         if not noise_stddev >= 0:
             raise ValueError(f"noise_stddev must be >= 0, got {noise_stddev!r}.")
         self._seed()
@@ -181,7 +183,8 @@ class AutoencoderClusteringModel(ClusteringModel):
         if not other.built:
             raise ValueError("The source model is not built yet: pretrain it first.")
         if not self.built:
-            self.build((None, *other.sample_shape))
+            with self.distribute_strategy.scope():
+                self.build((None, *other.sample_shape))
         for mine, theirs in ((self.encoder, other.encoder), (self.decoder, other.decoder)):
             shapes = [tuple(w.shape) for w in mine.weights]
             if shapes != [tuple(w.shape) for w in theirs.weights]:

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_array, check_n_clusters
+from keras_deepclust.distribute import check_distributed_fit
 from keras_deepclust.layers import HardAssignment
 
 _METHODS = {}
@@ -76,7 +77,9 @@ class ClusteringModel(keras.Model):
         """Checks `x` (finite, numeric, right sample shape) and builds the model on first use."""
         x = check_array(x, name=name)
         if not self.built:
-            self.build((None, *x.shape[1:]))
+            # Under the strategy the model was created in, so its variables are mirrored.
+            with self.distribute_strategy.scope():
+                self.build((None, *x.shape[1:]))
         elif tuple(x.shape[1:]) != self.sample_shape:
             raise ValueError(
                 f"{name} has samples of shape {tuple(x.shape[1:])} but the model was built "
@@ -85,7 +88,7 @@ class ClusteringModel(keras.Model):
         return x
 
     def _check_fit_arguments(self, x, y=None, validation_data=None, fit_kwargs=None,
-                             labels_hint=""):
+                             batch_size=None, labels_hint=""):
         """The checks every clustering `fit` starts with; seeds the run.
 
         Returns `x` checked and `validation_data` as `(x_val,)` (or None).
@@ -101,6 +104,8 @@ class ClusteringModel(keras.Model):
                 raise ValueError(f"{unsupported} is not supported by clustering models.")
         x = self._prepare_data(x)
         check_n_clusters(self.n_clusters, len(x))
+        if batch_size is not None:
+            check_distributed_fit(batch_size, self.distribute_strategy)
         if validation_data is not None:
             if isinstance(validation_data, tuple):
                 validation_data = validation_data[0]

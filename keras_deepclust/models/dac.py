@@ -384,7 +384,7 @@ class DAC(AutoencoderClusteringModel):
             The `History`, with `loss`, `weighted_mse` and `l2` per epoch.
         """
         x, validation_data = self._check_fit_arguments(
-            x, y, validation_data, kwargs,
+            x, y, validation_data, kwargs, batch_size,
             labels_hint="; to compute the feature weights from known labels, pass weight_labels",
         )
         if weight_labels is not None:

@@ -327,7 +327,7 @@ class DAMIC(AutoencoderClusteringModel):
             smallest cluster after each epoch. `self.cluster_monitor` keeps this fit's
             `ClusterSizeMonitor` (all cluster sizes in `sizes`).
         """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the mixture "

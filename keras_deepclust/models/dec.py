@@ -216,7 +216,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             last target update of each epoch. `self.target_updater` keeps this fit's
             `TargetDistributionUpdater` (its `updates` and `stopped_step`).
         """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs)
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the centroids "
