@@ -126,6 +126,10 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--weight-labels", action="store_true",
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="back the clustering fit up in DIR at every epoch end; run the "
+                        "same command again after a kill to resume from it (same labels "
+                        "as an uninterrupted run)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; runs are repeatable")
     parser.add_argument("--quick", action="store_true", help=_QUICK_HELP)
     parser.add_argument("--out", required=True, help="output folder")
@@ -159,7 +163,8 @@ def _methods(args):
 
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
-                    k_range=None, criterion=None, weight_labels=False, strategy="default")
+                    k_range=None, criterion=None, weight_labels=False, strategy="default",
+                    resume=None)
     return _fit(argparse.Namespace(**settings))
 
 
@@ -183,9 +188,12 @@ def _fit(args):
 
 
 def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
-    from keras_deepclust import callbacks, distribute, metrics
+    from keras_deepclust import backup, callbacks, distribute, metrics
 
     out = Path(args.out)
+    resume = backup.ClusteringBackup(args.resume) if args.resume else None
+    if resume is not None and n_clusters == "auto":
+        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
     strategy = distribute.get_strategy(args.strategy)
     distribute.check_distributed_fit(args.batch_size, strategy)
     fit_options = _weight_labels(args, y)
@@ -202,12 +210,16 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         with strategy.scope():
             model = model_class(n_clusters=n_clusters, random_state=args.seed)
         pretrain_history = None
-        if getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
+        if resume is not None and resume.exists():
+            print(f"Resuming from the backup in {args.resume} (pretraining included).")
+        elif getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
             pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
                                               noise_stddev=args.noise, verbose=2)
     pretrain_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
+    if resume is not None:
+        fit_callbacks.append(resume)  # last: it backs up what the others updated
     history = model.fit(x, epochs=epochs, batch_size=args.batch_size, verbose=2,
                         callbacks=fit_callbacks, **fit_options)
     cluster_seconds = time.perf_counter() - start
@@ -291,6 +303,8 @@ def _kmeans_scores(x, y, n_clusters, seed):
 
 
 def _write_outputs(model, x, labels, report, out):
+    import numpy as np
+
     from keras_deepclust import plots
     from keras_deepclust._io import atomic_path, write_json
 
@@ -298,6 +312,9 @@ def _write_outputs(model, x, labels, report, out):
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
     write_json(out / "metrics.json", report)
+    with atomic_path(out / "labels.csv") as tmp:
+        np.savetxt(tmp, np.column_stack([np.arange(len(labels)), labels]), fmt="%d",
+                   delimiter=",", header="row,cluster", comments="")
     plots.plot_training_curves(report["history"], out / "training_curves.png")
     plots.plot_embedding(model.embed(x), labels, out / "embedding.png")
     if x.ndim == 4:

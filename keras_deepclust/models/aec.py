@@ -244,14 +244,14 @@ class AEC(AutoencoderClusteringModel):
             per epoch besides the losses.
         """
         x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
+        initial_epoch, shuffle_seed = self._start_epochs(
+            x, callbacks, self._default_pretrain_optimizer, initial_epoch)
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
-        self._compile_once(self._default_pretrain_optimizer)
         alternation = _Alternation(x, batch_size)
-        return super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                           callbacks=[alternation, *(callbacks or [])],
-                           validation_data=validation_data, shuffle=shuffle,
-                           initial_epoch=initial_epoch, **kwargs)
+        return self._fit_epochs((x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
+                                verbose=verbose, callbacks=[alternation, *(callbacks or [])],
+                                validation_data=validation_data, **kwargs)
 
     def get_config(self):
         config = super().get_config()

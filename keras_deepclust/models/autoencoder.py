@@ -1,11 +1,14 @@
 """The shared base of methods built on one autoencoder from `keras_deepclust.networks`."""
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_deepclust import networks
 from keras_deepclust._validation import check_positive_int
+from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.distribute import check_distributed_fit
 from keras_deepclust.models.base import ClusteringModel
 
@@ -207,6 +210,37 @@ class AutoencoderClusteringModel(ClusteringModel):
                 # (the decoder of DEC), so a saved optimizer state loads back in order.
                 self.optimizer.build(self.trainable_variables)
 
+    def _start_epochs(self, x, callbacks, make_optimizer, initial_epoch):
+        """Compiles once and, with a `ClusteringBackup` among `callbacks`, restores its
+        last backup (before any whole-data initialisation, which the restored state
+        then skips).
+
+        Returns:
+            `(initial_epoch, shuffle_seed)` for `_fit_epochs`.
+        """
+        self._compile_once(make_optimizer)
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        backups = [c for c in callbacks or () if isinstance(c, ClusteringBackup)]
+        if len(backups) > 1:
+            raise ValueError(f"Pass at most one ClusteringBackup, got {len(backups)}.")
+        if not backups:
+            return initial_epoch, seed
+        restored_epoch, seed = backups[0].restore(self, x, seed)
+        return max(initial_epoch, restored_epoch), seed
+
+    def _fit_epochs(self, arrays, batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
+                    **fit_kwargs):
+        """`keras.Model.fit` over `arrays` (rows aligned), shuffled per epoch with a
+        permutation that depends only on (seed, epoch), so a resumed fit sees the
+        batches an uninterrupted one would."""
+        steps = math.ceil(len(arrays[0]) / batch_size)
+        dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs,
+                                shuffle_seed if shuffle else None)
+        return super().fit(dataset, steps_per_epoch=steps, epochs=epochs,
+                           initial_epoch=initial_epoch, shuffle=False, **fit_kwargs)
+
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Autoencoder reconstruction of `x` (same shape as `x`)."""
         x = self._prepare_data(x)  # builds the model on first use
@@ -269,6 +303,28 @@ class AutoencoderClusteringModel(ClusteringModel):
             }
         )
         return config
+
+
+def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None):
+    """A `tf.data.Dataset` of the batches of epochs `first_epoch .. epochs - 1` of
+    `arrays`: each epoch in the order `stateless_shuffle(range(n), (seed, epoch))`, or
+    in row order when `seed` is None. Yields a tensor for one array, a tuple for more."""
+    tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+    n = len(arrays[0])
+
+    def epoch_indices(epoch):
+        indices = tf.range(n)
+        if seed is not None:
+            indices = tf.random.experimental.stateless_shuffle(
+                indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+
+    def gather(indices):
+        batch = tuple(tf.gather(t, indices) for t in tensors)
+        return batch[0] if len(batch) == 1 else batch
+
+    dataset = tf.data.Dataset.range(first_epoch, max(epochs, first_epoch)).flat_map(epoch_indices)
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def jit_default(jit_compile):

@@ -389,6 +389,9 @@ class DAC(AutoencoderClusteringModel):
         )
         if weight_labels is not None:
             weight_labels = check_labels(weight_labels, len(x), "weight_labels")
+        initial_epoch, shuffle_seed = self._start_epochs(
+            x, callbacks,
+            lambda: self._default_optimizer(math.ceil(len(x) / batch_size)), initial_epoch)
         if not np.array_equal(self._weights_fingerprint.numpy(), _fingerprint(x, weight_labels)):
             self.compute_feature_weights(x, weight_labels, verbose=verbose)
         callbacks = list(callbacks or [])
@@ -396,11 +399,10 @@ class DAC(AutoencoderClusteringModel):
             callbacks.insert(0, keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: self.fit_centroids(x, batch_size=batch_size)
             ))
-        self._compile_once(lambda: self._default_optimizer(math.ceil(len(x) / batch_size)))
-        history = super().fit(
-            x, batch_size=batch_size, epochs=self.EPOCHS if epochs is None else epochs,
-            verbose=verbose, callbacks=callbacks, validation_data=validation_data,
-            shuffle=shuffle, initial_epoch=initial_epoch, **kwargs,
+        history = self._fit_epochs(
+            (x,), batch_size, self.EPOCHS if epochs is None else epochs, initial_epoch,
+            shuffle_seed, shuffle, verbose=verbose, callbacks=callbacks,
+            validation_data=validation_data, **kwargs,
         )
         self.fit_centroids(x, batch_size=batch_size)
         return history

@@ -328,6 +328,8 @@ class DAMIC(AutoencoderClusteringModel):
             `ClusterSizeMonitor` (all cluster sizes in `sizes`).
         """
         x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
+        initial_epoch, shuffle_seed = self._start_epochs(
+            x, callbacks, lambda: keras.optimizers.Adam(self.learning_rate), initial_epoch)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the mixture "
@@ -336,14 +338,12 @@ class DAMIC(AutoencoderClusteringModel):
             )
         if not self.initialized:
             self.initialize(x, batch_size=batch_size, verbose=verbose)
-        self._compile_once(lambda: keras.optimizers.Adam(self.learning_rate))
         self.cluster_monitor = ClusterSizeMonitor(x, batch_size=batch_size)
-        return super().fit(
-            x, batch_size=batch_size, epochs=FIT_EPOCHS if epochs is None else epochs,
-            verbose=verbose,
+        return self._fit_epochs(
+            (x,), batch_size, FIT_EPOCHS if epochs is None else epochs, initial_epoch,
+            shuffle_seed, shuffle, verbose=verbose,
             callbacks=[self.cluster_monitor, *(callbacks or [])],
-            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
-            **kwargs,
+            validation_data=validation_data, **kwargs,
         )
 
     def per_example_loss(self, inputs, training=None):

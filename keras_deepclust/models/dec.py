@@ -217,6 +217,10 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             `TargetDistributionUpdater` (its `updates` and `stopped_step`).
         """
         x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
+        if epochs is None:
+            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
+        initial_epoch, shuffle_seed = self._start_epochs(
+            x, callbacks, keras.optimizers.Adam, initial_epoch)
         if not self.is_pretrained:
             warnings.warn(
                 "The autoencoder was not pretrained: call pretrain(x) first, or the centroids "
@@ -225,17 +229,14 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             )
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
-        self._compile_once(keras.optimizers.Adam)
-        if epochs is None:
-            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
         self.target_updater = TargetDistributionUpdater(
             x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size
         )
-        return super().fit(
-            x, np.arange(len(x), dtype=np.int32), batch_size=batch_size, epochs=epochs,
-            verbose=verbose, callbacks=[self.target_updater, *(callbacks or [])],
-            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
-            **kwargs,
+        return self._fit_epochs(
+            (x, np.arange(len(x), dtype=np.int32)), batch_size, epochs, initial_epoch,
+            shuffle_seed, shuffle, verbose=verbose,
+            callbacks=[self.target_updater, *(callbacks or [])],
+            validation_data=validation_data, **kwargs,
         )
 
     # ------------------------------------------------------------ train steps

@@ -1,0 +1,115 @@
+"""A clustering fit that is stopped (or killed) resumes from its `ClusteringBackup` and
+ends where an uninterrupted fit ends."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_deepclust.backup import ClusteringBackup
+from keras_deepclust.models import AEC, DAC, DAMIC, IDEC
+
+DENSE = {"hidden_units": (16, 16), "embedding_dim": 3}
+# model class: (constructor options, pretraining epochs)
+RECIPES = {
+    IDEC: ({"update_interval": 3, "tol": 0.0}, 2),
+    AEC: ({}, 0),
+    DAC: ({"n_init": 3}, 0),
+    DAMIC: ({"init_epochs": 2, "n_init": 3, "clustering_units": (8,)}, 2),
+}
+
+
+def new_model(cls, x):
+    options, pretrain_epochs = RECIPES[cls]
+    model = cls(n_clusters=3, random_state=0, **DENSE, **options)
+    if pretrain_epochs:
+        model.pretrain(x, epochs=pretrain_epochs, batch_size=16, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("cls", list(RECIPES), ids=lambda cls: cls.__name__)
+def test_a_stopped_fit_resumes_like_an_uninterrupted_one(blobs, tmp_path, cls):
+    x = blobs[0]
+    uninterrupted = new_model(cls, x)
+    uninterrupted.fit(x, epochs=4, batch_size=16, verbose=0)
+
+    backup = ClusteringBackup(tmp_path / "backup", delete_on_success=False)
+    new_model(cls, x).fit(x, epochs=2, batch_size=16, verbose=0, callbacks=[backup])
+    latest = json.loads((tmp_path / "backup" / "latest.json").read_text())
+    assert latest["epoch"] == 2 and latest["model"] == cls.__name__
+    # A new process would start from an unfitted model: the backup brings the rest.
+    resumed = cls(n_clusters=3, random_state=0, **DENSE, **RECIPES[cls][0])
+    history = resumed.fit(x, epochs=4, batch_size=16, verbose=0, callbacks=[backup])
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
+    np.testing.assert_array_equal(resumed.predict_labels(x), uninterrupted.predict_labels(x))
+    np.testing.assert_allclose(resumed.predict(x), uninterrupted.predict(x), atol=1e-6)
+    assert [p.name for p in (tmp_path / "backup").glob("*.weights.h5")] == ["epoch-4.weights.h5"]
+
+
+def test_backup_refuses_another_run_and_is_removed_on_success(blobs, tmp_path):
+    x = blobs[0]
+    backup = ClusteringBackup(tmp_path / "b", delete_on_success=False)
+    AEC(3, random_state=0, **DENSE).fit(x, epochs=1, batch_size=16, verbose=0, callbacks=[backup])
+    with pytest.raises(ValueError, match=r"made by another run \(n_clusters 3, this fit 4\)"):
+        AEC(4, random_state=0, **DENSE).fit(x, epochs=2, verbose=0, callbacks=[backup])
+    with pytest.raises(ValueError, match=r"made by another run \(fingerprint"):
+        AEC(3, random_state=0, **DENSE).fit(x + 0.5, epochs=2, verbose=0, callbacks=[backup])
+    with pytest.raises(ValueError, match=r"made by another run \(model 'AEC', this fit 'DAC'\)"):
+        DAC(3, random_state=0, **DENSE).fit(x, epochs=2, verbose=0, callbacks=[backup])
+    finishing = ClusteringBackup(tmp_path / "b")
+    AEC(3, random_state=0, **DENSE).fit(x, epochs=2, verbose=0, callbacks=[finishing])
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(ValueError, match="at most one ClusteringBackup, got 2"):
+        AEC(3, **DENSE).fit(x, epochs=1, verbose=0, callbacks=[finishing, finishing])
+
+
+def _cli(args, cwd):
+    command = [sys.executable, "-c", "import sys; from keras_deepclust import cli; "
+               "sys.exit(cli.main(sys.argv[1:]))", *args]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_sigkill_mid_fit_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_images):
+    x, y = tiny_images
+    data = tmp_path / "images.npz"
+    np.savez(data, x=x, y=y)
+    common = ["fit", "aec", "--dataset", str(data), "--epochs", "60", "--batch-size", "8",
+              "--seed", "5"]
+    # Started first so the two runs overlap; nothing shares state between them.
+    reference = _cli([*common, "--out", str(tmp_path / "reference")], cwd=tmp_path)
+    backup_dir = tmp_path / "backup"
+    killed = _cli([*common, "--resume", str(backup_dir), "--out", str(tmp_path / "killed")],
+                  cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and killed.poll() is None:
+        latest = backup_dir / "latest.json"
+        if latest.exists() and json.loads(latest.read_text())["epoch"] >= 5:
+            break
+        time.sleep(0.05)
+    assert killed.poll() is None, "the fit ended before it could be killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    epoch_at_kill = json.loads((backup_dir / "latest.json").read_text())["epoch"]
+    assert 5 <= epoch_at_kill < 60 and not (tmp_path / "killed" / "model.keras").exists()
+
+    resumed = _cli([*common, "--resume", str(backup_dir), "--out", str(tmp_path / "killed")],
+                   cwd=tmp_path)
+    output = resumed.communicate(timeout=600)[0].decode()
+    assert resumed.returncode == 0, output
+    assert "Resuming from the backup" in output
+    assert reference.wait(timeout=600) == 0
+    reports = [json.loads((tmp_path / run / "metrics.json").read_text())
+               for run in ("reference", "killed")]
+    assert reports[1]["clustering_epochs"] == 60 - epoch_at_kill
+    assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]
+    assert reports[0]["scores"] == reports[1]["scores"]
+    labels = [np.loadtxt(tmp_path / run / "labels.csv", delimiter=",", skiprows=1, dtype=int)
+              for run in ("reference", "killed")]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    assert not backup_dir.exists()  # removed once the resumed fit finished
