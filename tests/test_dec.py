@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
 
 import keras_deepclust as kdc
 from keras_deepclust import losses
@@ -183,3 +184,17 @@ def test_fit_without_pretraining_warns(blobs):
 def test_bad_hyperparameters_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         IDEC(n_clusters=3, **kwargs)
+
+
+def test_kmeans_initialisation_on_a_bounded_sample(blobs):
+    x, y = blobs
+    model = ready_model(x, pretrain_epochs=2)
+    model.CLUSTERER_MAX_SAMPLES = 40
+    labels = model.initialize_centroids(x)
+    codes = model.embed(x)
+    rows = np.sort(np.random.default_rng(0).choice(90, 40, replace=False))
+    expected = KMeans(3, n_init=model.n_init, random_state=0).fit(codes[rows])
+    np.testing.assert_allclose(model.clustering.centroids.numpy(), expected.cluster_centers_,
+                               rtol=1e-5)
+    np.testing.assert_array_equal(labels, expected.predict(codes))
+    assert len(labels) == 90 and labels.dtype == np.int32

@@ -181,8 +181,8 @@ class AEC(AutoencoderClusteringModel):
             labels = rng.permutation(np.arange(len(x)) % self.n_clusters).astype(np.int32)
         else:
             codes = self.finite_codes(x, batch_size=batch_size)
-            labels = KMeans(self.n_clusters, n_init=10, random_state=self.random_state)\
-                .fit_predict(codes).astype(np.int32)
+            _, labels = self._fit_clusterer(
+                KMeans(self.n_clusters, n_init=10, random_state=self.random_state), codes)
         self._assignments.assign(labels)
         self._assignments_fingerprint.assign(data_fingerprint(x))
         self.update_centres_and_assignments(x, batch_size=batch_size, reassign=False)

@@ -54,6 +54,25 @@ def _check_backend():
         )
 
 
+def fit_on_sample(estimator, codes, max_samples, random_state=None):
+    """Fits a scikit-learn clusterer on at most `max_samples` rows of `codes` (a seeded
+    random sample when there are more) and labels every row.
+
+    k-means with many restarts on millions of codes costs minutes for centres that a
+    sample of 100,000 places as well; the codes of all rows (N x code size, 40 MB for
+    a million 10-d codes) are still labelled, by `predict`.
+
+    Returns:
+        `(estimator, labels)`, the labels `(n_samples,)` int32.
+    """
+    if len(codes) <= max_samples:
+        return estimator, estimator.fit_predict(codes).astype(np.int32)
+    rows = np.sort(np.random.default_rng(random_state).choice(len(codes), max_samples,
+                                                              replace=False))
+    estimator.fit(codes[rows])
+    return estimator, estimator.predict(codes).astype(np.int32)
+
+
 class ClusteringModel(keras.Model):
     """Base class: a `keras.Model` whose `predict` returns soft assignments (N x K).
 
@@ -61,6 +80,10 @@ class ClusteringModel(keras.Model):
     taken from `sample_shape` or inferred from the data at the first
     `pretrain`/`fit`.
     """
+
+    # The k-means / mixture fits on the codes (initialisations, heads) use a random
+    # sample of at most this many rows; see `fit_on_sample`.
+    CLUSTERER_MAX_SAMPLES = 100_000
 
     def __init__(self, n_clusters=10, sample_shape=None, random_state=None, **kwargs):
         _check_backend()
@@ -112,6 +135,10 @@ class ClusteringModel(keras.Model):
             validation_data = (self._prepare_data(validation_data, name="validation_data"),)
         self._seed()
         return x, validation_data
+
+    def _fit_clusterer(self, estimator, codes):
+        """`fit_on_sample` with this model's sample bound and seed."""
+        return fit_on_sample(estimator, codes, self.CLUSTERER_MAX_SAMPLES, self.random_state)
 
     def _seed(self):
         if self.random_state is not None:

@@ -421,8 +421,8 @@ class DAC(AutoencoderClusteringModel):
             The k-means labels, `(n_samples,)` int32 (equal to `predict_labels(x)`).
         """
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        labels = kmeans.fit_predict(codes).astype(np.int32)
+        kmeans, labels = self._fit_clusterer(
+            KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
         self.centroid_head.set_centroids(kmeans.cluster_centers_.astype(np.float32))
         return labels
 

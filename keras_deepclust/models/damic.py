@@ -275,8 +275,8 @@ class DAMIC(AutoencoderClusteringModel):
         check_n_clusters(self.n_clusters, len(x))
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        labels = kmeans.fit_predict(codes).astype(np.int32)
+        _, labels = self._fit_clusterer(
+            KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
         self._fit_part(
             self.mixture.squared_errors, _assigned_squared_error, x,

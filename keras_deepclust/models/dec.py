@@ -152,8 +152,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             The k-means labels, `(n_samples,)` int32.
         """
         codes = self.finite_codes(x, batch_size=batch_size)
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        labels = kmeans.fit_predict(codes).astype(np.int32)
+        kmeans, labels = self._fit_clusterer(
+            KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
         self.clustering.set_centroids(kmeans.cluster_centers_.astype(np.float32))
         self._previous_labels.assign(labels)
         self._target.assign(tf.zeros((0, self.n_clusters)))

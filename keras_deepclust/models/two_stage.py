@@ -147,11 +147,11 @@ class TwoStageClustering(AutoencoderClusteringModel):
         """
         x, _ = self._check_fit_arguments(x, y)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
-        clusterer = self.make_clusterer().fit(codes)
+        clusterer, _ = self._fit_clusterer(self.make_clusterer(), codes)
         logs = {}
         if self.head == "kmeans":
             self.assignment.set_centroids(clusterer.cluster_centers_.astype(np.float32))
-            logs["loss"] = float(clusterer.inertia_ / len(codes))
+            logs["loss"] = float(-clusterer.score(codes) / len(codes))
         else:
             self.assignment.set_from_sklearn(clusterer)
             logs["loss"] = float(-clusterer.score(codes))
