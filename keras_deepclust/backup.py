@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_deepclust._io import write_json
 from keras_deepclust._validation import data_fingerprint
+from keras_deepclust.distribute import is_chief
 
 _LATEST = "latest.json"
 
@@ -80,6 +81,8 @@ class ClusteringBackup(keras.callbacks.Callback):
         return latest["epoch"], self._shuffle_seed
 
     def on_epoch_end(self, epoch, logs=None):
+        if not is_chief(self.model.distribute_strategy):
+            return  # one writer: in a multi-worker run the folder is the chief's
         if self._fingerprint is None:
             raise RuntimeError(
                 "ClusteringBackup works inside the fit of a keras_deepclust model, which "
@@ -100,5 +103,5 @@ class ClusteringBackup(keras.callbacks.Callback):
                 old.unlink()
 
     def on_train_end(self, logs=None):
-        if self.delete_on_success:
+        if self.delete_on_success and is_chief(self.model.distribute_strategy):
             shutil.rmtree(self.backup_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,9 +119,11 @@ def _add_training_arguments(parser, dataset_default):
                         help="clustering epochs at most (default: until tol stops, <= 20000 steps)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="global batch, split among the replicas of --strategy")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+    parser.add_argument("--strategy", default="default",
+                        choices=["default", "mirrored", "multiworker"],
                         help="tf.distribute strategy: default (one device, the GPU when there "
-                        "is one) or mirrored (every local GPU)")
+                        "is one), mirrored (every local GPU) or multiworker (every worker "
+                        "of TF_CONFIG runs the same command; the chief writes the outputs)")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     parser.add_argument("--weight-labels", action="store_true",
@@ -188,6 +191,8 @@ def _fit(args):
 
 
 def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
+    import numpy as np
+
     from keras_deepclust import backup, callbacks, distribute, metrics
 
     out = Path(args.out)
@@ -247,8 +252,18 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
         report["kmeans_on_inputs"] = _kmeans_scores(x, y, n_clusters, args.seed)
-    _write_outputs(model, x, labels, report, out)
-    _print_report(report, out)
+    if distribute.is_chief(strategy):
+        _write_outputs(model, x, labels, report, out)
+        _print_report(report, out)
+    else:
+        # The outputs' predict passes are collective: every worker runs them, only the
+        # chief keeps the files (TensorFlow's pattern for multi-worker saving).
+        with tempfile.TemporaryDirectory() as scratch:
+            _write_outputs(model, x, labels, report, Path(scratch))
+        print(f"worker {strategy.cluster_resolver.task_id}: done; the chief writes the outputs")
+    if distribute.is_multi_worker(strategy):
+        # Equal on every worker when training kept them in sync.
+        print(f"weights digest: {sum(float(np.abs(w).sum()) for w in model.get_weights()):.6f}")
     return 0
 
 

@@ -21,6 +21,8 @@ model.fit(x)
 import json
 import os
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -94,15 +96,73 @@ def check_distributed_fit(batch_size, strategy):
     different sizes, and the mean loss of each, divided by the number of replicas, is
     no longer the mean over the global batch.
     """
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise NotImplementedError(
-            "Keras 3's model.fit does not run under MultiWorkerMirroredStrategy "
-            "(keras-team/keras#20585), and keras-deepclust's own multi-worker training "
-            "loop is not written yet. Train on one machine (default or mirrored strategy)."
-        )
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(
             f"batch_size={batch_size} does not divide among the {replicas} replicas of "
             f"the {type(strategy).__name__}; use a multiple of {replicas}."
         )
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy=None):
+    """Whether this process is the one that writes files: always on one machine; in a
+    multi-worker run, worker 0 (or the task of type "chief")."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def multi_worker_fit(model, dataset, steps_per_epoch, epochs, initial_epoch=0, callbacks=None,
+                     verbose="auto"):
+    """`model.fit` for `MultiWorkerMirroredStrategy`, where Keras 3's own `fit` fails
+    (keras-team/keras#20585): the same `train_step` under `strategy.run`, the same
+    callbacks, progress bar and `History`.
+
+    Args:
+        model: a compiled Keras model created in the strategy's scope.
+        dataset: batches of the *global* batch size, the same on every worker (each
+            worker keeps its share); one pass of `steps_per_epoch` per epoch.
+        steps_per_epoch, epochs, initial_epoch, callbacks, verbose: as in `fit`.
+
+    Returns:
+        The `History`.
+    """
+    strategy = model.distribute_strategy
+    callback_list = keras.callbacks.CallbackList(
+        callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+        verbose=1 if verbose == "auto" else verbose, epochs=epochs, steps=steps_per_epoch)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_function(iterator):
+        outputs = strategy.run(model.train_step, args=(next(iterator),))
+        # Metric results are synchronised across replicas: any replica's copy will do.
+        return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0],
+                                     outputs)
+
+    model.stop_training = False
+    callback_list.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        for step in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(step)
+            logs = {k: float(np.asarray(v)) for k, v in train_function(iterator).items()}
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        epoch_logs = dict(logs)
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return model.history

@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_deepclust import networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.backup import ClusteringBackup
-from keras_deepclust.distribute import check_distributed_fit
+from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
 from keras_deepclust.models.base import ClusteringModel
 
 
@@ -160,10 +160,15 @@ class AutoencoderClusteringModel(ClusteringModel):
                 optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
                 jit_compile=jit_default(jit_compile),
             )
-        history = autoencoder.fit(
-            x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
-            callbacks=callbacks, validation_split=validation_split,
-        )
+        if is_multi_worker(self.distribute_strategy):
+            history = self._multi_worker_fit(
+                autoencoder, (x, x), batch_size, epochs, seed=self.random_state or 0,
+                callbacks=callbacks, verbose=verbose, validation_split=validation_split)
+        else:
+            history = autoencoder.fit(
+                x, x, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                callbacks=callbacks, validation_split=validation_split,
+            )
         self._is_pretrained.assign(1)
         self._after_pretraining()
         return history
@@ -221,7 +226,9 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._compile_once(make_optimizer)
         seed = self.random_state
         if seed is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
+            # Every worker of a multi-worker run must shuffle alike.
+            seed = 0 if is_multi_worker(self.distribute_strategy) else int(
+                np.random.default_rng().integers(2**31 - 1))
         backups = [c for c in callbacks or () if isinstance(c, ClusteringBackup)]
         if len(backups) > 1:
             raise ValueError(f"Pass at most one ClusteringBackup, got {len(backups)}.")
@@ -235,11 +242,32 @@ class AutoencoderClusteringModel(ClusteringModel):
         """`keras.Model.fit` over `arrays` (rows aligned), shuffled per epoch with a
         permutation that depends only on (seed, epoch), so a resumed fit sees the
         batches an uninterrupted one would."""
+        if is_multi_worker(self.distribute_strategy):
+            return self._multi_worker_fit(self, arrays, batch_size, epochs, initial_epoch,
+                                          shuffle_seed if shuffle else None, **fit_kwargs)
         steps = math.ceil(len(arrays[0]) / batch_size)
         dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs,
                                 shuffle_seed if shuffle else None)
         return super().fit(dataset, steps_per_epoch=steps, epochs=epochs,
                            initial_epoch=initial_epoch, shuffle=False, **fit_kwargs)
+
+    def _multi_worker_fit(self, model, arrays, batch_size, epochs, initial_epoch=0, seed=None,
+                          callbacks=None, verbose="auto", validation_data=None, **unsupported):
+        """Trains `model` (this model or a helper network of it) under the multi-worker
+        strategy. Every worker builds the same epoch order (so `seed` must not be drawn
+        per worker) and keeps its share of each global batch; the last partial batch
+        of each epoch is dropped, so that every replica gets an equal share."""
+        if validation_data is not None or any(v for v in unsupported.values()):
+            raise ValueError(
+                "Under MultiWorkerMirroredStrategy, fit takes no validation data and no "
+                f"{sorted(k for k, v in unsupported.items() if v) or 'validation_data'}.")
+        steps = len(arrays[0]) // batch_size
+        if steps == 0:
+            raise ValueError(f"batch_size={batch_size} is larger than the data "
+                             f"({len(arrays[0])} rows): a multi-worker step needs a full batch.")
+        dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs, seed,
+                                drop_remainder=True)
+        return multi_worker_fit(model, dataset, steps, epochs, initial_epoch, callbacks, verbose)
 
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Autoencoder reconstruction of `x` (same shape as `x`)."""
@@ -305,7 +333,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         return config
 
 
-def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None):
+def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None, drop_remainder=False):
     """A `tf.data.Dataset` of the batches of epochs `first_epoch .. epochs - 1` of
     `arrays`: each epoch in the order `stateless_shuffle(range(n), (seed, epoch))`, or
     in row order when `seed` is None. Yields a tensor for one array, a tuple for more."""
@@ -317,7 +345,8 @@ def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None):
         if seed is not None:
             indices = tf.random.experimental.stateless_shuffle(
                 indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+        return tf.data.Dataset.from_tensor_slices(indices).batch(
+            batch_size, drop_remainder=drop_remainder)
 
     def gather(indices):
         batch = tuple(tf.gather(t, indices) for t in tensors)

@@ -25,6 +25,7 @@ from sklearn.cluster import KMeans
 from keras_deepclust import networks
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.layers import MixtureOfAutoencoders
+from keras_deepclust.distribute import is_multi_worker
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
 from keras_deepclust.models.base import register_method
 
@@ -295,7 +296,11 @@ class DAMIC(AutoencoderClusteringModel):
                 optimizer=keras.optimizers.Adam(self.init_learning_rate), loss=loss,
                 jit_compile=jit_default(None),
             )
-        model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose)
+        if is_multi_worker(self.distribute_strategy):
+            self._multi_worker_fit(model, (x, y), batch_size, self.init_epochs,
+                                   seed=self.random_state or 0, verbose=verbose)
+        else:
+            model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose)
 
     # ------------------------------------------------------------ clustering
     def fit(
