@@ -98,15 +98,15 @@ def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz,
     reports = []
     for strategy in ("default", "mirrored"):
         out = tmp_path / strategy
-        assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--quick", "--batch-size",
-                         "16", "--strategy", strategy, "--out", str(out)]) == 0
+        assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--epochs", "4",
+                         "--batch-size", "16", "--strategy", strategy, "--out", str(out)]) == 0
         reports.append(json.loads((out / "metrics.json").read_text()))
     assert [r["replicas"] for r in reports] == [1, 2]
     assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]
     np.testing.assert_allclose(reports[1]["history"]["clustering"]["loss"],
                                reports[0]["history"]["clustering"]["loss"], rtol=1e-5)
-    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--quick", "--batch-size", "15",
-                     "--strategy", "mirrored", "--out", str(tmp_path / "odd")]) == 2
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--epochs", "4", "--batch-size",
+                     "15", "--strategy", "mirrored", "--out", str(tmp_path / "odd")]) == 2
     assert "batch_size=15 does not divide among the 2 replicas" in capsys.readouterr().err
 
 
