@@ -25,6 +25,24 @@ def mirrored():
     return distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
 
 
+@pytest.fixture(scope="session")
+def dcec_artifacts(tmp_path_factory):
+    """A small DCEC on 300 random 8x8x1 images, exported once for the session:
+    `(model, x, folder)` with `m.onnx` (embedding included) and `m.tflite`."""
+    from keras_deepclust.export import export_onnx, export_tflite
+    from keras_deepclust.models import DCEC
+
+    x = np.random.default_rng(0).uniform(0, 1, (300, 8, 8, 1)).astype("float32")
+    model = DCEC(n_clusters=4, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3,
+                 random_state=0)
+    model.pretrain(x, epochs=2, verbose=0)
+    model.initialize_centroids(x)
+    folder = tmp_path_factory.mktemp("artifacts")
+    export_onnx(model, folder / "m.onnx", include_embedding=True)
+    export_tflite(model, folder / "m.tflite")
+    return model, x, folder
+
+
 @pytest.fixture
 def blobs():
     """Three well separated Gaussian blobs in 6-D, 90 samples, labels 0..2."""

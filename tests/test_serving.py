@@ -5,23 +5,12 @@ import sys
 import numpy as np
 import pytest
 
-from keras_deepclust.export import export_onnx, export_tflite
-from keras_deepclust.models import DCEC
 from keras_deepclust.serving import ClusterAssigner
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (300, 8, 8, 1)).astype("float32")
-    model = DCEC(n_clusters=4, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3,
-                 random_state=0)
-    model.pretrain(x, epochs=2, verbose=0)
-    model.initialize_centroids(x)
-    folder = tmp_path_factory.mktemp("artifacts")
-    export_onnx(model, folder / "m.onnx", include_embedding=True)
-    export_tflite(model, folder / "m.tflite")
-    return model, x, folder
+@pytest.fixture
+def exported(dcec_artifacts):
+    return dcec_artifacts
 
 
 def test_assigner_matches_keras_in_batches(exported):

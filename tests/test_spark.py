@@ -9,26 +9,17 @@ import pytest
 pytest.importorskip("pyspark")
 pytest.importorskip("pyarrow")
 
-from keras_deepclust.export import export_onnx
 from keras_deepclust.serving import ClusterAssigner
 from keras_deepclust.serving.spark import _rebatch, assign_clusters
 
-from keras_deepclust.models import DCEC
 
 N_ROWS = 300
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A DCEC assigner on 8x8x1 images: the Spark side gets flat rows of 64 values."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (N_ROWS, 8, 8, 1)).astype("float32")
-    model = DCEC(n_clusters=4, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3,
-                 random_state=0)
-    model.pretrain(x, epochs=1, verbose=0)
-    model.initialize_centroids(x)
-    folder = tmp_path_factory.mktemp("artifacts")
-    export_onnx(model, folder / "m.onnx", include_embedding=True)
+def exported(dcec_artifacts):
+    """The suite's small DCEC assigner on 8x8x1 images: Spark gets flat rows of 64 values."""
+    _, x, folder = dcec_artifacts
     return x, folder / "m.onnx"
 
 
