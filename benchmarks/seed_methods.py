@@ -32,6 +32,8 @@ def parse_args(argv):
     parser.add_argument("--pretrain-epochs", type=int, default=50, help="paper: 50")
     parser.add_argument("--aec-epochs", type=int, default=100)
     parser.add_argument("--dac-epochs", type=int, default=200, help="paper: 200")
+    parser.add_argument("--dac-weight-labels", action="store_true",
+                        help="DAC's feature weights from the true labels (the paper's setting)")
     parser.add_argument("--damic-epochs", type=int, default=50)
     parser.add_argument("--damic-hidden-units", type=int, nargs="+", default=[500, 500, 2000],
                         help="per-cluster AE widths (the pretrained dense AE has the same)")
@@ -82,8 +84,9 @@ def run_seed(x, y, seed, args, emit):
                   **scores_of(y, model.predict_labels(x))))
     if "dac" in args.methods:
         model = DAC(k, random_state=seed)
+        weight_labels = y if args.dac_weight_labels else None
         _, seconds = timed(lambda: model.fit(x, epochs=args.dac_epochs, batch_size=batch,
-                                             verbose=0))
+                                             weight_labels=weight_labels, verbose=0))
         emit(dict(seed=seed, method="DAC", weight_source=model.weight_source,
                   clustering_epochs=args.dac_epochs,
                   clustering_s_per_epoch=round(seconds / args.dac_epochs, 4),
