@@ -325,3 +325,98 @@ def load(name_or_path):
     if "ubyte" in path.name or "idx" in path.name:
         return from_idx(path)
     raise ValueError(f"Cannot tell the format of {path}: use .npy, .npz, .csv, .h5 or IDX.")
+
+
+# ------------------------------------------------------------------ streaming
+def stream(path, batch_size=256):
+    """Batches of an `.npy` or IDX file (gzipped or not) as a `tf.data.Dataset`, read
+    from disk as they are needed, so the data never has to fit in memory.
+
+    Pixels are scaled to [0, 1] as `load` does: uint8 by 255; other dtypes must already
+    lie in [0, 1] (checked in a first pass over the file, chunk by chunk).
+
+    Args:
+        path: an `.npy` file, or an IDX images file (`*-idx3-ubyte[.gz]`).
+        batch_size: samples per batch.
+
+    Returns:
+        `(dataset, n_samples)`: batches of float32 samples `(batch, *sample_shape)`.
+
+    Example:
+
+    ```python
+    dataset, n = keras_deepclust.datasets.stream("train-images-idx3-ubyte.gz")
+    model.pretrain(dataset, epochs=50)
+    ```
+    """
+    import tensorflow as tf
+
+    path = _existing(path)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+    opener, offset, dtype, shape = _record_layout(path)
+    if len(shape) < 2 or shape[0] == 0:
+        raise ValueError(f"{path} holds an array of shape {shape}; samples are rows of a "
+                         "2-D or higher array.")
+    sample_shape = tuple(shape[1:])
+    if path.suffix != ".npy" and len(shape) == 3:  # IDX images (n, h, w), as `from_idx`
+        sample_shape = (*sample_shape, 1)
+
+    def batches():
+        for chunk in _read_records(opener, path, offset, dtype, shape, batch_size):
+            yield _scaled_chunk(chunk, path).reshape(len(chunk), *sample_shape)
+
+    if np.dtype(dtype) != np.uint8:
+        for chunk in _read_records(opener, path, offset, dtype, shape, 65536):
+            _scaled_chunk(chunk, path)  # fails early on values outside [0, 1] or NaN
+    dataset = tf.data.Dataset.from_generator(
+        batches, output_signature=tf.TensorSpec((None, *sample_shape), tf.float32))
+    return dataset.prefetch(tf.data.AUTOTUNE), int(shape[0])
+
+
+def _record_layout(path):
+    """(opener, byte offset of the data, dtype, shape) of an `.npy` or IDX file."""
+    if path.suffix == ".npy":
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+        if fortran or dtype.hasobject:
+            raise ValueError(f"{path}: streaming needs a C-ordered numeric array.")
+        return open, offset, dtype, tuple(shape)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+            raise ValueError(f"{path} is neither .npy nor IDX (magic number {head!r}).")
+        ndim = head[3]
+        shape = tuple(int.from_bytes(f.read(4), "big") for _ in range(ndim))
+    return opener, 4 + 4 * ndim, np.dtype(_IDX_DTYPES[head[2]]), shape
+
+
+def _read_records(opener, path, offset, dtype, shape, rows):
+    """Chunks of at most `rows` samples, read sequentially (works through gzip too)."""
+    row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    with opener(path, "rb") as f:
+        f.read(offset) if opener is not open else f.seek(offset)
+        for start in range(0, shape[0], rows):
+            count = min(rows, shape[0] - start)
+            data = f.read(count * row_bytes)
+            if len(data) != count * row_bytes:
+                raise ValueError(f"{path} ends after {start + len(data) // row_bytes} of "
+                                 f"the {shape[0]} samples its header announces.")
+            yield np.frombuffer(data, dtype=dtype).reshape(count, *shape[1:])
+
+
+def _scaled_chunk(chunk, path):
+    if chunk.dtype == np.uint8:
+        return chunk.astype(np.float32) / 255.0
+    values = chunk.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path} contains NaN or infinite values.")
+    if values.size and (values.min() < 0.0 or values.max() > 1.0):
+        raise ValueError(f"{path}: streamed values must be uint8 pixels or lie in [0, 1], "
+                         f"found [{values.min():g}, {values.max():g}]; scale the file first.")
+    return values

@@ -128,7 +128,9 @@ class AutoencoderClusteringModel(ClusteringModel):
         """Trains the autoencoder on reconstruction (mean squared error) alone.
 
         Args:
-            x: training data, `(n_samples, ...)`.
+            x: training data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches of
+                samples (data larger than memory, e.g. `datasets.stream(path)`; then
+                `batch_size` is the dataset's own).
             epochs: passes over `x`; None takes the method's paper setting
                 (`PRETRAIN_EPOCHS`).
             batch_size: samples per step.
@@ -160,7 +162,12 @@ class AutoencoderClusteringModel(ClusteringModel):
                 optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
                 jit_compile=jit_default(jit_compile),
             )
-        if is_multi_worker(self.distribute_strategy):
+        if isinstance(x, tf.data.Dataset):
+            if is_multi_worker(self.distribute_strategy):
+                raise ValueError("Multi-worker pretraining takes x as an array, not a dataset.")
+            history = autoencoder.fit(x.map(lambda batch: (batch, batch)), epochs=epochs,
+                                      verbose=verbose, callbacks=callbacks)
+        elif is_multi_worker(self.distribute_strategy):
             history = self._multi_worker_fit(
                 autoencoder, (x, x), batch_size, epochs, seed=self.random_state or 0,
                 callbacks=callbacks, verbose=verbose, validation_split=validation_split)

@@ -5,6 +5,7 @@ import numbers
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_deepclust._validation import check_array, check_n_clusters
 from keras_deepclust.distribute import check_distributed_fit
@@ -84,6 +85,8 @@ class ClusteringModel(keras.Model):
     # The k-means / mixture fits on the codes (initialisations, heads) use a random
     # sample of at most this many rows; see `fit_on_sample`.
     CLUSTERER_MAX_SAMPLES = 100_000
+    # Whether `fit` accepts a `tf.data.Dataset` (data larger than memory).
+    STREAMING_FIT = False
 
     def __init__(self, n_clusters=10, sample_shape=None, random_state=None, **kwargs):
         _check_backend()
@@ -97,18 +100,40 @@ class ClusteringModel(keras.Model):
         self.sample_shape = None if sample_shape is None else tuple(int(s) for s in sample_shape)
 
     def _prepare_data(self, x, name="x"):
-        """Checks `x` (finite, numeric, right sample shape) and builds the model on first use."""
+        """Checks `x` (finite, numeric, right sample shape) and builds the model on first
+        use. A `tf.data.Dataset` of batches is checked by its element spec and, batch by
+        batch as it streams, for NaN and infinite values."""
+        if isinstance(x, tf.data.Dataset):
+            return self._prepare_dataset(x, name)
         x = check_array(x, name=name)
+        self._build_for(tuple(x.shape[1:]), name)
+        return x
+
+    def _prepare_dataset(self, dataset, name):
+        spec = dataset.element_spec
+        if not isinstance(spec, tf.TensorSpec):
+            raise ValueError(f"{name} must yield batches of samples, one tensor per element "
+                             f"and no labels, got element_spec {spec}.")
+        if spec.shape.rank is None or spec.shape.rank < 2 or None in spec.shape[1:]:
+            raise ValueError(f"{name} must yield batches (batch, *sample_shape) with a known "
+                             f"sample shape, e.g. dataset.batch(256); got shape {spec.shape}.")
+        if not (spec.dtype.is_floating or spec.dtype.is_integer):
+            raise ValueError(f"{name} must be numeric, got dtype {spec.dtype.name}.")
+        self._build_for(tuple(spec.shape[1:]), name)
+        message = f"{name} contains NaN or infinite values"
+        return dataset.map(lambda batch: tf.debugging.check_numerics(
+            tf.cast(batch, tf.float32), message))
+
+    def _build_for(self, sample_shape, name):
         if not self.built:
             # Under the strategy the model was created in, so its variables are mirrored.
             with self.distribute_strategy.scope():
-                self.build((None, *x.shape[1:]))
-        elif tuple(x.shape[1:]) != self.sample_shape:
+                self.build((None, *sample_shape))
+        elif sample_shape != self.sample_shape:
             raise ValueError(
-                f"{name} has samples of shape {tuple(x.shape[1:])} but the model was built "
+                f"{name} has samples of shape {sample_shape} but the model was built "
                 f"for samples of shape {self.sample_shape}."
             )
-        return x
 
     def _check_fit_arguments(self, x, y=None, validation_data=None, fit_kwargs=None,
                              batch_size=None, labels_hint=""):
@@ -125,8 +150,15 @@ class ClusteringModel(keras.Model):
         for unsupported in ("sample_weight", "class_weight"):
             if (fit_kwargs or {}).get(unsupported) is not None:
                 raise ValueError(f"{unsupported} is not supported by clustering models.")
+        if isinstance(x, tf.data.Dataset) and not self.STREAMING_FIT:
+            raise ValueError(
+                f"{type(self).__name__}.fit needs x as an array: its training keeps state "
+                "per row of the data. A tf.data.Dataset can be given to pretrain, and to "
+                "the fit of the two-stage methods (ae-kmeans, ae-gmm, ...)."
+            )
         x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
+        if not isinstance(x, tf.data.Dataset):  # a stream is checked on its codes
+            check_n_clusters(self.n_clusters, len(x))
         if batch_size is not None:
             check_distributed_fit(batch_size, self.distribute_strategy)
         if validation_data is not None:

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from keras_deepclust._validation import check_positive_int
+from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
@@ -55,6 +55,7 @@ class TwoStageClustering(AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 50, "conv": 50}  # the paper's
+    STREAMING_FIT = True  # fit embeds a stream and clusters a bounded sample of codes
 
     def __init__(
         self,
@@ -132,7 +133,9 @@ class TwoStageClustering(AutoencoderClusteringModel):
         """Fits k-means or the mixture on the codes of `x` and sets the head.
 
         Args:
-            x: the data to cluster, `(n_samples, ...)`.
+            x: the data to cluster, `(n_samples, ...)`, or a `tf.data.Dataset` of
+                batches (data larger than memory: the codes, N x code size, are held;
+                the clusterer is fitted on at most `CLUSTERER_MAX_SAMPLES` of them).
             y: must be None (labels are not used).
             batch_size: batch size of the encoding.
             verbose: prints the fit's summary unless 0.
@@ -147,6 +150,7 @@ class TwoStageClustering(AutoencoderClusteringModel):
         """
         x, _ = self._check_fit_arguments(x, y)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
+        check_n_clusters(self.n_clusters, len(codes))
         clusterer, _ = self._fit_clusterer(self.make_clusterer(), codes)
         logs = {}
         if self.head == "kmeans":

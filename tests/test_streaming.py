@@ -1,0 +1,83 @@
+"""Data larger than memory: `datasets.stream` reads .npy and IDX files batch by batch,
+and pretraining and the two-stage fit take the stream."""
+
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_deepclust import datasets
+from keras_deepclust.models import AEC, AEKMeans
+
+TINY = {"hidden_units": (16,), "embedding_dim": 3}
+
+
+def write_idx(path, images):
+    header = bytes([0, 0, 0x08, images.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in images.shape)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(header + images.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("name", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])
+def test_stream_of_an_idx_file_equals_the_loaded_array(tmp_path, name):
+    images = np.random.default_rng(0).integers(0, 256, size=(50, 8, 8))
+    write_idx(tmp_path / name, images)
+    dataset, n = datasets.stream(tmp_path / name, batch_size=16)
+    batches = [b.numpy() for b in dataset]
+    assert n == 50 and [len(b) for b in batches] == [16, 16, 16, 2]
+    expected, _ = datasets.from_idx(tmp_path / name)
+    np.testing.assert_array_equal(np.concatenate(batches), expected)
+
+
+def test_stream_of_an_npy_file_and_its_errors(tmp_path):
+    x = np.random.default_rng(1).uniform(size=(30, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    dataset, n = datasets.stream(tmp_path / "x.npy", batch_size=7)
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in dataset]), x)
+    np.save(tmp_path / "big.npy", x * 3)
+    with pytest.raises(ValueError, match=r"must be uint8 pixels or lie in \[0, 1\], found \[0"):
+        datasets.stream(tmp_path / "big.npy")
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:-40])
+    with pytest.raises(ValueError, match=r"ends after 28 of the 30 samples"):
+        datasets.stream(tmp_path / "cut.npy")
+    with pytest.raises(datasets.DataNotFoundError):
+        datasets.stream(tmp_path / "missing.npy")
+
+
+def test_two_stage_pretrains_and_fits_on_a_stream_like_on_the_array(blobs, tmp_path):
+    x, _ = blobs
+    np.save(tmp_path / "x.npy", x)
+    dataset, _ = datasets.stream(tmp_path / "x.npy", batch_size=16)
+    streamed = AEKMeans(3, random_state=0, **TINY)
+    streamed.pretrain(dataset, epochs=3, verbose=0)
+    streamed.fit(dataset, verbose=0)
+    labels = streamed.predict_labels(dataset)
+    assert labels.shape == (90,) and streamed.sample_shape == (6,)
+    np.testing.assert_array_equal(labels, streamed.predict_labels(x))
+    # Same weights as pretraining on the array in row order, batch 16.
+    in_memory = AEKMeans(3, random_state=0, **TINY)
+    in_memory.pretrain(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=3, verbose=0)
+    for network in ("encoder", "decoder"):
+        for a, b in zip(getattr(in_memory, network).get_weights(),
+                        getattr(streamed, network).get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4)  # float rounding of the two pipelines
+
+
+def test_bad_streams(blobs):
+    x, _ = blobs
+    model = AEKMeans(3, random_state=0, **TINY)
+    with pytest.raises(ValueError, match=r"must yield batches .* got shape \(6,\)"):
+        model.pretrain(tf.data.Dataset.from_tensor_slices(x), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="one tensor per element and no labels"):
+        model.pretrain(tf.data.Dataset.from_tensor_slices((x, x)).batch(8), epochs=1, verbose=0)
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="x contains NaN or infinite values"):
+        model.pretrain(tf.data.Dataset.from_tensor_slices(bad).batch(8), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"AEC.fit needs x as an array"):
+        AEC(3, **TINY).fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1)
+    with pytest.raises(ValueError, match=r"n_clusters=3 is larger than the number of samples \(2\)"):
+        model.fit(tf.data.Dataset.from_tensor_slices(x[:2]).batch(8), verbose=0)
