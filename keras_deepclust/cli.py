@@ -129,6 +129,9 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--weight-labels", action="store_true",
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
+    parser.add_argument("--stream", action="store_true",
+                        help="read --dataset (.npy or IDX) batch by batch instead of loading "
+                        "it: data larger than memory (two-stage methods; needs --clusters K)")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="back the clustering fit up in DIR at every epoch end; run the "
                         "same command again after a kill to resume from it (same labels "
@@ -167,7 +170,7 @@ def _methods(args):
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
                     k_range=None, criterion=None, weight_labels=False, strategy="default",
-                    resume=None)
+                    resume=None, stream=False)
     return _fit(argparse.Namespace(**settings))
 
 
@@ -176,7 +179,16 @@ def _fit(args):
     from keras_deepclust.models import get_method
 
     model_class = get_method(args.method)  # unknown names fail before data loading
-    x, y = datasets.load(args.dataset)
+    if getattr(args, "stream", False):
+        if not model_class.STREAMING_FIT:
+            raise ValueError(f"--stream needs a method whose fit streams (ae-kmeans, ae-gmm, "
+                             f"cae-kmeans, cae-gmm); {args.method} keeps state per row.")
+        if not isinstance(args.clusters, int):
+            raise ValueError("--stream needs --clusters K (a stream has no labels to count).")
+        x, _ = datasets.stream(args.dataset, batch_size=args.batch_size)
+        y = None
+    else:
+        x, y = datasets.load(args.dataset)
     n_clusters = args.clusters
     if n_clusters is None:
         if y is None:
@@ -202,7 +214,10 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     strategy = distribute.get_strategy(args.strategy)
     distribute.check_distributed_fit(args.batch_size, strategy)
     fit_options = _weight_labels(args, y)
-    print(f"{args.method} on {args.dataset}: {len(x)} samples of shape {x.shape[1:]}, "
+    streamed = not isinstance(x, np.ndarray)
+    shape = tuple(x.element_spec.shape[1:]) if streamed else x.shape[1:]
+    print(f"{args.method} on {args.dataset}: {'a stream of' if streamed else len(x)} samples "
+          f"of shape {shape}, "
           f"K={n_clusters}, seed={args.seed}")
     start = time.perf_counter()
     selection = None
@@ -234,7 +249,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     report = {
         "method": args.method,
         "dataset": args.dataset,
-        "n_samples": len(x),
+        "n_samples": len(labels),
         "n_clusters": n_clusters,
         "seed": args.seed,
         "pretrain_epochs": len(pretrain_log.get("loss", [])),
@@ -331,7 +346,9 @@ def _write_outputs(model, x, labels, report, out):
         np.savetxt(tmp, np.column_stack([np.arange(len(labels)), labels]), fmt="%d",
                    delimiter=",", header="row,cluster", comments="")
     plots.plot_training_curves(report["history"], out / "training_curves.png")
-    plots.plot_embedding(model.embed(x), labels, out / "embedding.png")
+    if not isinstance(x, np.ndarray):  # a stream: plot its first rows
+        x = np.concatenate(list(x.take(8).as_numpy_iterator()))
+    plots.plot_embedding(model.embed(x), labels[: len(x)], out / "embedding.png")
     if x.ndim == 4:
         sample = x[:10]
         plots.plot_reconstructions(sample, model.reconstruct(sample), out / "reconstructions.png")
