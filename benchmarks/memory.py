@@ -1,0 +1,94 @@
+"""Peak memory as N grows: synthetic 784-d uint8 rows in an .npy file, streamed with
+`datasets.stream` through one pretraining epoch and one full assignment pass of an
+AE + k-means, each N in its own process.
+
+    python benchmarks/memory.py --rows 10000 100000 1000000
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = 784
+
+
+def make_file(path, rows, chunk=100_000):
+    """Writes `rows` random uint8 rows to an .npy without holding them in memory."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, FEATURES))
+    rng = np.random.default_rng(0)
+    for start in range(0, rows, chunk):
+        stop = min(rows, start + chunk)
+        array[start:stop] = rng.integers(0, 256, size=(stop - start, FEATURES), dtype=np.uint8)
+    array.flush()
+    del array
+
+
+def child(path, hidden):
+    from keras_deepclust import datasets
+    from keras_deepclust.models import AEKMeans
+
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    dataset, rows = datasets.stream(path, batch_size=256)
+    model = AEKMeans(10, hidden_units=tuple(hidden), random_state=0)
+    start = time.perf_counter()
+    model.pretrain(dataset, epochs=1, verbose=0)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(dataset, verbose=0)  # embeds every row, k-means on at most 100k codes
+    labels = model.predict_labels(dataset)  # the full assignment pass
+    assign_seconds = time.perf_counter() - start
+    assert len(labels) == rows
+    return {"rows": rows, "file_mb": round(Path(path).stat().st_size / 1e6),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "rss_after_imports_mb": round(baseline), "epoch_s": round(train_seconds, 1),
+            "fit_and_assign_s": round(assign_seconds, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 64],
+                        help="encoder widths (memory is about the data, not the network)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.hidden)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for rows in args.rows:
+            path = Path(scratch) / f"x{rows}.npy"
+            make_file(path, rows)
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", str(path), "--hidden",
+                 *map(str, args.hidden)], check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(output.strip().splitlines()[-1]))
+            path.unlink()
+            print(results[-1], flush=True)
+    command = "python benchmarks/memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    keys = ["rows", "file_mb", "rss_after_imports_mb", "peak_rss_mb", "epoch_s", "fit_and_assign_s"]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in results]
+    text = (f"Command: `{command}`\n\nAE ({FEATURES}-{'-'.join(map(str, args.hidden))}-10) + "
+            "k-means, data streamed from a uint8 .npy by `datasets.stream` (batch 256): one "
+            "pretraining epoch, then `fit` (every row embedded; k-means on at most 100,000 "
+            "codes) and `predict_labels` over every row; peak RSS of the whole process.\n\n"
+            + "\n".join(lines) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, content in (("memory.md", text), ("memory.json", json.dumps(results, indent=2))):
+        tmp = args.out / f".{name}.tmp"
+        tmp.write_text(content)
+        tmp.replace(args.out / name)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
