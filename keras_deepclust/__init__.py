@@ -56,6 +56,7 @@ _LAZY_SUBMODULES = (
     "models",
     "networks",
     "plots",
+    "tfrecords",
 )
 
 __all__ = sorted(list(_LAZY_ATTRIBUTES) + list(_LAZY_SUBMODULES) + ["__version__"])

@@ -1,4 +1,4 @@
-"""Command line: `keras-deepclust fit|evaluate|export|assign|serve|demo|methods`.
+"""Command line: `keras-deepclust fit|evaluate|export|assign|convert|serve|demo|methods`.
 
 The heavy imports (Keras, TensorFlow) happen inside the commands, so `--help`
 answers at once.
@@ -73,6 +73,14 @@ def _build_parser():
     assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
     assign.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
 
+    convert = commands.add_parser(
+        "convert", help="write a data set as TFRecord shards, for --stream and datasets.stream"
+    )
+    convert.add_argument("source", help=".npy or IDX (read in batches), .npz/.csv/usps.h5 or a "
+                         "named data set (labels kept), or a folder of same-size images")
+    convert.add_argument("--out", required=True, help="folder to write the shards to")
+    convert.add_argument("--rows-per-shard", type=int, default=100_000)
+
     serve = commands.add_parser(
         "serve", help="serve ONNX assigners over TF Serving's REST API (no TensorFlow)"
     )
@@ -130,7 +138,8 @@ def _add_training_arguments(parser, dataset_default):
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
     parser.add_argument("--stream", action="store_true",
-                        help="read --dataset (.npy or IDX) batch by batch instead of loading "
+                        help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
+                        "instead of loading "
                         "it: data larger than memory (two-stage methods; needs --clusters K)")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="back the clustering fit up in DIR at every epoch end; run the "
@@ -433,8 +442,18 @@ def _load_model(path):
     return keras.saving.load_model(path)
 
 
+def _convert(args):
+    from keras_deepclust import tfrecords
+
+    meta = tfrecords.convert(args.source, args.out, rows_per_shard=args.rows_per_shard)
+    print(f"wrote {meta['n_samples']} samples of shape {tuple(meta['sample_shape'])} "
+          f"({'with' if meta['has_labels'] else 'without'} labels) in {len(meta['shards'])} "
+          f"shard(s) to {args.out}")
+    return 0
+
+
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
-             "assign": _assign, "serve": _serve, "methods": _methods}
+             "assign": _assign, "convert": _convert, "serve": _serve, "methods": _methods}
 
 if __name__ == "__main__":
     sys.exit(main())

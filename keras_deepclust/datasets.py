@@ -329,14 +329,16 @@ def load(name_or_path):
 
 # ------------------------------------------------------------------ streaming
 def stream(path, batch_size=256):
-    """Batches of an `.npy` or IDX file (gzipped or not) as a `tf.data.Dataset`, read
-    from disk as they are needed, so the data never has to fit in memory.
+    """Batches of an `.npy` or IDX file (gzipped or not), or of a folder of TFRecord
+    shards written by `keras-deepclust convert`, as a `tf.data.Dataset` read from disk as
+    they are needed, so the data never has to fit in memory.
 
     Pixels are scaled to [0, 1] as `load` does: uint8 by 255; other dtypes must already
     lie in [0, 1] (checked in a first pass over the file, chunk by chunk).
 
     Args:
-        path: an `.npy` file, or an IDX images file (`*-idx3-ubyte[.gz]`).
+        path: an `.npy` file, an IDX images file (`*-idx3-ubyte[.gz]`) or a folder
+            written by `keras_deepclust.tfrecords.convert`.
         batch_size: samples per batch.
 
     Returns:
@@ -354,6 +356,10 @@ def stream(path, batch_size=256):
     path = _existing(path)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+    if path.is_dir():
+        from keras_deepclust import tfrecords
+
+        return tfrecords.read(path, batch_size=batch_size)
     opener, offset, dtype, shape = _record_layout(path)
     if len(shape) < 2 or shape[0] == 0:
         raise ValueError(f"{path} holds an array of shape {shape}; samples are rows of a "

@@ -2,6 +2,7 @@
 and pretraining and the two-stage fit take the stream."""
 
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -81,3 +82,47 @@ def test_bad_streams(blobs):
         AEC(3, **TINY).fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1)
     with pytest.raises(ValueError, match=r"n_clusters=3 is larger than the number of samples \(2\)"):
         model.fit(tf.data.Dataset.from_tensor_slices(x[:2]).batch(8), verbose=0)
+
+
+def test_convert_writes_shards_that_stream_back(tmp_path, tiny_images):
+    from keras_deepclust import cli, tfrecords
+
+    x, y = tiny_images
+    np.savez(tmp_path / "images.npz", x=x, y=y)
+    assert cli.main(["convert", str(tmp_path / "images.npz"), "--out", str(tmp_path / "shards"),
+                     "--rows-per-shard", "25"]) == 0
+    meta = json.loads((tmp_path / "shards" / "meta.json").read_text())
+    assert meta["n_samples"] == 60 and meta["has_labels"] and meta["sample_shape"] == [8, 8, 1]
+    assert meta["shards"] == [f"part-0000{i}-of-00003.tfrecord" for i in range(3)]
+    dataset, n = datasets.stream(tmp_path / "shards", batch_size=16)
+    assert n == 60
+    np.testing.assert_array_equal(np.concatenate(list(dataset.as_numpy_iterator())), x)
+    labelled, _ = tfrecords.read(tmp_path / "shards", with_labels=True)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in labelled.as_numpy_iterator()]), y)
+    with pytest.raises(ValueError, match="already holds a conversion"):
+        tfrecords.convert(tmp_path / "images.npz", tmp_path / "shards")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(ValueError, match="not a conversion, or an interrupted one"):
+        datasets.stream(tmp_path / "half")
+
+
+def test_convert_an_idx_file_and_a_folder_of_images(tmp_path):
+    from matplotlib import image as mpimg
+
+    from keras_deepclust import tfrecords
+
+    images = np.random.default_rng(2).integers(0, 256, size=(9, 5, 4))
+    write_idx(tmp_path / "x-idx3-ubyte", images)
+    tfrecords.convert(tmp_path / "x-idx3-ubyte", tmp_path / "from_idx", rows_per_shard=4)
+    dataset, n = datasets.stream(tmp_path / "from_idx")
+    np.testing.assert_allclose(np.concatenate(list(dataset.as_numpy_iterator())),
+                               images[..., None] / 255.0, atol=1e-7)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(images[:3]):
+        mpimg.imsave(folder / f"{i}.png", image.astype(np.uint8), cmap="gray", vmin=0, vmax=255)
+    meta = tfrecords.convert(folder, tmp_path / "from_pngs")
+    assert meta["n_samples"] == 3 and meta["sample_shape"][:2] == [5, 4]
+    mpimg.imsave(folder / "3.png", np.zeros((6, 4), np.uint8), cmap="gray")
+    with pytest.raises(ValueError, match=r"3.png has shape \(6, 4, .*resize them alike"):
+        tfrecords.convert(folder, tmp_path / "bad")
