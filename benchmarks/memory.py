@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_io import write_results
 
 FEATURES = 784
 
@@ -82,11 +83,7 @@ def main(argv=None):
             "pretraining epoch, then `fit` (every row embedded; k-means on at most 100,000 "
             "codes) and `predict_labels` over every row; peak RSS of the whole process.\n\n"
             + "\n".join(lines) + "\n")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, content in (("memory.md", text), ("memory.json", json.dumps(results, indent=2))):
-        tmp = args.out / f".{name}.tmp"
-        tmp.write_text(content)
-        tmp.replace(args.out / name)
+    write_results(args.out, "memory", text, results)
     print(text)
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import write_results
+
 # What the on-paper estimate assumes (fp32). Peak rates are not reached by small
 # layers; the "effective" rate is a stated guess, so read the ratios, not the decimals.
 GPU_EFFECTIVE_FLOPS = 7e12  # ~ half a V100/A10-class fp32 peak
@@ -154,12 +156,7 @@ def main(argv=None):
         + f"\n\nAssumed: {GPU_EFFECTIVE_FLOPS / 1e12:g} TFLOP/s effective per GPU, ring all-reduce, "
         "6 flops per MAC per sample for forward + backward.\n"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / ".scaling.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(args.out / "scaling.md")
-    (args.out / ".scaling.json.tmp").write_text(json.dumps({"measured": measured, "on_paper": paper}, indent=2))
-    (args.out / ".scaling.json.tmp").replace(args.out / "scaling.json")
+    write_results(args.out, "scaling", text, {"measured": measured, "on_paper": paper})
     print(text)
 
 

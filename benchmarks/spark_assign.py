@@ -6,12 +6,13 @@ label agrees.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_io import write_results
 
 
 def export_model(folder, features):
@@ -83,11 +84,7 @@ def main(argv=None):
             f"{args.features}-500-500-2000-10, K = 10, batch {args.batch_size}, "
             f"{args.repeats} alternated runs (mean ± std); label mismatches: "
             f"{results['mismatches']}.\n\n| path | rows/s |\n|---|---|\n" + "\n".join(rows) + "\n")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, content in (("spark_assign.md", text), ("spark_assign.json", json.dumps(results, indent=2))):
-        tmp = args.out / f".{name}.tmp"
-        tmp.write_text(content)
-        tmp.replace(args.out / name)
+    write_results(args.out, "spark_assign", text, results)
     print(text)
 
 
