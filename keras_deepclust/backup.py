@@ -16,8 +16,8 @@ _LATEST = "latest.json"
 
 
 class ClusteringBackup(keras.callbacks.Callback):
-    """Backs up a clustering `fit` at every epoch end; a later `fit` with the same
-    callback resumes from the last backup.
+    """Backs up a clustering `fit` (or `pretrain`) at every epoch end; a later call
+    with the same callback resumes from the last backup.
 
     Unlike `keras.callbacks.BackupAndRestore`, the backup holds the clustering state
     too (targets, centroids, assignments, feature weights: the model's own variables),
@@ -44,49 +44,54 @@ class ClusteringBackup(keras.callbacks.Callback):
         super().__init__()
         self.backup_dir = Path(backup_dir)
         self.delete_on_success = delete_on_success
-        self._fingerprint = self._n_samples = self._shuffle_seed = None
+        self._identity = self._shuffle_seed = None
 
     def exists(self):
         """Whether the folder holds a backup to resume from."""
         return (self.backup_dir / _LATEST).is_file()
 
-    def restore(self, model, x, shuffle_seed):
-        """Loads the last backup into `model` (built and compiled) if there is one.
+    def restore(self, model, x, shuffle_seed, network=None, phase="fit"):
+        """Loads the last backup into `network` if there is one.
 
         Args:
-            model: the model being fitted.
+            model: the clustering model being trained.
             x: its training data (checked against the backup's fingerprint).
             shuffle_seed: the seed this fit would shuffle with.
+            network: the Keras model that `fit` trains and the backup saves (built and
+                compiled): `model` itself, or its autoencoder during `pretrain`.
+            phase: "fit" or "pretrain" (a backup of one never resumes the other).
 
         Returns:
             `(initial_epoch, shuffle_seed)`: where to start and the seed to shuffle
             with (the backed-up run's, when resuming).
         """
-        self._fingerprint = data_fingerprint(x).tolist()
-        self._n_samples = len(x)
+        network = model if network is None else network
+        self._identity = {"model": type(model).__name__, "n_clusters": model.n_clusters,
+                          "phase": phase, "n_samples": len(x),
+                          "fingerprint": data_fingerprint(x).tolist()}
         self._shuffle_seed = int(shuffle_seed)
         if not self.exists():
             return 0, self._shuffle_seed
         latest = json.loads((self.backup_dir / _LATEST).read_text())
-        expected = {"model": type(model).__name__, "n_clusters": model.n_clusters,
-                    "n_samples": len(x), "fingerprint": self._fingerprint}
-        for key, value in expected.items():
-            if not np.array_equal(latest[key], value):
+        for key, value in self._identity.items():
+            if not np.array_equal(latest.get(key), value):
                 raise ValueError(
                     f"The backup in {self.backup_dir} was made by another run ({key} "
-                    f"{latest[key]!r}, this fit {value!r}); use another folder or remove it."
+                    f"{latest.get(key)!r}, this fit {value!r}); use another folder or remove it."
                 )
-        model.load_weights(self.backup_dir / latest["weights"])
+        if not network.optimizer.built:
+            network.optimizer.build(network.trainable_variables)
+        network.load_weights(self.backup_dir / latest["weights"])
         self._shuffle_seed = latest["shuffle_seed"]
         return latest["epoch"], self._shuffle_seed
 
     def on_epoch_end(self, epoch, logs=None):
         if not is_chief(self.model.distribute_strategy):
             return  # one writer: in a multi-worker run the folder is the chief's
-        if self._fingerprint is None:
+        if self._identity is None:
             raise RuntimeError(
-                "ClusteringBackup works inside the fit of a keras_deepclust model, which "
-                "restores from it before training; it was not bound to this fit."
+                "ClusteringBackup works inside the fit or pretrain of a keras_deepclust "
+                "model, which restores from it before training; it was not bound to this fit."
             )
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch + 1}.weights.h5"
@@ -94,9 +99,8 @@ class ClusteringBackup(keras.callbacks.Callback):
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self.backup_dir / name)
         write_json(self.backup_dir / _LATEST, {
-            "epoch": epoch + 1, "weights": name, "shuffle_seed": self._shuffle_seed,
-            "model": type(self.model).__name__, "n_clusters": self.model.n_clusters,
-            "n_samples": self._n_samples, "fingerprint": self._fingerprint,
+            **self._identity, "epoch": epoch + 1, "weights": name,
+            "shuffle_seed": self._shuffle_seed,
         })
         for old in self.backup_dir.glob("epoch-*.weights.h5"):
             if old.name != name:

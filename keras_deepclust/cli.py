@@ -7,6 +7,7 @@ answers at once.
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -142,9 +143,10 @@ def _add_training_arguments(parser, dataset_default):
                         "instead of loading "
                         "it: data larger than memory (two-stage methods; needs --clusters K)")
     parser.add_argument("--resume", default=None, metavar="DIR",
-                        help="back the clustering fit up in DIR at every epoch end; run the "
-                        "same command again after a kill to resume from it (same labels "
-                        "as an uninterrupted run)")
+                        help="back pretraining and the clustering fit up in DIR at every "
+                        "epoch end; run the same command again after a kill to resume from "
+                        "it (same labels as an uninterrupted run with --resume; DIR is "
+                        "removed when the run ends)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; runs are repeatable")
     parser.add_argument("--quick", action="store_true", help=_QUICK_HELP)
     parser.add_argument("--out", required=True, help="output folder")
@@ -217,7 +219,13 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     from keras_deepclust import backup, callbacks, distribute, metrics
 
     out = Path(args.out)
-    resume = backup.ClusteringBackup(args.resume) if args.resume else None
+    resume = pretrain_backup = None
+    if args.resume:
+        # Both kept until the outputs are written, so a kill at any point loses at most
+        # the epoch under way.
+        resume = backup.ClusteringBackup(Path(args.resume) / "clustering", delete_on_success=False)
+        pretrain_backup = backup.ClusteringBackup(Path(args.resume) / "pretraining",
+                                                  delete_on_success=False)
     if resume is not None and n_clusters == "auto":
         raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
     strategy = distribute.get_strategy(args.strategy)
@@ -240,10 +248,13 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
             model = model_class(n_clusters=n_clusters, random_state=args.seed)
         pretrain_history = None
         if resume is not None and resume.exists():
-            print(f"Resuming from the backup in {args.resume} (pretraining included).")
+            print(f"Resuming the clustering fit from the backup in {args.resume}.")
         elif getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
-            pretrain_history = model.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
-                                              noise_stddev=args.noise, verbose=2)
+            if pretrain_backup is not None and pretrain_backup.exists():
+                print(f"Resuming pretraining from the backup in {args.resume}.")
+            pretrain_history = model.pretrain(
+                x, epochs=pretrain_epochs, batch_size=args.batch_size, noise_stddev=args.noise,
+                verbose=2, callbacks=[pretrain_backup] if pretrain_backup else None)
     pretrain_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
@@ -288,6 +299,8 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     if distribute.is_multi_worker(strategy):
         # Equal on every worker when training kept them in sync.
         print(f"weights digest: {sum(float(np.abs(w).sum()) for w in model.get_weights()):.6f}")
+    if args.resume and distribute.is_chief(strategy):
+        shutil.rmtree(args.resume, ignore_errors=True)
     return 0
 
 

@@ -75,41 +75,78 @@ def _cli(args, cwd):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
-def test_sigkill_mid_fit_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_images):
+# (training arguments, the phase to kill in, its epoch count). The reference run has
+# --resume too: resumable pretraining shuffles by (seed, epoch), unlike plain pretraining.
+KILLS = {
+    "aec-mid-clustering": (["aec", "--epochs", "60"], "clustering", 60),
+    "idec-mid-pretraining": (["idec", "--pretrain-epochs", "60", "--epochs", "2"],
+                             "pretraining", 60),
+}
+
+
+@pytest.mark.parametrize("case", list(KILLS))
+def test_sigkill_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_images, case):
     x, y = tiny_images
     data = tmp_path / "images.npz"
     np.savez(data, x=x, y=y)
-    common = ["fit", "aec", "--dataset", str(data), "--epochs", "60", "--batch-size", "8",
-              "--seed", "5"]
+    arguments, phase, epochs = KILLS[case]
+    common = ["fit", *arguments, "--dataset", str(data), "--batch-size", "8", "--seed", "5"]
     # Started first so the two runs overlap; nothing shares state between them.
-    reference = _cli([*common, "--out", str(tmp_path / "reference")], cwd=tmp_path)
+    reference = _cli([*common, "--resume", str(tmp_path / "reference_backup"),
+                      "--out", str(tmp_path / "reference")], cwd=tmp_path)
     backup_dir = tmp_path / "backup"
     killed = _cli([*common, "--resume", str(backup_dir), "--out", str(tmp_path / "killed")],
                   cwd=tmp_path)
+    latest = backup_dir / phase / "latest.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and killed.poll() is None:
-        latest = backup_dir / "latest.json"
         if latest.exists() and json.loads(latest.read_text())["epoch"] >= 5:
             break
         time.sleep(0.05)
-    assert killed.poll() is None, "the fit ended before it could be killed"
+    assert killed.poll() is None, "the run ended before it could be killed"
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    epoch_at_kill = json.loads((backup_dir / "latest.json").read_text())["epoch"]
-    assert 5 <= epoch_at_kill < 60 and not (tmp_path / "killed" / "model.keras").exists()
+    epoch_at_kill = json.loads(latest.read_text())["epoch"]
+    assert 5 <= epoch_at_kill < epochs and not (tmp_path / "killed" / "model.keras").exists()
 
     resumed = _cli([*common, "--resume", str(backup_dir), "--out", str(tmp_path / "killed")],
                    cwd=tmp_path)
     output = resumed.communicate(timeout=600)[0].decode()
     assert resumed.returncode == 0, output
-    assert "Resuming from the backup" in output
+    assert {"clustering": "Resuming the clustering fit", "pretraining": "Resuming pretraining"}[
+        phase] in output
     assert reference.wait(timeout=600) == 0
     reports = [json.loads((tmp_path / run / "metrics.json").read_text())
                for run in ("reference", "killed")]
-    assert reports[1]["clustering_epochs"] == 60 - epoch_at_kill
+    resumed_epochs = reports[1]["clustering_epochs" if phase == "clustering" else "pretrain_epochs"]
+    assert resumed_epochs == epochs - epoch_at_kill
     assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]
     assert reports[0]["scores"] == reports[1]["scores"]
     labels = [np.loadtxt(tmp_path / run / "labels.csv", delimiter=",", skiprows=1, dtype=int)
               for run in ("reference", "killed")]
     np.testing.assert_array_equal(labels[0], labels[1])
-    assert not backup_dir.exists()  # removed once the resumed fit finished
+    assert not backup_dir.exists()  # removed once the resumed run finished
+
+
+def test_a_stopped_pretraining_resumes_like_an_uninterrupted_one(blobs, tmp_path):
+    x = blobs[0]
+
+    def pretrained(epochs, folder):
+        model = IDEC(3, random_state=0, **DENSE)
+        backup = ClusteringBackup(tmp_path / folder, delete_on_success=False)
+        model.pretrain(x, epochs=epochs, batch_size=16, verbose=0, callbacks=[backup])
+        return model
+
+    uninterrupted = pretrained(4, "a")
+    pretrained(2, "b")
+    latest = json.loads((tmp_path / "b" / "latest.json").read_text())
+    assert latest["epoch"] == 2 and latest["phase"] == "pretrain"
+    resumed = pretrained(4, "b")  # a new model: the backup brings epochs 1-2 and Adam's state
+    for a, b in zip(uninterrupted.encoder.get_weights() + uninterrupted.decoder.get_weights(),
+                    resumed.encoder.get_weights() + resumed.decoder.get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+    assert resumed.is_pretrained
+    assert pretrained(4, "b").is_pretrained  # all epochs done: nothing left to train
+    with pytest.raises(ValueError, match=r"made by another run \(phase 'pretrain', this fit 'fit'\)"):
+        IDEC(3, random_state=0, **DENSE).fit(
+            x, epochs=1, verbose=0, callbacks=[ClusteringBackup(tmp_path / "b")])

@@ -162,7 +162,16 @@ class AutoencoderClusteringModel(ClusteringModel):
                 optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
                 jit_compile=jit_default(jit_compile),
             )
-        if isinstance(x, tf.data.Dataset):
+        backup = _single_backup(callbacks)
+        if backup is not None:
+            if isinstance(x, tf.data.Dataset) or is_multi_worker(self.distribute_strategy):
+                raise ValueError("A pretraining backup needs x as an array on one machine.")
+            # Resumable pretraining shuffles by (seed, epoch), like the clustering fits.
+            initial_epoch, seed = backup.restore(self, x, self.random_state or 0,
+                                                 network=autoencoder, phase="pretrain")
+            history = _fit_from(autoencoder, (x, x), batch_size, epochs, initial_epoch, seed,
+                                verbose=verbose, callbacks=callbacks)
+        elif isinstance(x, tf.data.Dataset):
             if is_multi_worker(self.distribute_strategy):
                 raise ValueError("Multi-worker pretraining takes x as an array, not a dataset.")
             history = autoencoder.fit(x.map(lambda batch: (batch, batch)), epochs=epochs,
@@ -236,12 +245,10 @@ class AutoencoderClusteringModel(ClusteringModel):
             # Every worker of a multi-worker run must shuffle alike.
             seed = 0 if is_multi_worker(self.distribute_strategy) else int(
                 np.random.default_rng().integers(2**31 - 1))
-        backups = [c for c in callbacks or () if isinstance(c, ClusteringBackup)]
-        if len(backups) > 1:
-            raise ValueError(f"Pass at most one ClusteringBackup, got {len(backups)}.")
-        if not backups:
+        backup = _single_backup(callbacks)
+        if backup is None:
             return initial_epoch, seed
-        restored_epoch, seed = backups[0].restore(self, x, seed)
+        restored_epoch, seed = backup.restore(self, x, seed)
         return max(initial_epoch, restored_epoch), seed
 
     def _fit_epochs(self, arrays, batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
@@ -252,11 +259,8 @@ class AutoencoderClusteringModel(ClusteringModel):
         if is_multi_worker(self.distribute_strategy):
             return self._multi_worker_fit(self, arrays, batch_size, epochs, initial_epoch,
                                           shuffle_seed if shuffle else None, **fit_kwargs)
-        steps = math.ceil(len(arrays[0]) / batch_size)
-        dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs,
-                                shuffle_seed if shuffle else None)
-        return super().fit(dataset, steps_per_epoch=steps, epochs=epochs,
-                           initial_epoch=initial_epoch, shuffle=False, **fit_kwargs)
+        return _fit_from(super(), arrays, batch_size, epochs, initial_epoch,
+                         shuffle_seed if shuffle else None, **fit_kwargs)
 
     def _multi_worker_fit(self, model, arrays, batch_size, epochs, initial_epoch=0, seed=None,
                           callbacks=None, verbose="auto", validation_data=None, **unsupported):
@@ -338,6 +342,25 @@ class AutoencoderClusteringModel(ClusteringModel):
             }
         )
         return config
+
+
+def _fit_from(model, arrays, batch_size, epochs, initial_epoch, seed, **fit_kwargs):
+    """`model.fit` over the seeded epochs `initial_epoch .. epochs - 1` of `arrays`
+    (nothing to do, and an empty `History`, when a resumed run had finished them)."""
+    if initial_epoch >= epochs:
+        history = keras.callbacks.History()
+        history.history = {}
+        return history
+    return model.fit(epoch_batches(arrays, batch_size, initial_epoch, epochs, seed),
+                     steps_per_epoch=math.ceil(len(arrays[0]) / batch_size), epochs=epochs,
+                     initial_epoch=initial_epoch, shuffle=False, **fit_kwargs)
+
+
+def _single_backup(callbacks):
+    backups = [c for c in callbacks or () if isinstance(c, ClusteringBackup)]
+    if len(backups) > 1:
+        raise ValueError(f"Pass at most one ClusteringBackup, got {len(backups)}.")
+    return backups[0] if backups else None
 
 
 def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None, drop_remainder=False):
