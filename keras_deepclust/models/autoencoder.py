@@ -137,7 +137,9 @@ class AutoencoderClusteringModel(ClusteringModel):
             optimizer: a Keras optimizer or its name; None takes the method's paper
                 setting.
             noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
-            verbose, callbacks, validation_split: as in `keras.Model.fit`.
+            verbose, callbacks, validation_split: as in `keras.Model.fit`. With a
+                `keras_deepclust.backup.ClusteringBackup` among the callbacks, the
+                pretraining resumes from its backup and shuffles by (seed, epoch).
             jit_compile: XLA-compile the step; None compiles only when a GPU is
                 visible (on CPU, XLA made these small networks about 2x slower).
 
