@@ -150,3 +150,19 @@ def test_a_stopped_pretraining_resumes_like_an_uninterrupted_one(blobs, tmp_path
     with pytest.raises(ValueError, match=r"made by another run \(phase 'pretrain', this fit 'fit'\)"):
         IDEC(3, random_state=0, **DENSE).fit(
             x, epochs=1, verbose=0, callbacks=[ClusteringBackup(tmp_path / "b")])
+
+
+def test_backup_outside_a_package_fit_and_resume_with_auto_k(blobs, tmp_path, capsys):
+    import keras
+
+    from keras_deepclust import cli
+
+    x = blobs[0]
+    plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6)])
+    plain.compile(optimizer="adam", loss="mse")
+    with pytest.raises(RuntimeError, match="it was not bound to this fit"):
+        plain.fit(x, x, epochs=1, verbose=0, callbacks=[ClusteringBackup(tmp_path / "b")])
+    np.savez(tmp_path / "d.npz", x=x)
+    assert cli.main(["fit", "ae-gmm", "--dataset", str(tmp_path / "d.npz"), "--clusters",
+                     "auto", "--resume", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 2
+    assert "--resume needs a fixed K" in capsys.readouterr().err

@@ -81,6 +81,8 @@ def test_batch_that_does_not_divide_among_replicas(blobs, mirrored):
 
 def test_strategy_names_and_bad_input(monkeypatch):
     assert distribute.get_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="devices is only used by the 'mirrored' strategy"):
+        distribute.get_strategy("default", devices=["/cpu:0"])
     with pytest.raises(ValueError, match=r"strategy must be one of \['default', 'mirrored', "
                                          r"'multiworker'\], got 'tpu'"):
         distribute.get_strategy("tpu")

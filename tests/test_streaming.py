@@ -126,3 +126,26 @@ def test_convert_an_idx_file_and_a_folder_of_images(tmp_path):
     mpimg.imsave(folder / "3.png", np.zeros((6, 4), np.uint8), cmap="gray")
     with pytest.raises(ValueError, match=r"3.png has shape \(6, 4, .*resize them alike"):
         tfrecords.convert(folder, tmp_path / "bad")
+
+
+def test_stream_and_convert_bad_input(tmp_path, blobs):
+    from keras_deepclust import tfrecords
+
+    x, _ = blobs
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        datasets.stream(tmp_path / "x.npy", batch_size=0)
+    np.save(tmp_path / "flat.npy", x[:, 0])
+    with pytest.raises(ValueError, match=r"holds an array of shape \(90,\); samples are rows"):
+        datasets.stream(tmp_path / "flat.npy")
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(x))
+    with pytest.raises(ValueError, match="streaming needs a C-ordered numeric array"):
+        datasets.stream(tmp_path / "fortran.npy")
+    with pytest.raises(ValueError, match="rows_per_shard must be >= 1, got 0"):
+        tfrecords.convert(tmp_path / "x.npy", tmp_path / "s0", rows_per_shard=0)
+    tfrecords.convert(tmp_path / "x.npy", tmp_path / "unlabelled")
+    with pytest.raises(ValueError, match="was converted without labels"):
+        tfrecords.read(tmp_path / "unlabelled", with_labels=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"holds no images \(.png"):
+        tfrecords.convert(tmp_path / "empty", tmp_path / "s1")
