@@ -1,8 +1,10 @@
 """Peak memory as N grows: synthetic 784-d uint8 rows in an .npy file, streamed with
-`datasets.stream` through one pretraining epoch and one full assignment pass of an
-AE + k-means, each N in its own process.
+`datasets.stream` through one pretraining epoch, the method's fit and one full
+assignment pass, each N in its own process.
 
     python benchmarks/memory.py --rows 10000 100000 1000000
+    python benchmarks/memory.py --method idec --rows 10000 100000 1000000
+    python benchmarks/memory.py --method aec --rows 10000 100000 1000000
 """
 
 import argparse
@@ -31,18 +33,38 @@ def make_file(path, rows, chunk=100_000):
     del array
 
 
-def child(path, hidden):
-    from keras_deepclust import datasets
-    from keras_deepclust.models import AEKMeans
+# Per method: the model, and what its `fit` does on the stream.
+FITS = {
+    "ae-kmeans": "`fit` embeds every row and runs k-means on at most 100,000 codes",
+    "idec": "IDEC `fit`: k-means on the codes, then one clustering epoch with the target "
+            "refreshed every ceil(steps / 2) steps from the snapshot (no N x K target)",
+    "aec": "AEC `fit`: one epoch from the hashed random start, then the centre update and "
+           "re-assignment passes (no per-row assignment)",
+}
+
+
+def make_model(method, hidden, steps):
+    from keras_deepclust.models import AEC, IDEC, AEKMeans
+
+    options = {"hidden_units": tuple(hidden), "random_state": 0}
+    if method == "idec":
+        return IDEC(10, update_interval=-(-steps // 2), n_init=3, **options)
+    if method == "aec":
+        return AEC(10, **options)
+    return AEKMeans(10, **options)
+
+
+def child(path, hidden, method):
+    from keras_deepclust import datasets, models  # noqa: F401 (imported before the baseline)
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     dataset, rows = datasets.stream(path, batch_size=256)
-    model = AEKMeans(10, hidden_units=tuple(hidden), random_state=0)
+    model = make_model(method, hidden, -(-rows // 256))
     start = time.perf_counter()
     model.pretrain(dataset, epochs=1, verbose=0)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(dataset, verbose=0)  # embeds every row, k-means on at most 100k codes
+    model.fit(dataset, epochs=1, verbose=0)
     labels = model.predict_labels(dataset)  # the full assignment pass
     assign_seconds = time.perf_counter() - start
     assert len(labels) == rows
@@ -57,11 +79,12 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 64],
                         help="encoder widths (memory is about the data, not the network)")
+    parser.add_argument("--method", choices=sorted(FITS), default="ae-kmeans")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.hidden)))
+        print(json.dumps(child(args.child, args.hidden, args.method)))
         return
     results = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -69,8 +92,8 @@ def main(argv=None):
             path = Path(scratch) / f"x{rows}.npy"
             make_file(path, rows)
             output = subprocess.run(
-                [sys.executable, __file__, "--child", str(path), "--hidden",
-                 *map(str, args.hidden)], check=True, capture_output=True, text=True).stdout
+                [sys.executable, __file__, "--child", str(path), "--method", args.method,
+                 "--hidden", *map(str, args.hidden)], check=True, capture_output=True, text=True).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
             path.unlink()
             print(results[-1], flush=True)
@@ -78,12 +101,13 @@ def main(argv=None):
     keys = ["rows", "file_mb", "rss_after_imports_mb", "peak_rss_mb", "epoch_s", "fit_and_assign_s"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in results]
-    text = (f"Command: `{command}`\n\nAE ({FEATURES}-{'-'.join(map(str, args.hidden))}-10) + "
-            "k-means, data streamed from a uint8 .npy by `datasets.stream` (batch 256): one "
-            "pretraining epoch, then `fit` (every row embedded; k-means on at most 100,000 "
-            "codes) and `predict_labels` over every row; peak RSS of the whole process.\n\n"
+    text = (f"Command: `{command}`\n\n{args.method}, AE {FEATURES}-"
+            f"{'-'.join(map(str, args.hidden))}-10, data streamed from a uint8 .npy by "
+            f"`datasets.stream` (batch 256): one pretraining epoch, then {FITS[args.method]}, "
+            "and `predict_labels` over every row; peak RSS of the whole process.\n\n"
             + "\n".join(lines) + "\n")
-    write_results(args.out, "memory", text, results)
+    name = "memory" if args.method == "ae-kmeans" else f"memory_{args.method}"
+    write_results(args.out, name, text, results)
     print(text)
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_deepclust._validation import check_array, check_labels, data_fingerprint
 from keras_deepclust.metrics import clustering_scores
@@ -17,7 +18,7 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
     stops before the next step.
 
     Args:
-        x: the whole training set (P is indexed by its rows).
+        x: the whole training set (P is indexed by its rows), or a stream of it.
         update_interval: T, in optimizer steps.
         tol: label-change threshold delta, as a fraction.
         batch_size: batch size of the full-data prediction.
@@ -41,7 +42,9 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.updates, self.stopped_step = [], None
-        self._fingerprint = data_fingerprint(self.x)  # x does not change during fit
+        # x does not change during fit; a stream has no fingerprint (nor stored target)
+        self._fingerprint = (None if isinstance(self.x, tf.data.Dataset)
+                             else data_fingerprint(self.x))
         step = self._step()
         if not self.model.has_target_for(self.x, self._fingerprint):
             self._update(step)

@@ -141,7 +141,7 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
-                        "it: data larger than memory (two-stage methods; needs --clusters K)")
+                        "it: data larger than memory (needs --clusters K)")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="back pretraining and the clustering fit up in DIR at every "
                         "epoch end; run the same command again after a kill to resume from "
@@ -191,9 +191,9 @@ def _fit(args):
 
     model_class = get_method(args.method)  # unknown names fail before data loading
     if getattr(args, "stream", False):
-        if not model_class.STREAMING_FIT:
-            raise ValueError(f"--stream needs a method whose fit streams (ae-kmeans, ae-gmm, "
-                             f"cae-kmeans, cae-gmm); {args.method} keeps state per row.")
+        if args.resume:
+            raise ValueError("--resume needs the data loaded, not --stream: a backup is "
+                             "checked against the data's fingerprint.")
         if not isinstance(args.clusters, int):
             raise ValueError("--stream needs --clusters K (a stream has no labels to count).")
         x, _ = datasets.stream(args.dataset, batch_size=args.batch_size)

@@ -6,14 +6,16 @@ from keras import ops
 _EPSILON = 1e-12
 
 
-def target_distribution(q):
+def target_distribution(q, frequency=None):
     """Sharpened target P of DEC: p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j').
 
-    f_j = sum_i q_ij is the soft frequency of cluster j over the rows given, so
-    pass *all* rows of the data set, not a batch (Eq. 8 of the DCEC paper).
+    f_j = sum_i q_ij is the soft frequency of cluster j over the whole data set
+    (Eq. 8 of the DCEC paper): pass *all* rows, or a batch of rows together with
+    the frequency of the whole data set.
 
     Args:
         q: `(n, K)` array or tensor of soft assignments, rows summing to 1.
+        frequency: `(K,)` soft cluster frequencies f; None computes them from `q`.
 
     Returns:
         `(n, K)` target distribution of the same type family (a tensor).
@@ -24,7 +26,7 @@ def target_distribution(q):
     >>> p = target_distribution(np.array([[0.6, 0.4], [0.5, 0.5]], "float32"))
     """
     q = ops.convert_to_tensor(q)
-    weight = ops.square(q) / ops.sum(q, axis=0)
+    weight = ops.square(q) / (ops.sum(q, axis=0) if frequency is None else frequency)
     return weight / ops.sum(weight, axis=1, keepdims=True)
 
 

@@ -110,13 +110,13 @@ def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz,
     assert "batch_size=15 does not divide among the 2 replicas" in capsys.readouterr().err
 
 
-def test_fit_streams_a_file_for_two_stage_methods(tmp_path, tiny_images, capsys):
+def test_fit_streams_a_file(tmp_path, tiny_images, capsys):
     x, _ = tiny_images
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "run"
-    assert cli.main(["fit", "cae-kmeans", "--dataset", str(tmp_path / "x.npy"), "--stream",
-                     "--clusters", "3", "--pretrain-epochs", "2", "--batch-size", "16",
-                     "--out", str(out)]) == 0
+    assert cli.main(["fit", "dcec", "--dataset", str(tmp_path / "x.npy"), "--stream",
+                     "--clusters", "3", "--pretrain-epochs", "2", "--epochs", "2",
+                     "--batch-size", "16", "--out", str(out)]) == 0
     assert "a stream of samples of shape (8, 8, 1)" in capsys.readouterr().out
     report = json.loads((out / "metrics.json").read_text())
     assert report["n_samples"] == 60 and sum(report["cluster_sizes"]) == 60
@@ -124,8 +124,9 @@ def test_fit_streams_a_file_for_two_stage_methods(tmp_path, tiny_images, capsys)
     model = keras.saving.load_model(out / "model.keras")
     np.testing.assert_array_equal(labels[:, 1], model.predict_labels(x))
     assert cli.main(["fit", "dcec", "--dataset", str(tmp_path / "x.npy"), "--stream",
-                     "--clusters", "3", "--out", str(tmp_path / "no")]) == 2
-    assert "--stream needs a method whose fit streams" in capsys.readouterr().err
+                     "--clusters", "3", "--resume", str(tmp_path / "b"),
+                     "--out", str(tmp_path / "no")]) == 2
+    assert "--resume needs the data loaded, not --stream" in capsys.readouterr().err
     assert cli.main(["fit", "ae-kmeans", "--dataset", str(tmp_path / "x.npy"), "--stream",
                      "--out", str(tmp_path / "no")]) == 2
     assert "--stream needs --clusters K" in capsys.readouterr().err

@@ -48,3 +48,40 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tiny_imag
     assert (tmp_path / "worker0" / "model.keras").is_file()
     assert not (tmp_path / "worker1").exists()
     assert "worker 1: done; the chief writes the outputs" in outputs[1]
+
+
+ERRORS_SCRIPT = '''
+import numpy as np, pytest, tensorflow as tf
+from keras_deepclust.backup import ClusteringBackup
+from keras_deepclust.models import AEC
+strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one local worker: no TF_CONFIG
+x = np.random.default_rng(0).random((40, 6)).astype("float32")
+with strategy.scope():
+    model = AEC(3, hidden_units=(8,), embedding_dim=2, random_state=0)
+for call, message in [
+    (lambda: model.fit(x, validation_data=x, epochs=1, batch_size=8, verbose=0),
+     "fit takes no validation data"),
+    (lambda: model.fit(x, epochs=1, batch_size=64, verbose=0),
+     "batch_size=64 is larger than the data \\\\(40 rows\\\\)"),
+    (lambda: model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1),
+     "fit takes x as an array, not a dataset"),
+    (lambda: model.pretrain(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1),
+     "Multi-worker pretraining takes x as an array"),
+    (lambda: model.pretrain(x, epochs=1, batch_size=8, callbacks=[ClusteringBackup("b")]),
+     "A pretraining backup needs x as an array on one machine"),
+]:
+    with pytest.raises(ValueError, match=message):
+        call()
+    print("refused:", message)
+'''
+
+
+def test_multi_worker_refuses_what_it_cannot_split(tmp_path):
+    """Validation data, a batch larger than the data, streams and pretraining backups
+    under MultiWorkerMirroredStrategy (in a child process: the strategy must be created
+    before TensorFlow starts its runtime)."""
+    result = subprocess.run([sys.executable, "-c", ERRORS_SCRIPT], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("refused:") == 5

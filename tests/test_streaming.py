@@ -1,5 +1,5 @@
 """Data larger than memory: `datasets.stream` reads .npy and IDX files batch by batch,
-and pretraining and the two-stage fit take the stream."""
+and pretraining and every method's fit take the stream."""
 
 import gzip
 import json
@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from keras_deepclust import datasets
-from keras_deepclust.models import AEC, AEKMeans
+from keras_deepclust.backup import ClusteringBackup
+from keras_deepclust.models import AEC, DAC, DAMIC, DEC, IDEC, AEKMeans
+from keras_deepclust.models.autoencoder import steps_per_epoch
 
 TINY = {"hidden_units": (16,), "embedding_dim": 3}
 
@@ -67,7 +69,7 @@ def test_two_stage_pretrains_and_fits_on_a_stream_like_on_the_array(blobs, tmp_p
             np.testing.assert_allclose(a, b, atol=1e-4)  # float rounding of the two pipelines
 
 
-def test_bad_streams(blobs):
+def test_bad_streams(blobs, tmp_path):
     x, _ = blobs
     model = AEKMeans(3, random_state=0, **TINY)
     with pytest.raises(ValueError, match=r"must yield batches .* got shape \(6,\)"):
@@ -78,10 +80,121 @@ def test_bad_streams(blobs):
     bad[3, 1] = np.nan
     with pytest.raises(tf.errors.InvalidArgumentError, match="x contains NaN or infinite values"):
         model.pretrain(tf.data.Dataset.from_tensor_slices(bad).batch(8), epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"AEC.fit needs x as an array"):
-        AEC(3, **TINY).fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    with pytest.raises(ValueError, match="A ClusteringBackup needs x as an array"):
+        AEC(3, **TINY).fit(stream, epochs=1, callbacks=[ClusteringBackup(tmp_path)])
+    with pytest.raises(ValueError, match="weight_labels need x as an array"):
+        DAC(3, **TINY).fit(stream, weight_labels=np.zeros(90, int), epochs=1)
     with pytest.raises(ValueError, match=r"n_clusters=3 is larger than the number of samples \(2\)"):
         model.fit(tf.data.Dataset.from_tensor_slices(x[:2]).batch(8), verbose=0)
+
+
+# Per-row methods: the fit on a stream in row order (batch 16) must equal the fit on the
+# array with shuffle=False. AEC starts from k-means (its random start hashes a stream's
+# rows instead of drawing a permutation), DAC's weights use every row (m >= N).
+ROW_STATE_RECIPES = {
+    "IDEC": (IDEC, {"update_interval": 3, "tol": 0.0}, 2),
+    "DEC": (DEC, {"update_interval": 3, "tol": 0.0}, 2),
+    "AEC": (AEC, {"init": "kmeans"}, 0),
+    "DAC": (DAC, {"n_weight_samples": 200, "n_init": 3}, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(ROW_STATE_RECIPES))
+def test_fit_on_a_stream_equals_the_fit_on_the_array(blobs, name):
+    cls, options, pretrain_epochs = ROW_STATE_RECIPES[name]
+    x = blobs[0]
+
+    def fit(data):
+        model = cls(3, random_state=0, **TINY, **options)
+        if pretrain_epochs:
+            model.pretrain(x, epochs=pretrain_epochs, verbose=0)
+        history = model.fit(data, epochs=3, batch_size=16, shuffle=False, verbose=0)
+        return model, history.history
+
+    in_memory, expected = fit(x)
+    streamed, got = fit(tf.data.Dataset.from_tensor_slices(x).batch(16))
+    assert got.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    for a, b in zip(in_memory.trainable_weights, streamed.trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    if name in ("IDEC", "DEC"):  # the same refreshes, the first one aside (None: no
+        # previous snapshot of a stream; the array compares with the k-means labels)
+        np.testing.assert_allclose(streamed.target_updater.updates[1:],
+                                   in_memory.target_updater.updates[1:])
+        assert int(tf.shape(streamed._target)[0]) == 0  # no N x K state was stored
+
+
+def test_dec_on_a_stream_stops_on_tol_and_counts_its_epochs(blobs):
+    x = blobs[0]
+    model = DEC(3, random_state=0, update_interval=4, tol=0.5, **TINY)
+    model.pretrain(x, epochs=2, verbose=0)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    model.fit(stream, verbose=0)  # epochs=None: until tol, steps counted on the stream
+    assert model.target_updater.stopped_step == 4
+    steps = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec(
+        (6,), tf.float32)).batch(16)  # unknown cardinality: counted in a pass
+    assert steps_per_epoch(steps, 16) == 6 == steps_per_epoch(x, 16)
+
+
+def test_aec_stream_assignment_handles_a_random_start_and_empty_clusters(blobs):
+    x = blobs[0]
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    model = AEC(3, random_state=0, **TINY)
+    model.fit(stream, epochs=1, verbose=0)
+    # The random start: a seeded hash of each row's values, every cluster used.
+    model.initialize_assignments(stream)
+    assignment = model._stream_assignment
+    start = np.concatenate([assignment.labels(batch, False).numpy() for batch in stream])
+    assert set(np.bincount(start, minlength=3)) <= set(range(15, 46))
+    # An assignment that leaves cluster 2 empty: both paths re-seed it from the code
+    # farthest from its own centre and move that row to it.
+    codes = model.embed(x)
+    centres = np.stack([codes[:45].mean(0), codes[45:].mean(0), codes.mean(0) + 100])
+    assignment.take(model.encoder, centres)
+    previous = np.concatenate([assignment.labels(batch, True).numpy() for batch in stream])
+    assert 2 not in previous
+    got = model.update_centres_and_assignments(stream)
+    got_centres = model.code_centres()
+    in_memory = AEC(3, random_state=0, **TINY)
+    in_memory.copy_autoencoder_from(model)
+    in_memory._assignments.assign(previous)
+    expected = in_memory.update_centres_and_assignments(x)
+    assert got["empty_clusters"] == expected["empty_clusters"] == 1
+    assert got == pytest.approx(expected)
+    np.testing.assert_allclose(got_centres, in_memory.code_centres(), atol=1e-6)
+    labels = np.concatenate([assignment.labels(batch, True).numpy() for batch in stream])
+    np.testing.assert_array_equal(labels, in_memory._assignments.numpy())
+
+
+def test_damic_initialises_and_fits_on_a_stream(blobs):
+    x = blobs[0]
+    options = {"init_epochs": 2, "n_init": 3, "clustering_units": (8,)}
+    models = [DAMIC(3, random_state=0, **TINY, **options) for _ in range(2)]
+    for model in models:
+        model.pretrain(x, epochs=3, verbose=0)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    np.testing.assert_array_equal(models[1].initialize(stream), models[0].initialize(x))
+    history = models[1].fit(stream, epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert [int(s.sum()) for s in models[1].cluster_monitor.sizes] == [90, 90]
+
+
+def test_dac_reservoir_sample_is_uniform_and_complete():
+    rows = np.arange(100, dtype=np.float32)[:, None]
+    stream = tf.data.Dataset.from_tensor_slices(rows).batch(7)
+    model = DAC(3, n_weight_samples=200, **TINY)
+    np.testing.assert_array_equal(model._reservoir_sample(stream), rows)  # m >= N: all rows
+    counts = np.zeros(100)
+    for seed in range(300):
+        model = DAC(3, n_weight_samples=10, random_state=seed, **TINY)
+        sample = model._reservoir_sample(stream).ravel().astype(int)
+        assert len(set(sample)) == 10
+        counts[sample] += 1
+    # Each row is kept with probability 10/100: 30 of 300 times (binomial sd 5.2).
+    assert counts.min() >= 10 and counts.max() <= 50
+    assert abs(counts[:50].sum() - counts[50:].sum()) < 300  # no bias to early rows
 
 
 def test_convert_writes_shards_that_stream_back(tmp_path, tiny_images):

@@ -18,10 +18,11 @@ import tensorflow as tf
 from scipy.spatial.distance import pdist
 from sklearn.cluster import KMeans
 
-from keras_deepclust._validation import data_fingerprint
+from keras_deepclust._validation import check_n_clusters, data_fingerprint
 from keras_deepclust.layers import NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
+from keras_deepclust.models.snapshot import EncoderSnapshot
 
 INITS = ("random", "kmeans")
 OPTIMIZERS = ("adam", "sgd")
@@ -41,6 +42,12 @@ class AEC(AutoencoderClusteringModel):
     changed cluster). Pass `keras_deepclust.callbacks.ClusteringMetrics(x, y)` to log
     ACC too. Pretraining is not part of the paper's algorithm; `pretrain(x)` is
     available and pairs well with `init="kmeans"`.
+
+    `fit` also takes a `tf.data.Dataset` of batches (data larger than memory). Its
+    assignment is not stored per row but recomputed when needed from a frozen copy
+    of the encoder and the centres of the last re-assignment, which gives the same
+    assignment; the random initial assignment of a stream is a seeded hash of each
+    row's values. A later `fit` on a stream continues from the last assignment.
 
     Args:
         n_clusters: number of clusters K (>= 2).
@@ -69,6 +76,7 @@ class AEC(AutoencoderClusteringModel):
     """
 
     NEEDS_PRETRAINING = False  # Algorithm 1 starts from a random assignment
+    STREAMING_FIT = True  # a stream's assignment is recomputed per batch (_StreamAssignment)
 
     def __init__(
         self,
@@ -104,6 +112,7 @@ class AEC(AutoencoderClusteringModel):
         self.momentum = float(momentum)
         self._assignments = self._add_row_state("assignments", dtype="int32")
         self._assignments_fingerprint = self._add_row_state("assignments_fingerprint", dtype="float64")
+        self._stream_assignment = None  # a _StreamAssignment once a fit streams
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "reconstruction_loss", "compactness_loss")}
         self._build_if_shape_known()
@@ -129,6 +138,7 @@ class AEC(AutoencoderClusteringModel):
 
     def _after_pretraining(self):
         self._assignments.assign(tf.zeros((0,), tf.int32))
+        self._stream_assignment = None
 
     # ------------------------------------------------------------ the objective
     def compute_losses(self, x, training=False):
@@ -172,9 +182,15 @@ class AEC(AutoencoderClusteringModel):
     def initialize_assignments(self, x, batch_size=256):
         """The initial assignment C^0 (random or k-means on the codes) and its centres.
 
+        Args:
+            x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
+            batch_size: batch size of the encoding (of arrays).
+
         Returns:
-            The assignment, `(n_samples,)` int32.
+            The assignment, `(n_samples,)` int32; None for a stream (not kept).
         """
+        if isinstance(x, tf.data.Dataset):
+            return self._initialize_stream_assignment(x)
         rng = np.random.default_rng(self.random_state)
         if self.init == "random":
             # Every cluster gets at least one sample, so every initial centre exists.
@@ -188,8 +204,22 @@ class AEC(AutoencoderClusteringModel):
         self.update_centres_and_assignments(x, batch_size=batch_size, reassign=False)
         return labels
 
+    def _initialize_stream_assignment(self, dataset):
+        self._stream_assignment = _StreamAssignment(self)
+        if self.init == "kmeans":
+            codes = self.finite_codes(dataset)
+            check_n_clusters(self.n_clusters, len(codes))
+            kmeans, _ = self._fit_clusterer(
+                KMeans(self.n_clusters, n_init=10, random_state=self.random_state), codes)
+            self._stream_assignment.take(self.encoder, kmeans.cluster_centers_)
+        self.update_centres_and_assignments(dataset, reassign=False)
+        return None
+
     def has_assignments_for(self, x):
-        """Whether the stored assignment belongs to this very `x` (resuming a fit)."""
+        """Whether the stored assignment belongs to this very `x` (resuming a fit), or,
+        for a stream, whether an assignment of streams exists."""
+        if isinstance(x, tf.data.Dataset):
+            return self._stream_assignment is not None
         return int(tf.shape(self._assignments)[0]) == len(x) and np.allclose(
             self._assignments_fingerprint.numpy(), data_fingerprint(x)
         )
@@ -201,9 +231,17 @@ class AEC(AutoencoderClusteringModel):
         A cluster without samples is re-seeded with the code farthest from its own
         centre (and that sample moves to it).
 
+        Args:
+            x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (read
+                in up to three passes: centres, re-seeds, label change).
+            batch_size: batch size of the encoding (of arrays).
+            reassign: re-assign after the centre update.
+
         Returns:
             `{"centre_distance", "empty_clusters", "label_change"}` for the logs.
         """
+        if isinstance(x, tf.data.Dataset):
+            return self._stream_assignment.update(x, reassign)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         previous = self._assignments.numpy()
         counts = np.bincount(previous, minlength=self.n_clusters)
@@ -223,18 +261,15 @@ class AEC(AutoencoderClusteringModel):
                 labels[farthest] = empty
             labels = labels.astype(np.int32)
             self._assignments.assign(labels)
-        return {
-            "centre_distance": float(pdist(centres).sum()),
-            "empty_clusters": len(empty),
-            "label_change": float(np.mean(labels != previous)),
-        }
+        return _alternation_logs(centres, len(empty), float(np.mean(labels != previous)))
 
     def fit(self, x=None, y=None, batch_size=256, epochs=100, verbose="auto", callbacks=None,
             validation_data=None, shuffle=True, initial_epoch=0, **kwargs):
         """Algorithm 1. Same arguments as `keras.Model.fit`, except:
 
         Args:
-            x: the data to cluster.
+            x: the data to cluster, or a `tf.data.Dataset` of batches of it (then
+                `batch_size` is the dataset's own and `shuffle` is up to it).
             y: must be None: clustering does not train on labels (log ACC with
                 `keras_deepclust.callbacks.ClusteringMetrics(x, y)`).
             epochs: T, the number of alternations (one SGD epoch each).
@@ -249,6 +284,10 @@ class AEC(AutoencoderClusteringModel):
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
         alternation = _Alternation(x, batch_size)
+        if isinstance(x, tf.data.Dataset):
+            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
+                                    callbacks=[alternation, *(callbacks or [])],
+                                    validation_data=validation_data, **kwargs)
         return self._fit_epochs((x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
                                 verbose=verbose, callbacks=[alternation, *(callbacks or [])],
                                 validation_data=validation_data, **kwargs)
@@ -270,3 +309,101 @@ class _Alternation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs.update(self.model.update_centres_and_assignments(self.x, batch_size=self.batch_size))
+
+
+def _alternation_logs(centres, n_empty, label_change):
+    return {"centre_distance": float(pdist(centres).sum()), "empty_clusters": n_empty,
+            "label_change": label_change}
+
+
+class _StreamAssignment:
+    """AEC's assignment of a stream (see `EncoderSnapshot`): each row's nearest centre
+    under the encoder and centres of the last re-assignment, recomputed when needed;
+    before the first one, the random initial assignment is a seeded hash of the row.
+
+    Args:
+        model: the `AEC` whose encoder and centres are followed.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.encoder = EncoderSnapshot(model.encoder, model.distribute_strategy)
+        self.centres = tf.Variable(tf.zeros((model.n_clusters, model.embedding_dim)),
+                                   trainable=False)
+        n_features = int(np.prod(model.sample_shape))
+        rng = np.random.default_rng(model.random_state)
+        self.hash_multipliers = tf.constant(rng.integers(1, 2**31 - 1, n_features), tf.int64)
+        self._sums = tf.function(self._batch_sums)
+        self._distances = tf.function(self._batch_distances)
+        self._changes = tf.function(self._batch_changes)
+
+    def take(self, encoder, centres):
+        """Makes the assignment the nearest of `centres` under `encoder`'s current codes."""
+        self.encoder.take(encoder)
+        self.centres.assign(np.asarray(centres, np.float32))
+
+    def labels(self, x, ready):
+        """The assignment of a batch, `(batch,)` int32 (`ready`: `self.encoder.ready`,
+        an argument so that the compiled passes trace both cases)."""
+        if not ready:
+            return self._row_hash(x)
+        return _nearest(self.encoder(x), self.centres)
+
+    def _row_hash(self, x):
+        bits = tf.cast(tf.bitcast(tf.reshape(x, (tf.shape(x)[0], -1)), tf.int32), tf.int64)
+        mixed = tf.reduce_sum(bits * self.hash_multipliers, axis=1)  # wraps around
+        return tf.cast(tf.math.floormod(mixed, self.model.n_clusters), tf.int32)
+
+    def _batch_sums(self, x, ready):
+        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
+        labels = self.labels(x, ready)
+        k = self.model.n_clusters
+        return (tf.math.unsorted_segment_sum(codes, labels, k),
+                tf.math.bincount(labels, minlength=k, maxlength=k))
+
+    def _batch_distances(self, x, centres, ready):
+        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
+        own = tf.gather(centres, self.labels(x, ready))
+        return tf.reduce_sum(tf.square(codes - own), axis=1), codes
+
+    def _batch_changes(self, x, centres, ready):
+        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
+        return tf.reduce_sum(tf.cast(_nearest(codes, centres) != self.labels(x, ready), tf.int32))
+
+    def update(self, dataset, reassign):
+        """Centre update (Eq. 6) and, with `reassign`, re-assignment (Eq. 5) of a
+        stream, as `AEC.update_centres_and_assignments` does for arrays."""
+        k = self.model.n_clusters
+        sums, counts = np.zeros((k, self.model.embedding_dim)), np.zeros(k, np.int64)
+        for batch in dataset:
+            batch_sums, batch_counts = self._sums(batch, self.encoder.ready)
+            sums += batch_sums.numpy()
+            counts += batch_counts.numpy()
+        centres = sums / np.maximum(counts, 1)[:, None]
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):  # re-seeded by the codes farthest from their own centre
+            centres[empty] = self._farthest_codes(dataset, centres, len(empty))
+        self.model.centres.set_centroids(centres.astype(np.float32))
+        change = 0.0
+        if reassign:
+            ready = self.encoder.ready
+            changed = sum(int(self._changes(batch, centres, ready)) for batch in dataset)
+            change = float(changed / counts.sum())
+            self.take(self.model.encoder, centres)
+        return _alternation_logs(centres, len(empty), change)
+
+    def _farthest_codes(self, dataset, centres, n):
+        best_distances, best_codes = np.empty(0), np.empty((0, centres.shape[1]))
+        for batch in dataset:
+            distances, codes = self._distances(batch, centres, self.encoder.ready)
+            best_distances = np.concatenate([best_distances, distances.numpy()])
+            best_codes = np.concatenate([best_codes, codes.numpy()])
+            keep = np.argsort(best_distances, kind="stable")[::-1][:n]
+            best_distances, best_codes = best_distances[keep], best_codes[keep]
+        return best_codes
+
+
+def _nearest(codes, centres):
+    distances = tf.reduce_sum(tf.square(codes[:, None, :] - tf.cast(centres, codes.dtype)[None]),
+                              axis=-1)
+    return tf.argmin(distances, axis=1, output_type=tf.int32)

@@ -124,6 +124,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         callbacks=None,
         validation_split=0.0,
         jit_compile=None,
+        steps_per_execution=1,
     ):
         """Trains the autoencoder on reconstruction (mean squared error) alone.
 
@@ -142,6 +143,8 @@ class AutoencoderClusteringModel(ClusteringModel):
                 pretraining resumes from its backup and shuffles by (seed, epoch).
             jit_compile: XLA-compile the step; None compiles only when a GPU is
                 visible (on CPU, XLA made these small networks about 2x slower).
+            steps_per_execution: optimizer steps per call of the compiled function
+                (see `benchmarks/README.md` for when it pays).
 
         Returns:
             The `History` of the autoencoder training.
@@ -162,14 +165,14 @@ class AutoencoderClusteringModel(ClusteringModel):
             autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
             autoencoder.compile(
                 optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
-                jit_compile=jit_default(jit_compile),
+                jit_compile=jit_default(jit_compile), steps_per_execution=steps_per_execution,
             )
         backup = _single_backup(callbacks)
         if backup is not None:
             if isinstance(x, tf.data.Dataset) or is_multi_worker(self.distribute_strategy):
                 raise ValueError("A pretraining backup needs x as an array on one machine.")
             # Resumable pretraining shuffles by (seed, epoch), like the clustering fits.
-            initial_epoch, seed = backup.restore(self, x, self.random_state or 0,
+            initial_epoch, seed = backup.restore(self, x, self._epoch_seed(),
                                                  network=autoencoder, phase="pretrain")
             history = _fit_from(autoencoder, (x, x), batch_size, epochs, initial_epoch, seed,
                                 verbose=verbose, callbacks=callbacks)
@@ -180,7 +183,7 @@ class AutoencoderClusteringModel(ClusteringModel):
                                       verbose=verbose, callbacks=callbacks)
         elif is_multi_worker(self.distribute_strategy):
             history = self._multi_worker_fit(
-                autoencoder, (x, x), batch_size, epochs, seed=self.random_state or 0,
+                autoencoder, (x, x), batch_size, epochs, seed=self._epoch_seed(),
                 callbacks=callbacks, verbose=verbose, validation_split=validation_split)
         else:
             history = autoencoder.fit(
@@ -242,16 +245,25 @@ class AutoencoderClusteringModel(ClusteringModel):
             `(initial_epoch, shuffle_seed)` for `_fit_epochs`.
         """
         self._compile_once(make_optimizer)
-        seed = self.random_state
-        if seed is None:
-            # Every worker of a multi-worker run must shuffle alike.
-            seed = 0 if is_multi_worker(self.distribute_strategy) else int(
-                np.random.default_rng().integers(2**31 - 1))
+        seed = self._epoch_seed()
         backup = _single_backup(callbacks)
         if backup is None:
             return initial_epoch, seed
+        if isinstance(x, tf.data.Dataset):
+            raise ValueError("A ClusteringBackup needs x as an array: a stream has no "
+                             "fingerprint to check a backup against.")
         restored_epoch, seed = backup.restore(self, x, seed)
         return max(initial_epoch, restored_epoch), seed
+
+    def _epoch_seed(self):
+        """The seed of the epoch order: `random_state`, else 0 under the multi-worker
+        strategy (every worker must shuffle alike), else a fresh draw (which a backup
+        stores, so a resumed run keeps it)."""
+        if self.random_state is not None:
+            return self.random_state
+        if is_multi_worker(self.distribute_strategy):
+            return 0
+        return int(np.random.default_rng().integers(2**31 - 1))
 
     def _fit_epochs(self, arrays, batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
                     **fit_kwargs):
@@ -263,6 +275,12 @@ class AutoencoderClusteringModel(ClusteringModel):
                                           shuffle_seed if shuffle else None, **fit_kwargs)
         return _fit_from(super(), arrays, batch_size, epochs, initial_epoch,
                          shuffle_seed if shuffle else None, **fit_kwargs)
+
+    def _fit_stream(self, dataset, epochs, initial_epoch, **fit_kwargs):
+        """`keras.Model.fit` over a stream: each epoch is one pass over `dataset`, in
+        the order (and shuffling) the dataset has."""
+        return super().fit(dataset, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
+                           **fit_kwargs)
 
     def _multi_worker_fit(self, model, arrays, batch_size, epochs, initial_epoch=0, seed=None,
                           callbacks=None, verbose="auto", validation_data=None, **unsupported):
@@ -386,6 +404,14 @@ def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None, drop_remai
 
     dataset = tf.data.Dataset.range(first_epoch, max(epochs, first_epoch)).flat_map(epoch_indices)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(x, batch_size):
+    """Steps of one pass over arrays, or over a stream (then counted batch by batch)."""
+    if not isinstance(x, tf.data.Dataset):
+        return math.ceil(len(x) / batch_size)
+    steps = int(x.cardinality())
+    return steps if steps >= 0 else int(x.reduce(0, lambda count, _: count + 1))
 
 
 def jit_default(jit_compile):

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_deepclust._validation import check_array, check_n_clusters
-from keras_deepclust.distribute import check_distributed_fit
+from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
 from keras_deepclust.layers import HardAssignment
 
 _METHODS = {}
@@ -152,10 +152,11 @@ class ClusteringModel(keras.Model):
                 raise ValueError(f"{unsupported} is not supported by clustering models.")
         if isinstance(x, tf.data.Dataset) and not self.STREAMING_FIT:
             raise ValueError(
-                f"{type(self).__name__}.fit needs x as an array: its training keeps state "
-                "per row of the data. A tf.data.Dataset can be given to pretrain, and to "
-                "the fit of the two-stage methods (ae-kmeans, ae-gmm, ...)."
+                f"{type(self).__name__}.fit needs x as an array, not a tf.data.Dataset."
             )
+        if isinstance(x, tf.data.Dataset) and is_multi_worker(self.distribute_strategy):
+            raise ValueError("Under MultiWorkerMirroredStrategy, fit takes x as an array, "
+                             "not a dataset.")
         x = self._prepare_data(x)
         if not isinstance(x, tf.data.Dataset):  # a stream is checked on its codes
             check_n_clusters(self.n_clusters, len(x))

@@ -27,7 +27,7 @@ from keras_deepclust._validation import (
 )
 from keras_deepclust.callbacks import ClusteringMetrics
 from keras_deepclust.layers import NearestCentroidSoftmax
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
 from keras_deepclust.models.base import register_method
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ class DAC(AutoencoderClusteringModel):
     """
 
     NEEDS_PRETRAINING = False
+    STREAMING_FIT = True  # weights from a reservoir sample, k-means on a sample of codes
     # Training epochs of the paper, used when `fit(epochs=None)`.
     EPOCHS = 200
 
@@ -297,9 +298,10 @@ class DAC(AutoencoderClusteringModel):
         `fit` calls this when needed; call it yourself to inspect the weights first.
 
         Args:
-            x: the training data, `(n_samples, ...)`.
-            weight_labels: `(n_samples,)` labels of `x`, or None to label the sampled
-                rows by k-means (K = `n_clusters`) on their flattened values.
+            x: the training data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches
+                (then the rows are a seeded reservoir sample of one pass).
+            weight_labels: `(n_samples,)` labels of `x` (arrays only), or None to label
+                the sampled rows by k-means (K = `n_clusters`) on their flattened values.
             verbose: print which labels were used when truthy (always logged).
 
         Returns:
@@ -307,10 +309,17 @@ class DAC(AutoencoderClusteringModel):
             mean with `normalize_weights`).
         """
         x = self._prepare_data(x)
+        streamed = isinstance(x, tf.data.Dataset)
         if weight_labels is not None:
+            if streamed:
+                raise ValueError("weight_labels need x as an array; a stream's weights use "
+                                 "k-means pseudo-labels.")
             weight_labels = check_labels(weight_labels, len(x), "weight_labels")
-        rows = self._weight_rows(len(x))
-        sampled = x[rows].reshape(len(rows), -1)
+        if streamed:
+            sampled = self._reservoir_sample(x)
+        else:
+            rows = self._weight_rows(len(x))
+            sampled = x[rows].reshape(len(rows), -1)
         if weight_labels is None:
             source, labels = "kmeans-pseudo-labels", self._pseudo_labels(sampled)
         else:
@@ -318,15 +327,16 @@ class DAC(AutoencoderClusteringModel):
         weights = feature_weights(sampled, labels)
         if not weights.any():
             raise ValueError(
-                f"Every feature weight is 0: the {len(rows)} sampled rows do not differ "
+                f"Every feature weight is 0: the {len(sampled)} sampled rows do not differ "
                 "between labels. Check the data and the labels."
             )
         if self.normalize_weights:
             weights = weights / weights.mean()
         self._feature_weights.assign(weights)
         self._weight_source.assign(WEIGHT_SOURCES.index(source))
-        self._weights_fingerprint.assign(_fingerprint(x, weight_labels))
-        message = f"DAC feature weights from {source} of {len(rows)} sampled rows."
+        if not streamed:
+            self._weights_fingerprint.assign(_fingerprint(x, weight_labels))
+        message = f"DAC feature weights from {source} of {len(sampled)} sampled rows."
         logger.info(message)
         if verbose:
             print(message)
@@ -338,6 +348,27 @@ class DAC(AutoencoderClusteringModel):
             return np.arange(n_samples)
         rng = np.random.default_rng(self.random_state)
         return np.sort(rng.choice(n_samples, self.n_weight_samples, replace=False))
+
+    def _reservoir_sample(self, dataset):
+        """`n_weight_samples` rows drawn uniformly from one pass over a stream
+        (reservoir sampling, seeded; all rows, in order, when there are fewer)."""
+        rng = np.random.default_rng(self.random_state)
+        reservoir, seen = [], 0
+        for batch in dataset:
+            rows = batch.numpy().reshape(len(batch), -1)
+            free = max(0, min(self.n_weight_samples - seen, len(rows)))
+            reservoir.extend(rows[:free])
+            if free < len(rows):
+                sample = np.asarray(reservoir)
+                # Algorithm R: row i replaces a uniform slot j <= i when j < m; of the
+                # rows of this batch that draw the same slot, the last one stays.
+                slots = rng.integers(0, seen + np.arange(free, len(rows)) + 1)
+                candidates = np.flatnonzero(slots < self.n_weight_samples)[::-1]
+                targets, first = np.unique(slots[candidates], return_index=True)
+                sample[targets] = rows[free:][candidates[first]]
+                reservoir = list(sample)
+            seen += len(rows)
+        return np.asarray(reservoir)
 
     def _pseudo_labels(self, sampled):
         if len(sampled) < self.n_clusters:
@@ -368,7 +399,9 @@ class DAC(AutoencoderClusteringModel):
         Same arguments as `keras.Model.fit`, with these differences:
 
         Args:
-            x: the data to cluster, `(n_samples, ...)`, scaled to [0, 1].
+            x: the data to cluster, `(n_samples, ...)`, scaled to [0, 1], or a
+                `tf.data.Dataset` of batches of it (then `batch_size` is the dataset's
+                own, `shuffle` is up to it, and the weights are computed anew).
             y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
                 against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
             weight_labels: `(n_samples,)` labels used only for the feature weights of
@@ -387,23 +420,30 @@ class DAC(AutoencoderClusteringModel):
             x, y, validation_data, kwargs, batch_size,
             labels_hint="; to compute the feature weights from known labels, pass weight_labels",
         )
-        if weight_labels is not None:
+        streamed = isinstance(x, tf.data.Dataset)
+        if weight_labels is not None and not streamed:
             weight_labels = check_labels(weight_labels, len(x), "weight_labels")
         initial_epoch, shuffle_seed = self._start_epochs(
             x, callbacks,
-            lambda: self._default_optimizer(math.ceil(len(x) / batch_size)), initial_epoch)
-        if not np.array_equal(self._weights_fingerprint.numpy(), _fingerprint(x, weight_labels)):
+            lambda: self._default_optimizer(steps_per_epoch(x, batch_size)), initial_epoch)
+        if streamed or not np.array_equal(self._weights_fingerprint.numpy(),
+                                          _fingerprint(x, weight_labels)):
             self.compute_feature_weights(x, weight_labels, verbose=verbose)
         callbacks = list(callbacks or [])
         if any(isinstance(callback, ClusteringMetrics) for callback in callbacks):
             callbacks.insert(0, keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: self.fit_centroids(x, batch_size=batch_size)
             ))
-        history = self._fit_epochs(
-            (x,), batch_size, self.EPOCHS if epochs is None else epochs, initial_epoch,
-            shuffle_seed, shuffle, verbose=verbose, callbacks=callbacks,
-            validation_data=validation_data, **kwargs,
-        )
+        epochs = self.EPOCHS if epochs is None else epochs
+        if streamed:
+            history = self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
+                                       callbacks=callbacks, validation_data=validation_data,
+                                       **kwargs)
+        else:
+            history = self._fit_epochs(
+                (x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
+                verbose=verbose, callbacks=callbacks, validation_data=validation_data, **kwargs,
+            )
         self.fit_centroids(x, batch_size=batch_size)
         return history
 

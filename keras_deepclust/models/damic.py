@@ -93,9 +93,18 @@ class ClusterSizeMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.sizes, self._warned = [], set()
 
+    def _sizes(self):
+        k = self.model.n_clusters
+        if not isinstance(self.x, tf.data.Dataset):
+            return np.bincount(self.model.predict_labels(self.x, batch_size=self.batch_size),
+                               minlength=k)
+        sizes = np.zeros(k, np.int64)  # batch by batch: no N x K predictions held
+        for batch in self.x:
+            sizes += np.bincount(np.argmax(self.model(batch, training=False), axis=1), minlength=k)
+        return sizes
+
     def on_epoch_end(self, epoch, logs=None):
-        labels = self.model.predict_labels(self.x, batch_size=self.batch_size)
-        sizes = np.bincount(labels, minlength=self.model.n_clusters)
+        sizes = self._sizes()
         self.sizes.append(sizes)
         if logs is not None:
             logs["min_cluster_size"] = int(sizes.min())
@@ -161,6 +170,7 @@ class DAMIC(AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 200}
+    STREAMING_FIT = True  # no per-row state; a stream's k-means labels come per batch
 
     def __init__(
         self,
@@ -265,30 +275,57 @@ class DAMIC(AutoencoderClusteringModel):
         model is not initialised yet.
 
         Args:
-            x: the data, `(n_samples, ...)`.
-            batch_size: samples per step.
+            x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (then the
+                k-means labels of each batch are recomputed from the pretrained encoder
+                as it streams by).
+            batch_size: samples per step (of arrays).
             verbose: verbosity of the two fine-tuning fits.
 
         Returns:
             The k-means labels, `(n_samples,)` int32.
         """
         x = self._prepare_data(x)
-        check_n_clusters(self.n_clusters, len(x))
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
-        _, labels = self._fit_clusterer(
+        check_n_clusters(self.n_clusters, len(codes))
+        kmeans, labels = self._fit_clusterer(
             KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
-        self._fit_part(
-            self.mixture.squared_errors, _assigned_squared_error, x,
-            np.eye(self.n_clusters, dtype=np.float32)[labels], batch_size, verbose,
-        )
-        self._fit_part(self.call, "sparse_categorical_crossentropy", x, labels, batch_size, verbose)
+        if isinstance(x, tf.data.Dataset):
+            labelled = self._with_kmeans_labels(x, kmeans.cluster_centers_)
+            one_hot = labelled.map(lambda batch, y: (batch, tf.one_hot(y, self.n_clusters)))
+            self._fit_part(self.mixture.squared_errors, _assigned_squared_error, one_hot, None,
+                           batch_size, verbose)
+            self._fit_part(self.call, "sparse_categorical_crossentropy", labelled, None,
+                           batch_size, verbose)
+        else:
+            self._fit_part(
+                self.mixture.squared_errors, _assigned_squared_error, x,
+                np.eye(self.n_clusters, dtype=np.float32)[labels], batch_size, verbose,
+            )
+            self._fit_part(self.call, "sparse_categorical_crossentropy", x, labels, batch_size,
+                           verbose)
         self._initialized.assign(1)
         return labels
 
+    def _with_kmeans_labels(self, dataset, centres):
+        """`(batch, k-means labels)` of a stream: the nearest centre to each code of
+        the pretrained encoder, which the initialisation does not train."""
+        centres = tf.constant(centres, tf.float32)
+        weights = [tf.constant(w) for w in self.encoder.get_weights()]
+        encoder = keras.models.clone_model(self.encoder)  # frozen, outside any strategy
+        encoder.set_weights(weights)
+
+        def label(batch):
+            codes = encoder(batch, training=False)
+            distances = tf.reduce_sum(tf.square(codes[:, None, :] - centres[None]), axis=-1)
+            return batch, tf.argmin(distances, axis=1, output_type=tf.int32)
+
+        return dataset.map(label)
+
     def _fit_part(self, network, loss, x, y, batch_size, verbose):
-        """Fits `network` (a callable on the inputs) to `y` with Adam for `init_epochs`."""
+        """Fits `network` (a callable on the inputs) to `y` with Adam for `init_epochs`
+        (`x` may be a stream of `(x, y)` batches, and `y` None)."""
         with self.distribute_strategy.scope():
             inputs = keras.Input(shape=self.sample_shape)
             model = keras.Model(inputs, network(inputs))
@@ -296,9 +333,11 @@ class DAMIC(AutoencoderClusteringModel):
                 optimizer=keras.optimizers.Adam(self.init_learning_rate), loss=loss,
                 jit_compile=jit_default(None),
             )
-        if is_multi_worker(self.distribute_strategy):
+        if isinstance(x, tf.data.Dataset):  # batches of (x, y)
+            model.fit(x, epochs=self.init_epochs, verbose=verbose, shuffle=False)
+        elif is_multi_worker(self.distribute_strategy):
             self._multi_worker_fit(model, (x, y), batch_size, self.init_epochs,
-                                   seed=self.random_state or 0, verbose=verbose)
+                                   seed=self._epoch_seed(), verbose=verbose)
         else:
             model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose)
 
@@ -321,7 +360,9 @@ class DAMIC(AutoencoderClusteringModel):
         Same arguments as `keras.Model.fit`, with these differences:
 
         Args:
-            x: the data to cluster, `(n_samples, ...)`.
+            x: the data to cluster, `(n_samples, ...)`, or a `tf.data.Dataset` of
+                batches of it (then `batch_size` is the dataset's own and `shuffle` is
+                up to it).
             y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
                 against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
             epochs: passes over `x`; None takes `FIT_EPOCHS` (50).
@@ -344,11 +385,14 @@ class DAMIC(AutoencoderClusteringModel):
         if not self.initialized:
             self.initialize(x, batch_size=batch_size, verbose=verbose)
         self.cluster_monitor = ClusterSizeMonitor(x, batch_size=batch_size)
+        epochs = FIT_EPOCHS if epochs is None else epochs
+        callbacks = [self.cluster_monitor, *(callbacks or [])]
+        if isinstance(x, tf.data.Dataset):
+            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
+                                    callbacks=callbacks, validation_data=validation_data, **kwargs)
         return self._fit_epochs(
-            (x,), batch_size, FIT_EPOCHS if epochs is None else epochs, initial_epoch,
-            shuffle_seed, shuffle, verbose=verbose,
-            callbacks=[self.cluster_monitor, *(callbacks or [])],
-            validation_data=validation_data, **kwargs,
+            (x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle, verbose=verbose,
+            callbacks=callbacks, validation_data=validation_data, **kwargs,
         )
 
     def per_example_loss(self, inputs, training=None):

@@ -20,11 +20,12 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 
 from keras_deepclust import losses
-from keras_deepclust._validation import check_positive_int, data_fingerprint
+from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
 from keras_deepclust.models.base import register_method
+from keras_deepclust.models.snapshot import EncoderSnapshot
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
@@ -42,6 +43,11 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     training stops when fewer than `tol` of the labels changed between two
     refreshes, all inside `keras.Model.fit`, so callbacks, `validation_data`,
     `History` and progress bars work as usual.
+
+    `fit` also takes a `tf.data.Dataset` of batches (data larger than memory, e.g.
+    `datasets.stream(path)`). Its P is not stored per row but recomputed for each
+    batch from a frozen copy of the encoder and centroids taken at the refresh (one
+    more forward pass per step, no N x K state), which gives the same P.
 
     Args:
         n_clusters: number of clusters K (>= 2).
@@ -76,6 +82,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     ```
     """
 
+    STREAMING_FIT = True  # the target of a stream is recomputed per batch (_StreamTarget)
+
     def __init__(
         self,
         n_clusters=10,
@@ -104,6 +112,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
         self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
         self._target_fingerprint = self._add_row_state("target_fingerprint", dtype="float64")
+        self._stream_target = None  # a _StreamTarget once a fit streams
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("loss", "clustering_loss", "reconstruction_loss")
@@ -142,28 +151,40 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     def _after_pretraining(self):
         self._centroids_ready.assign(0)  # old centroids belong to the old codes
+        self._forget_target()
+
+    def _forget_target(self):
         self._target.assign(tf.zeros((0, self.n_clusters)))
+        if self._stream_target is not None:
+            self._stream_target.ready = False
 
     # ------------------------------------------------------------ clustering
     def initialize_centroids(self, x, batch_size=256):
         """Sets the centroids by k-means (`n_init` restarts) on the codes of `x`.
 
+        Args:
+            x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
+            batch_size: batch size of the encoding (of arrays).
+
         Returns:
             The k-means labels, `(n_samples,)` int32.
         """
         codes = self.finite_codes(x, batch_size=batch_size)
+        check_n_clusters(self.n_clusters, len(codes))
         kmeans, labels = self._fit_clusterer(
             KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
         self.clustering.set_centroids(kmeans.cluster_centers_.astype(np.float32))
-        self._previous_labels.assign(labels)
-        self._target.assign(tf.zeros((0, self.n_clusters)))
+        if not isinstance(x, tf.data.Dataset):  # a stream's labels are not kept
+            self._previous_labels.assign(labels)
+        self._forget_target()
         self._centroids_ready.assign(1)
         return labels
 
     def has_target_for(self, x, fingerprint=None):
         """Whether the stored target distribution was computed on this very `x`
-        (`fingerprint`: `data_fingerprint(x)`, when the caller has it already)."""
-        if int(tf.shape(self._target)[0]) != len(x):
+        (`fingerprint`: `data_fingerprint(x)`, when the caller has it already).
+        Never for a stream, whose frequencies f are recomputed at every fit."""
+        if isinstance(x, tf.data.Dataset) or int(tf.shape(self._target)[0]) != len(x):
             return False
         fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
         return np.allclose(self._target_fingerprint.numpy(), fingerprint)
@@ -174,11 +195,21 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         `fingerprint` is `data_fingerprint(x)` when the caller has it already (the
         refresh callback computes it once per fit, not at every refresh).
 
+        Args:
+            x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (then
+                P is not stored: see `fit`).
+            batch_size: batch size of the prediction (of arrays).
+            fingerprint: `data_fingerprint(x)`, or None.
+
         Returns:
             The fraction of hard labels that changed since the previous update (or
             since the k-means initialisation), or None when there is nothing to
             compare with.
         """
+        if isinstance(x, tf.data.Dataset):
+            if self._stream_target is None:
+                self._stream_target = _StreamTarget(self)
+            return self._stream_target.refresh(x)
         q = self.predict(x, batch_size=batch_size)
         labels = np.argmax(q, axis=1).astype(np.int32)
         previous = self._previous_labels.numpy()
@@ -205,9 +236,12 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
         Args:
             x: the data to cluster, `(n_samples, ...)`; also the set P is computed on.
+                Or a `tf.data.Dataset` of batches of samples, read once per refresh
+                (then `batch_size` is the dataset's own and `shuffle` is up to it).
             y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
                 against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
-            epochs: None runs until `tol` stops training, at most `MAX_ITERATIONS` steps.
+            epochs: None runs until `tol` stops training, at most `MAX_ITERATIONS` steps
+                (a stream is counted in one more pass to know its steps per epoch).
             validation_data: `x_val` or `(x_val, y_val)`; the validation loss uses a
                 target computed from each validation batch itself.
 
@@ -217,8 +251,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             `TargetDistributionUpdater` (its `updates` and `stopped_step`).
         """
         x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
-        if epochs is None:
-            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / math.ceil(len(x) / batch_size))
         initial_epoch, shuffle_seed = self._start_epochs(
             x, callbacks, keras.optimizers.Adam, initial_epoch)
         if not self.is_pretrained:
@@ -229,13 +261,18 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             )
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
+        if epochs is None:
+            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / steps_per_epoch(x, batch_size))
         self.target_updater = TargetDistributionUpdater(
             x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size
         )
+        callbacks = [self.target_updater, *(callbacks or [])]
+        if isinstance(x, tf.data.Dataset):
+            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
+                                    callbacks=callbacks, validation_data=validation_data, **kwargs)
         return self._fit_epochs(
             (x, np.arange(len(x), dtype=np.int32)), batch_size, epochs, initial_epoch,
-            shuffle_seed, shuffle, verbose=verbose,
-            callbacks=[self.target_updater, *(callbacks or [])],
+            shuffle_seed, shuffle, verbose=verbose, callbacks=callbacks,
             validation_data=validation_data, **kwargs,
         )
 
@@ -250,8 +287,12 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         return reconstruction_loss + self.gamma * clustering_loss, clustering_loss, reconstruction_loss
 
     def train_step(self, data):
-        x, index = data[0], data[1]
-        target = tf.gather(self._target, index)
+        if isinstance(data, tuple):  # arrays: (x, row index[, None]) into the stored target
+            x, index = data[0], data[1]
+            target = tf.gather(self._target, index)
+        else:  # a stream: the target of its batch, from the last refresh's snapshot
+            x = data
+            target = self._stream_target(x)
         variables = self.encoder.trainable_variables + self.clustering.trainable_variables
         if self.reconstruction:
             variables += self.decoder.trainable_variables
@@ -302,6 +343,61 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             }
         )
         return config
+
+
+class _StreamTarget:
+    """DEC's target P for a stream (see `EncoderSnapshot`): the encoder, centroids and
+    cluster frequencies f of the last refresh, from which the P of any batch is
+    recomputed exactly."""
+
+    def __init__(self, model):
+        self.encoder = EncoderSnapshot(model.encoder, model.distribute_strategy)
+        with model.distribute_strategy.scope():
+            self.clustering = ClusteringLayer(model.n_clusters, alpha=model.alpha)
+            self.clustering.build((None, model.embedding_dim))
+            self.frequency = tf.Variable(tf.ones((model.n_clusters,)), trainable=False)
+        self._batch_pass = tf.function(self._batch_statistics)
+        self._model = model
+
+    @property
+    def ready(self):
+        return self.encoder.ready
+
+    @ready.setter
+    def ready(self, value):
+        self.encoder.ready = value
+
+    def soft_assignments(self, x):
+        return self.clustering(self.encoder(x))
+
+    def __call__(self, x):
+        return tf.stop_gradient(
+            losses.target_distribution(self.soft_assignments(x), self.frequency))
+
+    def _batch_statistics(self, x, compare):
+        q = self._model(x, training=False)
+        changed = 0
+        if compare:
+            old = tf.argmax(self.soft_assignments(x), axis=1, output_type=tf.int32)
+            changed = tf.reduce_sum(tf.cast(tf.argmax(q, axis=1, output_type=tf.int32) != old,
+                                            tf.int32))
+        return tf.reduce_sum(q, axis=0), changed, tf.shape(x)[0]
+
+    def refresh(self, dataset):
+        """One pass over `dataset`: the new f, the label change since the snapshot,
+        then a new snapshot. Returns the change (None for a first snapshot)."""
+        model = self._model
+        frequency, changed, rows = np.zeros(model.n_clusters), 0, 0
+        for batch in dataset:
+            batch_frequency, batch_changed, batch_rows = self._batch_pass(batch, self.ready)
+            frequency += batch_frequency.numpy()
+            changed += int(batch_changed)
+            rows += int(batch_rows)
+        delta = changed / rows if self.ready else None
+        self.encoder.take(model.encoder)
+        self.clustering.centroids.assign(model.clustering.centroids)
+        self.frequency.assign(frequency.astype(np.float32))
+        return delta
 
 
 @register_method("dec")
