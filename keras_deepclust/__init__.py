@@ -41,6 +41,7 @@ _LAZY_ATTRIBUTES = {
     "AEC": "keras_deepclust.models",
     "DAC": "keras_deepclust.models",
     "DAMIC": "keras_deepclust.models",
+    "N2D": "keras_deepclust.models",
     "get_method": "keras_deepclust.models",
     "list_methods": "keras_deepclust.models",
 }

@@ -315,8 +315,9 @@ def _weight_labels(args, y):
 
 
 def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
-    """Pretrains once, sweeps K on the codes, and returns a model for the best K that
-    keeps the pretrained autoencoder, its pretraining history and the sweep."""
+    """Pretrains once, sweeps K on the codes (N2D: on the manifold), and returns a model
+    for the best K that keeps the pretrained autoencoder, its pretraining history and
+    the sweep."""
     from keras_deepclust import model_selection, plots
 
     probe = model_class(n_clusters=2, random_state=args.seed)
@@ -328,7 +329,7 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
     clusterer = "gmm" if getattr(probe, "head", None) == "gmm" else "kmeans"
     k_min, k_max = args.k_range
     sweep = model_selection.sweep_n_clusters(
-        probe.finite_codes(x), range(k_min, k_max + 1), clusterer=clusterer, y=y,
+        probe.selection_features(x), range(k_min, k_max + 1), clusterer=clusterer, y=y,
         random_state=args.seed)
     criterion = args.criterion or ("bic" if clusterer == "gmm" else "silhouette")
     n_clusters = model_selection.best_n_clusters(sweep, criterion)

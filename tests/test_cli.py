@@ -169,4 +169,4 @@ def test_console_script_lists_methods(tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
                             capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.split() == ["ae-gmm", "ae-kmeans", "aec", "cae-gmm", "cae-kmeans",
-                                     "dac", "damic", "dcec", "dec", "dec-conv", "idec"]
+                                     "dac", "damic", "dcec", "dec", "dec-conv", "idec", "n2d"]

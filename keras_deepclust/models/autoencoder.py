@@ -317,6 +317,10 @@ class AutoencoderClusteringModel(ClusteringModel):
             )
         return codes
 
+    def selection_features(self, x, batch_size=256):
+        """What a sweep over K clusters (`model_selection.sweep_n_clusters`): the codes."""
+        return self.finite_codes(x, batch_size=batch_size)
+
     # ------------------------------------------------------------ state and saving
     def _add_row_state(self, name, trailing_shape=(), dtype="float32"):
         """A non-trainable `tf.Variable` of unknown leading size, saved with the model.

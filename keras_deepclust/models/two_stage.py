@@ -22,8 +22,58 @@ HEADS = ("kmeans", "gmm")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
+class FittedClustererHead:
+    """What the models whose head copies a scikit-learn k-means or Gaussian mixture
+    share. The model sets `head`, `covariance_type`, `n_init`, `max_iter` and builds
+    `assignment` (the head layer) and a `_head_fitted` weight."""
+
+    def soft_assignment_head(self):
+        return self.assignment
+
+    def code_centres(self):
+        """The k-means centroids or the mixture's means, in the space the head reads."""
+        centres = self.assignment.centroids if self.head == "kmeans" else self.assignment.means
+        return centres.numpy()
+
+    @property
+    def head_fitted(self):
+        """True once `fit` has set the head (saved with the model)."""
+        return self.built and bool(self._head_fitted.numpy())
+
+    def _check_ready_to_assign(self):
+        if not self.head_fitted:
+            raise ValueError(f"The {self.head} head is not fitted yet: call fit(x) after "
+                             "pretrain(x).")
+
+    def make_clusterer(self):
+        """The unfitted scikit-learn estimator this model fits."""
+        if self.head == "kmeans":
+            return KMeans(self.n_clusters, n_init=self.n_init, max_iter=self.max_iter,
+                          random_state=self.random_state)
+        return GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
+                               n_init=self.n_init, max_iter=self.max_iter,
+                               random_state=self.random_state)
+
+    def _set_head(self, clusterer, points):
+        """Copies the fitted `clusterer` into the head and keeps it as `clusterer_`.
+
+        Returns:
+            The logs: `loss` (k-means: mean squared distance to the centre; mixture:
+            negative mean log-likelihood) and, for the mixture, `bic`, on `points`.
+        """
+        if self.head == "kmeans":
+            self.assignment.set_centroids(clusterer.cluster_centers_.astype(np.float32))
+            logs = {"loss": float(-clusterer.score(points) / len(points))}
+        else:
+            self.assignment.set_from_sklearn(clusterer)
+            logs = {"loss": float(-clusterer.score(points)), "bic": float(clusterer.bic(points))}
+        self._head_fitted.assign(1)
+        self.clusterer_ = clusterer
+        return logs
+
+
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class TwoStageClustering(AutoencoderClusteringModel):
+class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
     """An autoencoder, then k-means or a Gaussian mixture on its codes.
 
     `pretrain(x)` trains the autoencoder (`keras.Model.fit` on reconstruction);
@@ -99,35 +149,8 @@ class TwoStageClustering(AutoencoderClusteringModel):
     def call(self, inputs, training=None):
         return self.assignment(self.encoder(inputs, training=training))
 
-    def soft_assignment_head(self):
-        return self.assignment
-
-    def code_centres(self):
-        """The k-means centroids or the mixture's means, `(K, embedding_dim)`."""
-        centres = self.assignment.centroids if self.head == "kmeans" else self.assignment.means
-        return centres.numpy()
-
-    @property
-    def head_fitted(self):
-        """True once `fit` has set the head (saved with the model)."""
-        return self.built and bool(self._head_fitted.numpy())
-
     def _after_pretraining(self):
         self._head_fitted.assign(0)
-
-    def _check_ready_to_assign(self):
-        if not self.head_fitted:
-            raise ValueError(f"The {self.head} head is not fitted yet: call fit(x) after "
-                             "pretrain(x).")
-
-    def make_clusterer(self):
-        """The unfitted scikit-learn estimator this model fits on the codes."""
-        if self.head == "kmeans":
-            return KMeans(self.n_clusters, n_init=self.n_init, max_iter=self.max_iter,
-                          random_state=self.random_state)
-        return GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
-                               n_init=self.n_init, max_iter=self.max_iter,
-                               random_state=self.random_state)
 
     def fit(self, x=None, y=None, batch_size=256, verbose="auto", **kwargs):
         """Fits k-means or the mixture on the codes of `x` and sets the head.
@@ -152,16 +175,7 @@ class TwoStageClustering(AutoencoderClusteringModel):
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         check_n_clusters(self.n_clusters, len(codes))
         clusterer, _ = self._fit_clusterer(self.make_clusterer(), codes)
-        logs = {}
-        if self.head == "kmeans":
-            self.assignment.set_centroids(clusterer.cluster_centers_.astype(np.float32))
-            logs["loss"] = float(-clusterer.score(codes) / len(codes))
-        else:
-            self.assignment.set_from_sklearn(clusterer)
-            logs["loss"] = float(-clusterer.score(codes))
-            logs["bic"] = float(clusterer.bic(codes))
-        self._head_fitted.assign(1)
-        self.clusterer_ = clusterer
+        logs = self._set_head(clusterer, codes)
         if verbose != 0:
             print(f"{self.head} on {len(codes)} codes of size {codes.shape[1]}: "
                   + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
