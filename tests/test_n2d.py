@@ -94,6 +94,13 @@ def test_bad_input(fitted, monkeypatch):
         N2D(3, **dict(TINY, n_components=4))
     with pytest.raises(ValueError, match="n_neighbors must be >= 2"):
         N2D(3, **dict(TINY, n_neighbors=1))
+    for bad, message in [({"min_dist": -0.1}, "min_dist must be >= 0"),
+                         ({"head": "dbscan"}, "head must be one of"),
+                         ({"covariance_type": "round"}, "covariance_type must be one of"),
+                         ({"manifold_learning_rate": 0}, "manifold_learning_rate must be > 0"),
+                         ({"manifold_steps": 0}, "manifold_steps")]:
+        with pytest.raises(ValueError, match=message):
+            N2D(3, **dict(TINY, **bad))
     model = N2D(3, **TINY)
     with pytest.raises(ValueError, match="gmm head is not fitted yet"):
         model.predict(x)

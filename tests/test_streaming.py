@@ -83,6 +83,12 @@ def test_bad_streams(blobs, tmp_path):
     stream = tf.data.Dataset.from_tensor_slices(x).batch(8)
     with pytest.raises(ValueError, match="A ClusteringBackup needs x as an array"):
         AEC(3, **TINY).fit(stream, epochs=1, callbacks=[ClusteringBackup(tmp_path)])
+
+    class ArraysOnly(AEKMeans):  # a method whose fit does not stream
+        STREAMING_FIT = False
+
+    with pytest.raises(ValueError, match="ArraysOnly.fit needs x as an array, not a tf.data"):
+        ArraysOnly(3, **TINY).fit(stream)
     with pytest.raises(ValueError, match="weight_labels need x as an array"):
         DAC(3, **TINY).fit(stream, weight_labels=np.zeros(90, int), epochs=1)
     with pytest.raises(ValueError, match=r"n_clusters=3 is larger than the number of samples \(2\)"):
