@@ -213,10 +213,11 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         embedding = umap.fit_transform(codes[rows]).astype(np.float32)
         self.umap_, self.umap_embedding_ = umap, embedding
         self._train_manifold_head(codes[rows], embedding, verbose)
-        self._manifold_codes = codes[rows]
         self._manifold_fitted.assign(1)
-        predicted = self.manifold.predict(codes[rows], batch_size=batch_size, verbose=0)
-        return float(np.mean((predicted - embedding) ** 2))
+        # The head's coordinates of the UMAP rows, kept for fit's agreement check.
+        self.manifold_points_ = self.manifold.predict(codes[rows], batch_size=batch_size,
+                                                      verbose=0)
+        return float(np.mean((self.manifold_points_ - embedding) ** 2))
 
     def _train_manifold_head(self, codes, embedding, verbose):
         """Regression from standardised codes to standardised UMAP coordinates, then
@@ -273,8 +274,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         points = self.umap_embedding_.astype(np.float64)
         clusterer = self.make_clusterer().fit(points)
         logs.update(self._set_head(clusterer, points))
-        head_labels = np.argmax(self.assignment(self.manifold.predict(
-            self._manifold_codes, batch_size=batch_size, verbose=0)), axis=1)
+        head_labels = np.argmax(self.assignment(self.manifold_points_), axis=1)
         logs["manifold_agreement"] = float(np.mean(head_labels == clusterer.predict(points)))
         if verbose != 0:
             print(f"N2D: UMAP on {len(points)} codes, {self.head} on {self.n_components} "
@@ -314,7 +314,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         clone = super().with_n_clusters(n_clusters)
         clone.manifold.set_weights(self.manifold.get_weights())
         clone._manifold_fitted.assign(int(self.manifold_fitted))
-        for name in ("umap_", "umap_embedding_", "_manifold_codes"):
+        for name in ("umap_", "umap_embedding_", "manifold_points_"):
             if hasattr(self, name):
                 setattr(clone, name, getattr(self, name))
         return clone
