@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
-from keras_deepclust import datasets, metrics
+from keras_deepclust import callbacks, datasets, metrics
 from keras_deepclust.models import DCEC, DEC, IDEC, DECConv
 
 FAMILIES = {"dense": (IDEC, DEC, "SAE+k-means"), "conv": (DCEC, DECConv, "CAE+k-means")}
@@ -37,6 +37,10 @@ def parse_args(argv):
     parser.add_argument("--max-clustering-epochs", type=int, default=None,
                         help="default: until tol, at most 20000 steps (paper code)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--joint-only", action="store_true",
+                        help="train only IDEC/DCEC after the two-stage baseline, not DEC/DEC-conv")
+    parser.add_argument("--verbose", type=int, default=0, choices=[0, 2],
+                        help="2: one line per epoch with ACC/NMI/ARI, to follow a long run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--name", default=None,
                         help="file stem of the results (default: dec_family_DATASET)")
@@ -54,7 +58,7 @@ def run_family(network, x, y, seed, args, emit):
     pretrained = joint_cls(n_clusters=len(set(y.tolist())), random_state=seed)
     start = time.perf_counter()
     pretrained.pretrain(x, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-                        noise_stddev=args.noise, verbose=0)
+                        noise_stddev=args.noise, verbose=args.verbose)
     pretrain_seconds = time.perf_counter() - start
     weights = pretrained.get_weights()
     common = {"seed": seed, "network": network, "pretrain_epochs": epochs,
@@ -63,14 +67,15 @@ def run_family(network, x, y, seed, args, emit):
     kmeans_labels = pretrained.initialize_centroids(x)
     emit(dict(common, method=two_stage_name, **scores_of(y, kmeans_labels),
               seconds=round(time.perf_counter() - start, 2)))
-    for cls in (plain_cls, joint_cls):
+    for cls in (joint_cls,) if args.joint_only else (plain_cls, joint_cls):
         model = cls(n_clusters=pretrained.n_clusters, random_state=seed)
         model.build((None, *x.shape[1:]))
         model.set_weights(weights)
         model.initialize_centroids(x)
         start = time.perf_counter()
+        progress = [callbacks.ClusteringMetrics(x, y)] if args.verbose else []
         history = model.fit(x, epochs=args.max_clustering_epochs, batch_size=args.batch_size,
-                            verbose=0)
+                            verbose=args.verbose, callbacks=progress)
         seconds = time.perf_counter() - start
         n_epochs = len(history.history["loss"])
         emit(dict(common, method=NAMES[cls], **scores_of(y, model.predict_labels(x)),

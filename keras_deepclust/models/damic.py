@@ -24,10 +24,11 @@ from sklearn.cluster import KMeans
 
 from keras_deepclust import networks
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.layers import MixtureOfAutoencoders
 from keras_deepclust.distribute import is_multi_worker
+from keras_deepclust.layers import MixtureOfAutoencoders
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
 from keras_deepclust.models.base import register_method
+from keras_deepclust.models.snapshot import EncoderSnapshot
 
 CLUSTERING_UNITS = (512, 256)
 # Joint-training epochs when `fit(epochs=None)`: the slides give no number.
@@ -312,12 +313,12 @@ class DAMIC(AutoencoderClusteringModel):
         """`(batch, k-means labels)` of a stream: the nearest centre to each code of
         the pretrained encoder, which the initialisation does not train."""
         centres = tf.constant(centres, tf.float32)
-        weights = [tf.constant(w) for w in self.encoder.get_weights()]
-        encoder = keras.models.clone_model(self.encoder)  # frozen, outside any strategy
-        encoder.set_weights(weights)
+        # Outside any strategy: dataset.map runs the copy on the host, not per replica.
+        encoder = EncoderSnapshot(self.encoder, tf.distribute.get_strategy())
+        encoder.take(self.encoder)
 
         def label(batch):
-            codes = encoder(batch, training=False)
+            codes = encoder(batch)
             distances = tf.reduce_sum(tf.square(codes[:, None, :] - centres[None]), axis=-1)
             return batch, tf.argmin(distances, axis=1, output_type=tf.int32)
 
