@@ -29,6 +29,8 @@ def parse_args(argv):
     parser.add_argument("--network", default="dense", choices=["dense", "conv"])
     parser.add_argument("--pretrain-epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
+    parser.add_argument("--n-init", type=int, default=None,
+                        help="restarts of the mixture (default: N2D's)")
     parser.add_argument("--held-out", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -40,7 +42,8 @@ def run_seed(x, y, seed, args, emit):
     order = np.random.default_rng(seed).permutation(len(x))
     n_held_out = int(round(args.held_out * len(x)))
     fit_rows, held_out = np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
-    model = N2D(len(set(y.tolist())), network=args.network, random_state=seed)
+    options = {} if args.n_init is None else {"n_init": args.n_init}
+    model = N2D(len(set(y.tolist())), network=args.network, random_state=seed, **options)
     start = time.perf_counter()
     model.pretrain(x[fit_rows], epochs=args.pretrain_epochs, batch_size=args.batch_size,
                    noise_stddev=args.noise, verbose=0)
