@@ -60,7 +60,9 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         min_dist: UMAP's minimum distance (paper: 0).
         head: "gmm" (paper) or "kmeans".
         covariance_type: of the Gaussian mixture.
-        n_init: restarts of the mixture or k-means.
+        n_init: restarts of the mixture or k-means (the fit of highest likelihood,
+            or lowest inertia, is kept). 1 as in N2D's code: 10 restarts did not raise
+            ACC on the digits (`benchmarks/README.md`, N2D).
         max_iter: iterations of EM or k-means.
         manifold_units: widths of the manifold head's hidden layers (ReLU).
         manifold_steps: optimizer steps of the manifold head's regression (Adam,
