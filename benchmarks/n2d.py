@@ -31,6 +31,7 @@ def parse_args(argv):
     parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
     parser.add_argument("--n-init", type=int, default=None,
                         help="restarts of the mixture (default: N2D's)")
+    parser.add_argument("--manifold-head", default="regression", choices=["regression", "neighbors"])
     parser.add_argument("--held-out", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -42,7 +43,9 @@ def run_seed(x, y, seed, args, emit):
     order = np.random.default_rng(seed).permutation(len(x))
     n_held_out = int(round(args.held_out * len(x)))
     fit_rows, held_out = np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
-    options = {} if args.n_init is None else {"n_init": args.n_init}
+    options = {"manifold_head": args.manifold_head}
+    if args.n_init is not None:
+        options["n_init"] = args.n_init
     model = N2D(len(set(y.tolist())), network=args.network, random_state=seed, **options)
     start = time.perf_counter()
     model.pretrain(x[fit_rows], epochs=args.pretrain_epochs, batch_size=args.batch_size,

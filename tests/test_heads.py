@@ -5,7 +5,12 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from keras_deepclust.layers import GaussianMixturePosterior, HardAssignment, NearestCentroidSoftmax
+from keras_deepclust.layers import (
+    GaussianMixturePosterior,
+    HardAssignment,
+    NearestCentroidSoftmax,
+    NeighborInterpolation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,29 @@ def test_nearest_centroid_softmax_agrees_with_kmeans(codes):
         head.set_centroids(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="temperature must be > 0"):
         NearestCentroidSoftmax(4, temperature=0)
+
+
+def test_neighbor_interpolation_is_umaps_weighted_mean_of_the_nearest_targets(codes):
+    references, targets = codes[:300], codes[:300, :2] * 2.0 + 1.0
+    layer = NeighborInterpolation(3, capacity=320, output_dim=2)  # 20 rows left empty
+    layer.build((None, 5))
+    layer.set_references(references, targets)
+    queries = codes[300:] + 50.0 * (np.arange(100) == 0)[:, None]  # one far from all
+    queries[1] = 0.0  # where the empty (zero) rows are: they must not count
+    distances = np.sqrt(((queries[:, None] - references[None]) ** 2).sum(-1))
+    nearest = np.argsort(distances, axis=1)[:, :3]
+    d = np.take_along_axis(distances, nearest, axis=1)
+    weights = np.exp(-(d - d[:, :1]) / (d.mean(1, keepdims=True) - d[:, :1]))
+    expected = (weights[..., None] * targets[nearest]).sum(1) / weights.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(layer(queries)), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"between n_neighbors=3 and capacity=320 rows, got 2"):
+        layer.set_references(references[:2], targets[:2])
+    with pytest.raises(ValueError, match="300 references but 299 targets"):
+        layer.set_references(references, targets[:299])
+    with pytest.raises(ValueError, match="n_neighbors=5 exceeds capacity=4"):
+        NeighborInterpolation(5, capacity=4, output_dim=2)
+    clone = NeighborInterpolation.from_config(layer.get_config())
+    assert (clone.n_neighbors, clone.capacity, clone.output_dim) == (3, 320, 2)
 
 
 def test_heads_round_trip_and_export(tmp_path, codes):

@@ -25,10 +25,10 @@ def three_blobs():
     return (centers[y] + rng.normal(0, 0.03, size=(90, 6))).astype(np.float32), y
 
 
-@pytest.fixture(scope="module")
-def fitted():
+@pytest.fixture(scope="module", params=["regression", "neighbors"])
+def fitted(request):
     x, y = three_blobs()
-    model = N2D(3, random_state=0, **TINY)
+    model = N2D(3, random_state=0, manifold_head=request.param, **TINY)
     model.pretrain(x, epochs=5, verbose=0)
     history = model.fit(x, verbose=0)
     return model, x, y, history.history
@@ -72,7 +72,8 @@ def test_k_sweep_keeps_the_fitted_manifold(fitted):
 
 def test_stream_fits_umap_on_a_bounded_sample(fitted):
     x, _ = three_blobs()
-    model = N2D(3, random_state=0, umap_max_samples=60, **TINY)
+    model = N2D(3, random_state=0, umap_max_samples=60,
+                manifold_head=fitted[0].manifold_head, **TINY)
     model.copy_autoencoder_from(fitted[0])
     stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
     model.fit(stream, verbose=0)
@@ -96,6 +97,7 @@ def test_bad_input(fitted, monkeypatch):
         N2D(3, **dict(TINY, n_neighbors=1))
     for bad, message in [({"min_dist": -0.1}, "min_dist must be >= 0"),
                          ({"head": "dbscan"}, "head must be one of"),
+                         ({"manifold_head": "tsne"}, "manifold_head must be one of"),
                          ({"covariance_type": "round"}, "covariance_type must be one of"),
                          ({"manifold_learning_rate": 0}, "manifold_learning_rate must be > 0"),
                          ({"manifold_steps": 0}, "manifold_steps")]:

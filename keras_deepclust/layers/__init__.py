@@ -7,6 +7,7 @@ from keras_deepclust.layers.heads import (
     NearestCentroidSoftmax,
 )
 from keras_deepclust.layers.mixture import MixtureOfAutoencoders
+from keras_deepclust.layers.neighbors import NeighborInterpolation
 
 __all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment",
-           "MixtureOfAutoencoders", "NearestCentroidSoftmax"]
+           "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation"]

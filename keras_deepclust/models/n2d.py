@@ -13,18 +13,29 @@ its output; encoder, manifold head and mixture head export as one assigner.
 Regression rather than umap-learn's ParametricUMAP: ParametricUMAP optimises UMAP's
 own loss through a network and is tied to umap-learn's TensorFlow code paths; the
 regression keeps the non-parametric UMAP fit of the paper and measures directly how
-faithful the head is (`manifold_agreement`).
+faithful the head is (`manifold_agreement`). `manifold_head="neighbors"` trains nothing
+instead: a `NeighborInterpolation` layer keeps the UMAP rows and interpolates among them.
 """
 
 import keras
 import numpy as np
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
+from keras_deepclust.layers import (
+    GaussianMixturePosterior,
+    NearestCentroidSoftmax,
+    NeighborInterpolation,
+)
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
-from keras_deepclust.models.two_stage import COVARIANCE_TYPES, HEADS, FittedClustererHead
+from keras_deepclust.models.two_stage import (
+    COVARIANCE_TYPES,
+    HEADS,
+    FittedClustererHead,
+)
 from keras_deepclust.networks import _SeededInitializers
+
+MANIFOLD_HEADS = ("regression", "neighbors")
 
 def _umap_class():
     try:
@@ -64,7 +75,15 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             or lowest inertia, is kept). 1 as in N2D's code: 10 restarts did not raise
             ACC on the digits (`benchmarks/README.md`, N2D).
         max_iter: iterations of EM or k-means.
-        manifold_units: widths of the manifold head's hidden layers (ReLU).
+        manifold_head: "regression" (an MLP trained on the UMAP coordinates of the
+            fitted rows) or "neighbors" (no training: a `NeighborInterpolation` layer
+            holding the UMAP rows' codes and coordinates places each point at the
+            weighted mean of its `manifold_neighbors` nearest rows, as UMAP's
+            `transform` starts; more faithful to UMAP on new rows, see
+            `benchmarks/README.md`, and `umap_max_samples` x (code size +
+            n_components) floats in the model).
+        manifold_neighbors: neighbours averaged by the "neighbors" head.
+        manifold_units: widths of the regression head's hidden layers (ReLU).
         manifold_steps: optimizer steps of the manifold head's regression (Adam,
             cosine decay of the learning rate, standardised codes and coordinates),
             rounded up to whole epochs. Steps rather than epochs: the regression
@@ -104,6 +123,8 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         covariance_type="full",
         n_init=1,
         max_iter=100,
+        manifold_head="regression",
+        manifold_neighbors=10,
         manifold_units=(512, 512),
         manifold_steps=8000,
         manifold_batch_size=64,
@@ -123,6 +144,9 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             raise ValueError(f"n_neighbors must be >= 2, got {n_neighbors!r}.")
         if not 0 <= min_dist:
             raise ValueError(f"min_dist must be >= 0, got {min_dist!r}.")
+        if manifold_head not in MANIFOLD_HEADS:
+            raise ValueError(
+                f"manifold_head must be one of {MANIFOLD_HEADS}, got {manifold_head!r}.")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
         if covariance_type not in COVARIANCE_TYPES:
@@ -136,6 +160,8 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         self.covariance_type = covariance_type
         self.n_init = check_positive_int(n_init, "n_init")
         self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.manifold_head = manifold_head
+        self.manifold_neighbors = check_positive_int(manifold_neighbors, "manifold_neighbors")
         self.manifold_units = tuple(check_positive_int(u, "manifold_units") for u in manifold_units)
         self.manifold_steps = check_positive_int(manifold_steps, "manifold_steps")
         self.manifold_batch_size = check_positive_int(manifold_batch_size, "manifold_batch_size")
@@ -145,7 +171,10 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
-    def _build_head(self):
+    def _manifold_layers(self):
+        if self.manifold_head == "neighbors":
+            return [NeighborInterpolation(self.manifold_neighbors, self.umap_max_samples,
+                                          self.n_components, name="manifold_neighbors")]
         # Seeds apart from the autoencoder's, which draws from `random_state` itself.
         initializer = _SeededInitializers(
             None if self.random_state is None else self.random_state + 7919)
@@ -154,7 +183,10 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
                   for i, units in enumerate(self.manifold_units)]
         layers.append(keras.layers.Dense(self.n_components, name="manifold_coordinates",
                                          kernel_initializer=initializer()))
-        self.manifold = keras.Sequential(layers, name="manifold_head")
+        return layers
+
+    def _build_head(self):
+        self.manifold = keras.Sequential(self._manifold_layers(), name="manifold_head")
         self.manifold.build((None, self.embedding_dim))
         if self.head == "kmeans":
             self.assignment = NearestCentroidSoftmax(self.n_clusters, name="kmeans_head")
@@ -214,7 +246,10 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
                              min_dist=self.min_dist, random_state=self.random_state)
         embedding = umap.fit_transform(codes[rows]).astype(np.float32)
         self.umap_, self.umap_embedding_ = umap, embedding
-        self._train_manifold_head(codes[rows], embedding, verbose)
+        if self.manifold_head == "neighbors":
+            self.manifold.layers[0].set_references(codes[rows], embedding)
+        else:
+            self._train_manifold_head(codes[rows], embedding, verbose)
         self._manifold_fitted.assign(1)
         # The head's coordinates of the UMAP rows, kept for fit's agreement check.
         self.manifold_points_ = self.manifold.predict(codes[rows], batch_size=batch_size,
@@ -328,6 +363,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             "min_dist": self.min_dist, "head": self.head,
             "covariance_type": self.covariance_type, "n_init": self.n_init,
             "max_iter": self.max_iter,
+            "manifold_head": self.manifold_head, "manifold_neighbors": self.manifold_neighbors,
             "manifold_units": list(self.manifold_units), "manifold_steps": self.manifold_steps,
             "manifold_batch_size": self.manifold_batch_size,
             "manifold_learning_rate": self.manifold_learning_rate,
