@@ -98,6 +98,7 @@ def test_bad_input(fitted, monkeypatch):
     for bad, message in [({"min_dist": -0.1}, "min_dist must be >= 0"),
                          ({"head": "dbscan"}, "head must be one of"),
                          ({"manifold_head": "tsne"}, "manifold_head must be one of"),
+                         ({"manifold_neighbors": 0}, "manifold_neighbors"),
                          ({"covariance_type": "round"}, "covariance_type must be one of"),
                          ({"manifold_learning_rate": 0}, "manifold_learning_rate must be > 0"),
                          ({"manifold_steps": 0}, "manifold_steps")]:

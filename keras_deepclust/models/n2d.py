@@ -37,6 +37,7 @@ from keras_deepclust.networks import _SeededInitializers
 
 MANIFOLD_HEADS = ("regression", "neighbors")
 
+
 def _umap_class():
     try:
         from umap import UMAP
