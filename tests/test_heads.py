@@ -68,7 +68,7 @@ def test_neighbor_interpolation_is_umaps_weighted_mean_of_the_nearest_targets(co
         NeighborInterpolation(5, capacity=4, output_dim=2)
     for bad, name in (((0, 4, 2), "n_neighbors"), ((1, 0, 2), "capacity"),
                       ((1, 4, 0), "output_dim")):
-        with pytest.raises(ValueError, match=f"{name} must be >= 1, got 0"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer, got 0"):
             NeighborInterpolation(*bad)
     clone = NeighborInterpolation.from_config(layer.get_config())
     assert (clone.n_neighbors, clone.capacity, clone.output_dim) == (3, 320, 2)

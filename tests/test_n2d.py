@@ -88,7 +88,7 @@ def test_stream_fits_umap_on_a_bounded_sample(fitted):
     assert model.manifold_agreement(x) >= 0.95
 
 
-def test_bad_input(fitted, monkeypatch):
+def test_bad_input(monkeypatch):
     x, _ = three_blobs()
     with pytest.raises(ValueError, match=r"n_components=4 asks UMAP for more components than "
                                          r"the code has \(embedding_dim=3\)"):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers.clustering import assign_checked
 
 
@@ -39,15 +40,11 @@ class NeighborInterpolation(keras.layers.Layer):
 
     def __init__(self, n_neighbors, capacity, output_dim, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("n_neighbors", n_neighbors), ("capacity", capacity),
-                            ("output_dim", output_dim)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}.")
-        if n_neighbors > capacity:
+        self.n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
+        self.capacity = check_positive_int(capacity, "capacity")
+        self.output_dim = check_positive_int(output_dim, "output_dim")
+        if self.n_neighbors > self.capacity:
             raise ValueError(f"n_neighbors={n_neighbors} exceeds capacity={capacity}.")
-        self.n_neighbors = int(n_neighbors)
-        self.capacity = int(capacity)
-        self.output_dim = int(output_dim)
 
     def build(self, input_shape):
         def weight(name, shape):
