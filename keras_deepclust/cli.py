@@ -138,6 +138,10 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--weight-labels", action="store_true",
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
+    parser.add_argument("--manifold-head", default=None, choices=["regression", "neighbors"],
+                        help="n2d: how the exported model maps codes to the UMAP manifold "
+                        "(default regression: a trained MLP; neighbors: interpolation among "
+                        "the nearest fitted codes, closer to UMAP on new rows)")
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
@@ -190,6 +194,7 @@ def _fit(args):
     from keras_deepclust.models import get_method
 
     model_class = get_method(args.method)  # unknown names fail before data loading
+    _model_options(args)  # and so do flags of another method
     if getattr(args, "stream", False):
         if args.resume:
             raise ValueError("--resume needs the data loaded, not --stream: a backup is "
@@ -245,7 +250,8 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         n_clusters = model.n_clusters
     else:
         with strategy.scope():
-            model = model_class(n_clusters=n_clusters, random_state=args.seed)
+            model = model_class(n_clusters=n_clusters, random_state=args.seed,
+                                **_model_options(args))
         pretrain_history = None
         if resume is not None and resume.exists():
             print(f"Resuming the clustering fit from the backup in {args.resume}.")
@@ -304,6 +310,16 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     return 0
 
 
+def _model_options(args):
+    """Constructor arguments that only some methods take, refused for the others."""
+    head = getattr(args, "manifold_head", None)
+    if head is None:
+        return {}
+    if args.method != "n2d":
+        raise ValueError(f"--manifold-head is for n2d only, not {args.method}.")
+    return {"manifold_head": head}
+
+
 def _weight_labels(args, y):
     if not getattr(args, "weight_labels", False):
         return {}
@@ -320,7 +336,7 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
     the sweep."""
     from keras_deepclust import model_selection, plots
 
-    probe = model_class(n_clusters=2, random_state=args.seed)
+    probe = model_class(n_clusters=2, random_state=args.seed, **_model_options(args))
     if not getattr(probe, "NEEDS_PRETRAINING", False):
         raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
                          f"autoencoder; {args.method} does not. Pass --clusters K.")

@@ -145,6 +145,9 @@ def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, caps
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--weight-labels", "--quick",
                      "--out", str(out)]) == 2
     assert "--weight-labels is for dac only, not dcec" in capsys.readouterr().err
+    assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--manifold-head", "neighbors",
+                     "--out", str(out)]) == 2
+    assert "--manifold-head is for n2d only, not dcec" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, image_npz, capsys):

@@ -122,10 +122,11 @@ def test_bad_input(monkeypatch):
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    """`keras-deepclust fit n2d` on the digits (20 pretraining epochs), run once."""
+    """`keras-deepclust fit n2d` on the digits (20 pretraining epochs, the neighbors
+    manifold head; the regression head's fit is tested above), run once."""
     out = tmp_path_factory.mktemp("n2d") / "digits"
     assert cli.main(["fit", "n2d", "--dataset", "digits", "--pretrain-epochs", "20",
-                     "--out", str(out)]) == 0
+                     "--manifold-head", "neighbors", "--out", str(out)]) == 0
     return out
 
 
@@ -137,4 +138,4 @@ def test_cli_fit_on_digits_beats_kmeans_on_pixels(digits_run):
     # The head against UMAP + mixture on the rows UMAP was fitted on (all of them).
     assert report["history"]["clustering"]["manifold_agreement"][0] >= 0.9
     model = keras.saving.load_model(digits_run / "model.keras")
-    assert isinstance(model, N2D) and model.head_fitted
+    assert isinstance(model, N2D) and model.head_fitted and model.manifold_head == "neighbors"
