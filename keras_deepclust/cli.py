@@ -140,8 +140,8 @@ def _add_training_arguments(parser, dataset_default):
                         "(semi-supervised) instead of k-means pseudo-labels")
     parser.add_argument("--manifold-head", default=None, choices=["regression", "neighbors"],
                         help="n2d: how the exported model maps codes to the UMAP manifold "
-                        "(default regression: a trained MLP; neighbors: interpolation among "
-                        "the nearest fitted codes, closer to UMAP on new rows)")
+                        "(default neighbors: interpolation among the nearest fitted codes; "
+                        "regression: a trained MLP, less faithful to UMAP on new rows)")
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
