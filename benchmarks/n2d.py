@@ -18,6 +18,7 @@ import numpy as np
 from dec_family import run_benchmark, scores_of
 
 from keras_deepclust.models import N2D
+from keras_deepclust.models.n2d import MANIFOLD_HEADS
 
 ORDER = ["k-means (inputs)", "N2D head (exported)", "N2D UMAP transform"]
 
@@ -31,7 +32,7 @@ def parse_args(argv):
     parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
     parser.add_argument("--n-init", type=int, default=None,
                         help="restarts of the mixture (default: N2D's)")
-    parser.add_argument("--manifold-head", default="neighbors", choices=["regression", "neighbors"])
+    parser.add_argument("--manifold-head", default="neighbors", choices=MANIFOLD_HEADS)
     parser.add_argument("--held-out", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
