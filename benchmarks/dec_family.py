@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from keras_deepclust import callbacks, datasets, metrics
+from keras_deepclust.layers import ImageAugmentation
 from keras_deepclust.models import DCEC, DEC, IDEC, DECConv
 
 FAMILIES = {"dense": (IDEC, DEC, "SAE+k-means"), "conv": (DCEC, DECConv, "CAE+k-means")}
@@ -34,6 +35,11 @@ def parse_args(argv):
     parser.add_argument("--dense-optimizer", default="paper", choices=["paper", "adam"],
                         help="paper: SGD lr 0.01 momentum 0.9")
     parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
+    parser.add_argument("--augment", type=float, nargs=2, default=None,
+                        metavar=("SHIFT", "DEGREES"),
+                        help="DEC-DA: random shifts (fraction) and rotations (degrees) of the images")
+    parser.add_argument("--augment-phases", default="both", choices=["both", "pretrain"],
+                        help="augment in pretraining and clustering (DEC-DA) or in pretraining only")
     parser.add_argument("--max-clustering-epochs", type=int, default=None,
                         help="default: until tol, at most 20000 steps (paper code)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -51,16 +57,22 @@ def scores_of(y, labels):
     return {k: round(v, 4) for k, v in metrics.clustering_scores(y, labels).items()}
 
 
+def augmentation_of(args, seed, phase):
+    if args.augment is None or (phase == "clustering" and args.augment_phases == "pretrain"):
+        return None
+    return ImageAugmentation(*args.augment, seed=seed)
+
+
 def run_family(network, x, y, seed, args, emit):
     joint_cls, plain_cls, two_stage_name = FAMILIES[network]
     epochs = getattr(args, f"pretrain_epochs_{network}")
     optimizer = "adam" if network == "conv" or args.dense_optimizer == "adam" else None
-    pretrained = joint_cls(n_clusters=len(set(y.tolist())), random_state=seed)
+    pretrained = joint_cls(n_clusters=len(set(y.tolist())), random_state=seed,
+                           augmentation=augmentation_of(args, seed, "pretrain"))
     start = time.perf_counter()
     pretrained.pretrain(x, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
                         noise_stddev=args.noise, verbose=args.verbose)
     pretrain_seconds = time.perf_counter() - start
-    weights = pretrained.get_weights()
     common = {"seed": seed, "network": network, "pretrain_epochs": epochs,
               "pretrain_s_per_epoch": round(pretrain_seconds / epochs, 4)}
     start = time.perf_counter()
@@ -68,9 +80,9 @@ def run_family(network, x, y, seed, args, emit):
     emit(dict(common, method=two_stage_name, **scores_of(y, kmeans_labels),
               seconds=round(time.perf_counter() - start, 2)))
     for cls in (joint_cls,) if args.joint_only else (plain_cls, joint_cls):
-        model = cls(n_clusters=pretrained.n_clusters, random_state=seed)
-        model.build((None, *x.shape[1:]))
-        model.set_weights(weights)
+        model = cls(n_clusters=pretrained.n_clusters, random_state=seed,
+                    augmentation=augmentation_of(args, seed, "clustering"))
+        model.copy_autoencoder_from(pretrained)
         model.initialize_centroids(x)
         start = time.perf_counter()
         progress = [callbacks.ClusteringMetrics(x, y)] if args.verbose else []

@@ -25,6 +25,8 @@ DEMO_SETTINGS = {
     "batch_size": 256,
 }
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
+# The methods that take --augment (DeepEmbeddedClustering's augmentation).
+AUGMENTED_METHODS = ("dec", "idec", "dec-conv", "dcec")
 
 
 def _build_parser():
@@ -135,6 +137,9 @@ def _add_training_arguments(parser, dataset_default):
                         "of TF_CONFIG runs the same command; the chief writes the outputs)")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
+    parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
+                        help="dec, idec, dec-conv, dcec: train on randomly shifted (fraction of "
+                        "the size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
     parser.add_argument("--weight-labels", action="store_true",
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
@@ -281,6 +286,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "pretrain_epochs": len(pretrain_log.get("loss", [])),
         "clustering_epochs": len(history.history.get("loss", [])),
         "noise": args.noise,
+        "augment": getattr(args, "augment", None),
         "batch_size": args.batch_size,
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
@@ -312,12 +318,21 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
 
 def _model_options(args):
     """Constructor arguments that only some methods take, refused for the others."""
+    options = {}
     head = getattr(args, "manifold_head", None)
-    if head is None:
-        return {}
-    if args.method != "n2d":
-        raise ValueError(f"--manifold-head is for n2d only, not {args.method}.")
-    return {"manifold_head": head}
+    if head is not None:
+        if args.method != "n2d":
+            raise ValueError(f"--manifold-head is for n2d only, not {args.method}.")
+        options["manifold_head"] = head
+    augment = getattr(args, "augment", None)
+    if augment is not None:
+        if args.method not in AUGMENTED_METHODS:
+            raise ValueError(f"--augment is for {', '.join(AUGMENTED_METHODS)} only, "
+                             f"not {args.method}.")
+        from keras_deepclust.layers import ImageAugmentation
+
+        options["augmentation"] = ImageAugmentation(*augment, seed=args.seed)
+    return options
 
 
 def _weight_labels(args, y):

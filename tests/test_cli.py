@@ -150,6 +150,22 @@ def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, caps
     assert "--manifold-head is for n2d only, not dcec" in capsys.readouterr().err
 
 
+def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_npz, capsys):
+    out = tmp_path / "augmented"
+    assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--augment", "0.1", "10",
+                     "--quick", "--seed", "2", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["augment"] == [0.1, 10.0]
+    augmentation = keras.saving.load_model(out / "model.keras").augmentation
+    assert (augmentation.shift, augmentation.rotation, augmentation.seed) == (0.1, 10.0, 2)
+    for method, flag_values, message in (
+            ("ae-kmeans", ["0.1", "10"], "--augment is for dec, idec, dec-conv, dcec only, "
+                                         "not ae-kmeans"),
+            ("dcec", ["1.5", "10"], "shift must be a fraction in [0, 1), got 1.5")):
+        assert cli.main(["fit", method, "--dataset", str(image_npz), "--augment", *flag_values,
+                         "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_cli_errors(tmp_path, image_npz, capsys):
     assert cli.main(["fit", "nope", "--dataset", "digits", "--out", str(tmp_path)]) == 2
     assert "Unknown method 'nope'. Known methods: ae-gmm, ae-kmeans, aec," in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Keras layers of keras-deepclust (each registered serializable)."""
 
+from keras_deepclust.layers.augmentation import ImageAugmentation
 from keras_deepclust.layers.clustering import ClusteringLayer
 from keras_deepclust.layers.heads import (
     GaussianMixturePosterior,
@@ -9,5 +10,5 @@ from keras_deepclust.layers.heads import (
 from keras_deepclust.layers.mixture import MixtureOfAutoencoders
 from keras_deepclust.layers.neighbors import NeighborInterpolation
 
-__all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment",
+__all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment", "ImageAugmentation",
            "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation"]

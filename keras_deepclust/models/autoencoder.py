@@ -138,6 +138,8 @@ class AutoencoderClusteringModel(ClusteringModel):
             optimizer: a Keras optimizer or its name; None takes the method's paper
                 setting.
             noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
+                A model with an `augmentation` (the DEC family) pretrains on augmented
+                batches and reconstructs the augmented images, as DEC-DA does.
             verbose, callbacks, validation_split: as in `keras.Model.fit`. With a
                 `keras_deepclust.backup.ClusteringBackup` among the callbacks, the
                 pretraining resumes from its backup and shuffles by (seed, epoch).
@@ -156,15 +158,9 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._seed()
         epochs = self.PRETRAIN_EPOCHS[self.network] if epochs is None else epochs
         with self.distribute_strategy.scope():  # the strategy the model was created under
-            inputs = keras.Input(shape=self.sample_shape)
-            noisy = (
-                keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(inputs)
-                if noise_stddev > 0
-                else inputs
-            )
-            autoencoder = keras.Model(inputs, self.decoder(self.encoder(noisy)), name="autoencoder")
+            autoencoder, loss = self._pretraining_network(noise_stddev)
             autoencoder.compile(
-                optimizer=optimizer or self._default_pretrain_optimizer(), loss="mse",
+                optimizer=optimizer or self._default_pretrain_optimizer(), loss=loss,
                 jit_compile=jit_default(jit_compile), steps_per_execution=steps_per_execution,
             )
         backup = _single_backup(callbacks)
@@ -193,6 +189,25 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._is_pretrained.assign(1)
         self._after_pretraining()
         return history
+
+    def _pretraining_network(self, noise_stddev):
+        """The autoencoder `pretrain` fits, and its compile loss. With an augmentation
+        (see `_augmentation`) it reconstructs the augmented batch, as DEC-DA does: the
+        reconstruction error is then added by the network itself (compile loss None)."""
+        inputs = keras.Input(shape=self.sample_shape)
+        augmentation = self._augmentation()
+        clean = inputs if augmentation is None else augmentation(inputs)
+        noisy = (keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(clean)
+                 if noise_stddev > 0 else clean)
+        reconstruction = self.decoder(self.encoder(noisy))
+        if augmentation is None:
+            return keras.Model(inputs, reconstruction, name="autoencoder"), "mse"
+        reconstruction = _AddReconstructionLoss()(clean, reconstruction)
+        return keras.Model(inputs, reconstruction, name="autoencoder"), None
+
+    def _augmentation(self):
+        """The layer that augments training batches, or None (subclass hook)."""
+        return None
 
     def _after_pretraining(self):
         """Forgets clustering state that belonged to the old codes (subclass hook)."""
@@ -366,6 +381,15 @@ class AutoencoderClusteringModel(ClusteringModel):
             }
         )
         return config
+
+
+class _AddReconstructionLoss(keras.layers.Layer):
+    """Adds the mean squared error between a target and a reconstruction to the
+    network's losses and passes the reconstruction on."""
+
+    def call(self, target, reconstruction):
+        self.add_loss(keras.ops.mean(keras.ops.square(target - reconstruction)))
+        return reconstruction
 
 
 def _fit_from(model, arrays, batch_size, epochs, initial_epoch, seed, **fit_kwargs):

@@ -66,6 +66,12 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         tol: delta, stop when the fraction of changed labels between two refreshes is
             below it.
         n_init: k-means restarts for the centroid initialisation.
+        augmentation: None, or a Keras layer that augments a batch of images when
+            called with `training=True`, e.g. `layers.ImageAugmentation()`. As in
+            DEC-DA (Guo et al., ACML 2018), `pretrain` then reconstructs augmented
+            images, and `fit` fits the soft labels of augmented images to the target
+            computed on the clean ones. Needs image-shaped samples `(h, w, c)`;
+            prediction and export never augment.
         sample_shape: shape of one sample; inferred from the data when None.
         random_state: int seed for weights, shuffling, noise and k-means, or None.
 
@@ -94,9 +100,15 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         update_interval=140,
         tol=0.001,
         n_init=20,
+        augmentation=None,
         **kwargs,
     ):
         super().__init__(n_clusters=n_clusters, network=network, **kwargs)
+        if isinstance(augmentation, dict):  # from get_config
+            augmentation = keras.saving.deserialize_keras_object(augmentation)
+        if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
+            raise TypeError(
+                f"augmentation must be a Keras layer or None, got {type(augmentation).__name__}.")
         if not gamma > 0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}.")
         if not alpha > 0:
@@ -109,6 +121,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
+        self.augmentation = augmentation
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
         self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
         self._target_fingerprint = self._add_row_state("target_fingerprint", dtype="float64")
@@ -121,6 +134,10 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     # ----------------------------------------------------------------- building
     def _build_head(self):
+        if self.augmentation is not None and len(self.sample_shape) != 3:
+            raise ValueError(
+                "augmentation needs image-shaped samples (height, width, channels), got "
+                f"samples of shape {self.sample_shape}.")
         self.clustering = ClusteringLayer(self.n_clusters, alpha=self.alpha, name="clustering")
         self.clustering.build((None, self.embedding_dim))
         self._centroids_ready = self.add_weight(
@@ -148,6 +165,9 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         if self.network == "dense":
             return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
         return keras.optimizers.Adam()
+
+    def _augmentation(self):
+        return self.augmentation
 
     def _after_pretraining(self):
         self._centroids_ready.assign(0)  # old centroids belong to the old codes
@@ -293,6 +313,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         else:  # a stream: the target of its batch, from the last refresh's snapshot
             x = data
             target = self._stream_target(x)
+        if self.augmentation is not None:  # after the target: P is the clean batch's
+            x = self.augmentation(x, training=True)
         variables = self.encoder.trainable_variables + self.clustering.trainable_variables
         if self.reconstruction:
             variables += self.decoder.trainable_variables
@@ -340,8 +362,17 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
                 "update_interval": self.update_interval,
                 "tol": self.tol,
                 "n_init": self.n_init,
+                "augmentation": self._augmentation_config(),
             }
         )
+        return config
+
+    def _augmentation_config(self):
+        if self.augmentation is None:
+            return None
+        config = keras.saving.serialize_keras_object(self.augmentation)
+        # Built again on its first call; kept, its shape tuple would come back a list.
+        config.pop("build_config", None)
         return config
 
 
