@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_deepclust import losses
+from keras_deepclust.export import export_onnx
 from keras_deepclust.layers import ImageAugmentation
 from keras_deepclust.models import DCEC, IDEC
 
@@ -85,7 +86,8 @@ class FlipWhenTraining(keras.layers.Layer):
         return inputs[:, :, ::-1, :] if training else inputs
 
 
-def test_train_step_fits_the_augmented_soft_labels_to_the_clean_target(tiny_images, round_trip):
+def test_train_step_fits_the_augmented_soft_labels_to_the_clean_target(tiny_images, round_trip,
+                                                                       tmp_path):
     x = tiny_images[0]
     flipped = x[:, :, ::-1, :]
     model = DCEC(n_clusters=3, random_state=0, gamma=0.5, augmentation=FlipWhenTraining(),
@@ -113,6 +115,9 @@ def test_train_step_fits_the_augmented_soft_labels_to_the_clean_target(tiny_imag
 
     restored = round_trip(model, x)
     assert isinstance(restored.augmentation, FlipWhenTraining)
+    # The assigner is the clean inference path: no augmentation in the exported file.
+    metadata = export_onnx(model, tmp_path / "augmented.onnx", sample=x)
+    assert metadata["parity"]["cluster_agreement"] == 1.0
 
 
 
