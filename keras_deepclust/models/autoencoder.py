@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_deepclust import networks
+from keras_deepclust import losses, networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
@@ -388,7 +388,7 @@ class _AddReconstructionLoss(keras.layers.Layer):
     network's losses and passes the reconstruction on."""
 
     def call(self, target, reconstruction):
-        self.add_loss(keras.ops.mean(keras.ops.square(target - reconstruction)))
+        self.add_loss(keras.ops.mean(losses.reconstruction_error(target, reconstruction)))
         return reconstruction
 
 
