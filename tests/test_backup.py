@@ -78,9 +78,9 @@ def _cli(args, cwd):
 # (training arguments, the phase to kill in, its epoch count). The reference run has
 # --resume too: resumable pretraining shuffles by (seed, epoch), unlike plain pretraining.
 KILLS = {
-    "aec-mid-clustering": (["aec", "--epochs", "60"], "clustering", 60),
-    "idec-mid-pretraining": (["idec", "--pretrain-epochs", "60", "--epochs", "2"],
-                             "pretraining", 60),
+    "aec-mid-clustering": (["aec", "--epochs", "30"], "clustering", 30),
+    "idec-mid-pretraining": (["idec", "--pretrain-epochs", "30", "--epochs", "2"],
+                             "pretraining", 30),
 }
 
 
