@@ -42,6 +42,9 @@ def parse_args(argv):
                         help="augment in pretraining and clustering (DEC-DA) or in pretraining only")
     parser.add_argument("--max-clustering-epochs", type=int, default=None,
                         help="default: until tol, at most 20000 steps (paper code)")
+    parser.add_argument("--centroid-init", nargs="+", default=["kmeans"], choices=["kmeans", "gmm"],
+                        help="clustering runs from each of these centroid initialisations, "
+                        "all on the same pretrained autoencoder (paper: kmeans)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--joint-only", action="store_true",
                         help="train only IDEC/DCEC after the two-stage baseline, not DEC/DEC-conv")
@@ -80,22 +83,33 @@ def run_family(network, x, y, seed, args, emit):
     emit(dict(common, method=two_stage_name, **scores_of(y, kmeans_labels),
               seconds=round(time.perf_counter() - start, 2)))
     for cls in (joint_cls,) if args.joint_only else (plain_cls, joint_cls):
-        model = cls(n_clusters=pretrained.n_clusters, random_state=seed,
-                    augmentation=augmentation_of(args, seed, "clustering"))
-        model.copy_autoencoder_from(pretrained)
-        model.initialize_centroids(x)
-        start = time.perf_counter()
-        progress = [callbacks.ClusteringMetrics(x, y)] if args.verbose else []
-        history = model.fit(x, epochs=args.max_clustering_epochs, batch_size=args.batch_size,
-                            verbose=args.verbose, callbacks=progress)
-        seconds = time.perf_counter() - start
-        n_epochs = len(history.history["loss"])
-        emit(dict(common, method=NAMES[cls], **scores_of(y, model.predict_labels(x)),
-                  clustering_epochs=n_epochs, clustering_s_per_epoch=round(seconds / n_epochs, 4),
-                  stopped_by_tol=model.target_updater.stopped_step is not None))
+        for init in args.centroid_init:
+            run_clustering(cls, init, pretrained, x, y, seed, args, common, emit)
 
 
-ORDER = ["k-means (inputs)", "SAE+k-means", "DEC", "IDEC", "CAE+k-means", "DEC-conv", "DCEC"]
+def run_clustering(cls, init, pretrained, x, y, seed, args, common, emit):
+    model = cls(n_clusters=pretrained.n_clusters, random_state=seed, centroid_init=init,
+                augmentation=augmentation_of(args, seed, "clustering"))
+    model.copy_autoencoder_from(pretrained)
+    start_labels = model.initialize_centroids(x)
+    start = time.perf_counter()
+    progress = [callbacks.ClusteringMetrics(x, y)] if args.verbose else []
+    history = model.fit(x, epochs=args.max_clustering_epochs, batch_size=args.batch_size,
+                        verbose=args.verbose, callbacks=progress)
+    seconds = time.perf_counter() - start
+    n_epochs = len(history.history["loss"])
+    emit(dict(common, method=method_name(cls, init), **scores_of(y, model.predict_labels(x)),
+              start_acc=round(metrics.cluster_accuracy(y, start_labels), 4),
+              clustering_epochs=n_epochs, clustering_s_per_epoch=round(seconds / n_epochs, 4),
+              stopped_by_tol=model.target_updater.stopped_step is not None))
+
+
+def method_name(cls, centroid_init):
+    return NAMES[cls] + ("" if centroid_init == "kmeans" else f", {centroid_init.upper()} init")
+
+
+ORDER = ["k-means (inputs)", "SAE+k-means", "DEC", "DEC, GMM init", "IDEC", "IDEC, GMM init",
+         "CAE+k-means", "DEC-conv", "DEC-conv, GMM init", "DCEC", "DCEC, GMM init"]
 
 
 def summarise(rows, dataset, order=ORDER):

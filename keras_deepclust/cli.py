@@ -25,7 +25,7 @@ DEMO_SETTINGS = {
     "batch_size": 256,
 }
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
-# The methods that take --augment (DeepEmbeddedClustering's augmentation).
+# The methods that take --augment and --centroid-init (DeepEmbeddedClustering's options).
 AUGMENTED_METHODS = ("dec", "idec", "dec-conv", "dcec")
 
 
@@ -140,6 +140,10 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
                         help="dec, idec, dec-conv, dcec: train on randomly shifted (fraction of "
                         "the size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
+    parser.add_argument("--centroid-init", default=None, choices=["kmeans", "gmm"],
+                        help="dec, idec, dec-conv, dcec: start the centroids from k-means "
+                        "(default, the papers) or from a full-covariance Gaussian mixture's "
+                        "means on the codes")
     parser.add_argument("--weight-labels", action="store_true",
                         help="dac: compute the feature weights from the data set's labels "
                         "(semi-supervised) instead of k-means pseudo-labels")
@@ -287,6 +291,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "clustering_epochs": len(history.history.get("loss", [])),
         "noise": args.noise,
         "augment": getattr(args, "augment", None),
+        "centroid_init": getattr(args, "centroid_init", None),
         "batch_size": args.batch_size,
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
@@ -332,6 +337,12 @@ def _model_options(args):
         from keras_deepclust.layers import ImageAugmentation
 
         options["augmentation"] = ImageAugmentation(*augment, seed=args.seed)
+    centroid_init = getattr(args, "centroid_init", None)
+    if centroid_init is not None:
+        if args.method not in AUGMENTED_METHODS:
+            raise ValueError(f"--centroid-init is for {', '.join(AUGMENTED_METHODS)} only, "
+                             f"not {args.method}.")
+        options["centroid_init"] = centroid_init
     return options
 
 

@@ -166,6 +166,18 @@ def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_
         assert message in capsys.readouterr().err
 
 
+def test_centroid_init_reaches_the_model_and_is_refused_elsewhere(tmp_path, image_npz, capsys):
+    out = tmp_path / "gmm"
+    assert cli.main(["fit", "dec-conv", "--dataset", str(image_npz), "--centroid-init", "gmm",
+                     "--quick", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["centroid_init"] == "gmm"
+    assert keras.saving.load_model(out / "model.keras").centroid_init == "gmm"
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--centroid-init", "gmm",
+                     "--out", str(out)]) == 2
+    assert "--centroid-init is for dec, idec, dec-conv, dcec only, not aec" in (
+        capsys.readouterr().err)
+
+
 def test_cli_errors(tmp_path, image_npz, capsys):
     assert cli.main(["fit", "nope", "--dataset", "digits", "--out", str(tmp_path)]) == 2
     assert "Unknown method 'nope'. Known methods: ae-gmm, ae-kmeans, aec," in capsys.readouterr().err

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 
 import keras_deepclust as kdc
 from keras_deepclust import losses
@@ -115,7 +116,8 @@ def test_save_load_round_trip_and_resume(blobs, tiny_images, cls, round_trip, re
 
 def test_config_round_trip_of_each_variant():
     for cls in (DEC, IDEC, DECConv, DCEC, DeepEmbeddedClustering):
-        model = cls(n_clusters=5, gamma=0.3, update_interval=7, random_state=1, **SMALL_DENSE)
+        model = cls(n_clusters=5, gamma=0.3, update_interval=7, centroid_init="gmm",
+                    random_state=1, **SMALL_DENSE)
         clone = cls.from_config(model.get_config())
         assert clone.get_config() == model.get_config()
 
@@ -179,6 +181,8 @@ def test_fit_without_pretraining_warns(blobs):
         ({"gamma": 0}, "gamma must be > 0, got 0"),
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
         ({"random_state": "7"}, "random_state must be an int or None, got '7'"),
+        ({"centroid_init": "spectral"},
+         r"centroid_init must be one of \('kmeans', 'gmm'\), got 'spectral'"),
     ],
 )
 def test_bad_hyperparameters_name_the_value(kwargs, message):
@@ -198,3 +202,17 @@ def test_kmeans_initialisation_on_a_bounded_sample(blobs):
                                rtol=1e-5)
     np.testing.assert_array_equal(labels, expected.predict(codes))
     assert len(labels) == 90 and labels.dtype == np.int32
+
+
+def test_gmm_initialisation_takes_the_mixture_means_and_labels_by_nearest_mean(blobs):
+    x, _ = blobs
+    model = ready_model(x, pretrain_epochs=2, centroid_init="gmm", n_init=3)
+    codes = model.embed(x)
+    labels = model.initialize_centroids(x)
+    expected = GaussianMixture(3, covariance_type="full", n_init=3, random_state=0).fit(codes)
+    np.testing.assert_allclose(model.clustering.centroids.numpy(), expected.means_, rtol=1e-5)
+    distances = ((codes[:, None, :] - expected.means_[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, distances.argmin(1))
+    np.testing.assert_array_equal(model._previous_labels.numpy(), labels)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(model.predict_labels(x), labels)  # what the model assigns

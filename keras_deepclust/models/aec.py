@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans
 from keras_deepclust._validation import check_n_clusters, data_fingerprint
 from keras_deepclust.layers import NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import nearest_centroid, register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 INITS = ("random", "kmeans")
@@ -256,10 +256,9 @@ class AEC(AutoencoderClusteringModel):
         self.centres.set_centroids(centres.astype(np.float32))
         labels = previous
         if reassign:
-            labels = np.argmin(((codes[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+            labels = nearest_centroid(codes, centres)
             if len(empty):
                 labels[farthest] = empty
-            labels = labels.astype(np.int32)
             self._assignments.assign(labels)
         return _alternation_logs(centres, len(empty), float(np.mean(labels != previous)))
 

@@ -74,6 +74,15 @@ def fit_on_sample(estimator, codes, max_samples, random_state=None):
     return estimator, estimator.predict(codes).astype(np.int32)
 
 
+def nearest_centroid(codes, centroids):
+    """Index of the nearest of `centroids` (K x d) for each of `codes` (N x d), as an
+    `(N,)` int32 array; computed in float64 through N x K distances, never N x K x d."""
+    codes, centroids = np.asarray(codes, np.float64), np.asarray(centroids, np.float64)
+    squared = (np.sum(codes**2, axis=1, keepdims=True) - 2 * codes @ centroids.T
+               + np.sum(centroids**2, axis=1))
+    return np.argmin(squared, axis=1).astype(np.int32)
+
+
 class ClusteringModel(keras.Model):
     """Base class: a `keras.Model` whose `predict` returns soft assignments (N x K).
 

@@ -18,18 +18,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 
 from keras_deepclust import losses
 from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import nearest_centroid, register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
 MAX_ITERATIONS = 20000
+CENTROID_INITS = ("kmeans", "gmm")
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
@@ -37,8 +39,9 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     """Deep embedded clustering with an optional reconstruction term (DEC/IDEC/DEC-conv/DCEC).
 
     Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;
-    `fit(x)` initialises the centroids by k-means on the codes (once), then trains
-    encoder (and decoder) and centroids with the clustering objective. The target
+    `fit(x)` initialises the centroids on the codes (once; k-means, or a Gaussian
+    mixture with `centroid_init="gmm"`), then trains encoder (and decoder) and
+    centroids with the clustering objective. The target
     distribution P is refreshed from all of `x` every `update_interval` steps, and
     training stops when fewer than `tol` of the labels changed between two
     refreshes, all inside `keras.Model.fit`, so callbacks, `validation_data`,
@@ -65,7 +68,12 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         update_interval: T, steps between refreshes of the target distribution.
         tol: delta, stop when the fraction of changed labels between two refreshes is
             below it.
-        n_init: k-means restarts for the centroid initialisation.
+        n_init: restarts of the k-means (or mixture) fit of the centroid initialisation.
+        centroid_init: how `fit` places the centroids on the pretrained codes:
+            "kmeans" (the papers) takes the k-means centres; "gmm" takes the means of
+            a full-covariance Gaussian mixture fitted by EM, which follows elongated
+            clusters better (on Fashion-MNIST it starts DCEC from higher accuracy;
+            see benchmarks/README.md).
         augmentation: None, or a Keras layer that augments a batch of images when
             called with `training=True`, e.g. `layers.ImageAugmentation()`. As in
             DEC-DA (Guo et al., ACML 2018), `pretrain` then reconstructs augmented
@@ -100,6 +108,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         update_interval=140,
         tol=0.001,
         n_init=20,
+        centroid_init="kmeans",
         augmentation=None,
         **kwargs,
     ):
@@ -115,12 +124,16 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             raise ValueError(f"alpha must be > 0, got {alpha!r}.")
         if not 0 <= tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
+        if centroid_init not in CENTROID_INITS:
+            raise ValueError(
+                f"centroid_init must be one of {CENTROID_INITS}, got {centroid_init!r}.")
         self.reconstruction = bool(reconstruction)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
+        self.centroid_init = centroid_init
         self.augmentation = augmentation
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
         self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
@@ -156,7 +169,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     @property
     def centroids_initialized(self):
-        """True once the centroids were initialised by k-means (saved with the model)."""
+        """True once the centroids were initialised (saved with the model)."""
         return self.built and bool(self._centroids_ready.numpy())
 
     # -------------------------------------------------------------- pretraining
@@ -180,20 +193,31 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     # ------------------------------------------------------------ clustering
     def initialize_centroids(self, x, batch_size=256):
-        """Sets the centroids by k-means (`n_init` restarts) on the codes of `x`.
+        """Sets the centroids from the codes of `x`: the k-means centres, or the means
+        of a full-covariance Gaussian mixture (`centroid_init`), best of `n_init` fits.
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
             batch_size: batch size of the encoding (of arrays).
 
         Returns:
-            The k-means labels, `(n_samples,)` int32.
+            The label of each row under the new centroids (its nearest centroid, which is
+            what the model assigns), `(n_samples,)` int32.
         """
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
-        kmeans, labels = self._fit_clusterer(
-            KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
-        self.clustering.set_centroids(kmeans.cluster_centers_.astype(np.float32))
+        if self.centroid_init == "kmeans":
+            kmeans, labels = self._fit_clusterer(
+                KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state),
+                codes)
+            centroids = kmeans.cluster_centers_
+        else:
+            mixture, _ = self._fit_clusterer(
+                GaussianMixture(self.n_clusters, covariance_type="full", n_init=self.n_init,
+                                random_state=self.random_state), codes)
+            centroids = mixture.means_
+            labels = nearest_centroid(codes, centroids)
+        self.clustering.set_centroids(centroids.astype(np.float32))
         if not isinstance(x, tf.data.Dataset):  # a stream's labels are not kept
             self._previous_labels.assign(labels)
         self._forget_target()
@@ -362,6 +386,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
                 "update_interval": self.update_interval,
                 "tol": self.tol,
                 "n_init": self.n_init,
+                "centroid_init": self.centroid_init,
                 "augmentation": self._augmentation_config(),
             }
         )
