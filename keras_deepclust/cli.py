@@ -26,7 +26,7 @@ DEMO_SETTINGS = {
 }
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
 # The methods that take --augment and --centroid-init (DeepEmbeddedClustering's options).
-AUGMENTED_METHODS = ("dec", "idec", "dec-conv", "dcec")
+DEC_FAMILY_METHODS = ("dec", "idec", "dec-conv", "dcec")
 
 
 def _build_parser():
@@ -326,31 +326,30 @@ def _model_options(args):
     options = {}
     head = getattr(args, "manifold_head", None)
     if head is not None:
-        if args.method != "n2d":
-            raise ValueError(f"--manifold-head is for n2d only, not {args.method}.")
+        _check_flag_is_for(args, "--manifold-head", ("n2d",))
         options["manifold_head"] = head
     augment = getattr(args, "augment", None)
     if augment is not None:
-        if args.method not in AUGMENTED_METHODS:
-            raise ValueError(f"--augment is for {', '.join(AUGMENTED_METHODS)} only, "
-                             f"not {args.method}.")
+        _check_flag_is_for(args, "--augment", DEC_FAMILY_METHODS)
         from keras_deepclust.layers import ImageAugmentation
 
         options["augmentation"] = ImageAugmentation(*augment, seed=args.seed)
     centroid_init = getattr(args, "centroid_init", None)
     if centroid_init is not None:
-        if args.method not in AUGMENTED_METHODS:
-            raise ValueError(f"--centroid-init is for {', '.join(AUGMENTED_METHODS)} only, "
-                             f"not {args.method}.")
+        _check_flag_is_for(args, "--centroid-init", DEC_FAMILY_METHODS)
         options["centroid_init"] = centroid_init
     return options
+
+
+def _check_flag_is_for(args, flag, methods):
+    if args.method not in methods:
+        raise ValueError(f"{flag} is for {', '.join(methods)} only, not {args.method}.")
 
 
 def _weight_labels(args, y):
     if not getattr(args, "weight_labels", False):
         return {}
-    if args.method != "dac":
-        raise ValueError(f"--weight-labels is for dac only, not {args.method}.")
+    _check_flag_is_for(args, "--weight-labels", ("dac",))
     if y is None:
         raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
     return {"weight_labels": y}
