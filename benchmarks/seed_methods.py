@@ -26,7 +26,7 @@ from keras_deepclust import datasets
 from keras_deepclust.models import AEC, AEGMM, CAEGMM, DAC, DAMIC, AEKMeans, CAEKMeans
 
 ORDER = ["k-means (inputs)", "AE+k-means", "AE+GMM", "CAE+k-means", "CAE+GMM", "AEC", "DAC",
-         "DAC, assigner", "DAC, k-means on test codes", "DAMIC"]
+         "DAC, assigner", "DAC, k-means on test codes", "DAMIC", "DAMIC, GMM init"]
 METHODS = ("two-stage", "aec", "dac", "damic")
 
 
@@ -44,6 +44,9 @@ def parse_args(argv):
                         help="train DAC on this data set, then cluster the codes of --dataset "
                         "with k-means (the DAC paper's protocol: fashion_mnist_train)")
     parser.add_argument("--damic-epochs", type=int, default=50)
+    parser.add_argument("--damic-init", nargs="+", default=["kmeans"], choices=["kmeans", "gmm"],
+                        help="DAMIC's init_clusterer; each runs from the same pretrained AE "
+                        "(paper: kmeans)")
     parser.add_argument("--damic-hidden-units", type=int, nargs="+", default=[500, 500, 2000],
                         help="per-cluster AE widths (the pretrained dense AE has the same)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -103,16 +106,25 @@ def run_seed(x, y, seed, args, emit):
                   clustering_s_per_epoch=round(seconds / args.dac_epochs, 4),
                   **scores_of(y, model.predict_labels(x))))
     if "damic" in args.methods:
-        model = DAMIC(k, hidden_units=dense_units, random_state=seed).copy_autoencoder_from(dense)
-        _, init_seconds = timed(lambda: model.initialize(x, batch_size=batch, verbose=0))
-        history, seconds = timed(lambda: model.fit(x, epochs=args.damic_epochs, batch_size=batch,
-                                                   verbose=0))
-        emit(dict(seed=seed, method="DAMIC", pretrain_epochs=args.pretrain_epochs,
-                  pretrain_s_per_epoch=dense_pretrain, init_seconds=round(init_seconds, 1),
-                  min_cluster_size=int(min(history.history["min_cluster_size"])),
-                  clustering_epochs=args.damic_epochs,
-                  clustering_s_per_epoch=round(seconds / args.damic_epochs, 4),
-                  **scores_of(y, model.predict_labels(x))))
+        for init in args.damic_init:
+            run_damic(x, y, seed, args, emit, dense, dense_pretrain, init)
+
+
+def run_damic(x, y, seed, args, emit, pretrained, pretrain_s_per_epoch, init_clusterer):
+    model = DAMIC(len(set(y.tolist())), hidden_units=tuple(args.damic_hidden_units),
+                  init_clusterer=init_clusterer, random_state=seed)
+    model.copy_autoencoder_from(pretrained)
+    start, init_seconds = timed(lambda: model.initialize(x, batch_size=args.batch_size,
+                                                         verbose=0))
+    history, seconds = timed(lambda: model.fit(x, epochs=args.damic_epochs,
+                                               batch_size=args.batch_size, verbose=0))
+    emit(dict(seed=seed, method="DAMIC" if init_clusterer == "kmeans" else "DAMIC, GMM init",
+              pretrain_epochs=args.pretrain_epochs, pretrain_s_per_epoch=pretrain_s_per_epoch,
+              init_seconds=round(init_seconds, 1), start_acc=scores_of(y, start)["acc"],
+              min_cluster_size=int(min(history.history["min_cluster_size"])),
+              clustering_epochs=args.damic_epochs,
+              clustering_s_per_epoch=round(seconds / args.damic_epochs, 4),
+              **scores_of(y, model.predict_labels(x))))
 
 
 def run_dac_train_test(x, y, seed, args, emit):

@@ -3,6 +3,8 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 
 from keras_deepclust import export as kdc_export
 from keras_deepclust.callbacks import ClusteringMetrics
@@ -107,6 +109,30 @@ def test_copies_of_the_pretrained_autoencoder_and_initialisation(start):
         assert errors[own, k].mean() < before[own].mean()
 
 
+def test_gmm_initialisation_labels_by_the_mixture_in_memory_and_on_a_stream(start):
+    model = damic(init_clusterer="gmm").copy_autoencoder_from(start.model)
+    codes = model.finite_codes(start.x)
+    expected = GaussianMixture(3, covariance_type="full", n_init=3,
+                               random_state=0).fit_predict(codes)
+    labels = model.initialize(start.x, batch_size=8)
+    np.testing.assert_array_equal(labels, expected)
+    assert np.mean(model.predict_labels(start.x) == labels) >= 0.9
+    # A stream's batches are labelled in TensorFlow; it must agree with scikit-learn, also
+    # on points between and beyond the clusters, where the mixture's most probable
+    # component is not always the nearest mean.
+    probes = np.random.default_rng(1).normal(codes.mean(0), 3 * codes.std(0), (500, 3))
+    probes = np.concatenate([codes, probes.astype(np.float32)])
+    for name, clusterer in (("kmeans", KMeans(3, n_init=3, random_state=0)),
+                            ("gmm", GaussianMixture(3, covariance_type="full", n_init=3,
+                                                     random_state=0))):
+        model.init_clusterer = name
+        clusterer.fit(codes)
+        label_codes = model._label_codes_like(clusterer, codes)
+        np.testing.assert_array_equal(label_codes(probes).numpy(), clusterer.predict(probes))
+    nearest_mean = np.argmin(((probes[:, None] - clusterer.means_[None]) ** 2).sum(-1), 1)
+    assert np.any(nearest_mean != label_codes(probes).numpy())  # the last: the mixture
+
+
 def test_loss_is_the_hand_computed_mixture_loss(start):
     model, x = start.model, start.x
     probabilities = model.predict(x)
@@ -190,10 +216,14 @@ def test_bad_inputs(blobs):
         damic(init_epochs=0)
     with pytest.raises(ValueError, match="init_learning_rate must be > 0, got 0"):
         damic(init_learning_rate=0)
+    with pytest.raises(ValueError, match=r"init_clusterer must be one of \('kmeans', 'gmm'\), "
+                       "got 'spectral'"):
+        damic(init_clusterer="spectral")
 
 
 def test_registry_and_config_round_trip():
     assert get_method("damic") is DAMIC
-    model = damic(sample_shape=(6,))
+    model = damic(sample_shape=(6,), init_clusterer="gmm")
     clone = DAMIC.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+    assert clone.init_clusterer == "gmm"

@@ -174,9 +174,11 @@ def test_aec_stream_assignment_handles_a_random_start_and_empty_clusters(blobs):
     np.testing.assert_array_equal(labels, in_memory._assignments.numpy())
 
 
-def test_damic_initialises_and_fits_on_a_stream(blobs):
+@pytest.mark.parametrize("init_clusterer", ["kmeans", "gmm"])
+def test_damic_initialises_and_fits_on_a_stream(blobs, init_clusterer):
     x = blobs[0]
-    options = {"init_epochs": 2, "n_init": 3, "clustering_units": (8,)}
+    options = {"init_epochs": 2, "n_init": 3, "clustering_units": (8,),
+               "init_clusterer": init_clusterer}
     models = [DAMIC(3, random_state=0, **TINY, **options) for _ in range(2)]
     for model in models:
         model.pretrain(x, epochs=3, verbose=0)
