@@ -106,15 +106,24 @@ def test_train_step_fits_the_augmented_soft_labels_to_the_clean_target(tiny_imag
     wrong = (kl(p_flipped, q).mean(), kl(p, model.predict(x)).mean())  # targets or Q mixed up
     kl = kl(p, q)
     reconstruction = ((model.reconstruct(flipped) - flipped) ** 2).reshape(len(x), -1).mean(1)
+    rows = np.arange(len(x), dtype=np.int32)
+    # augment_clustering=False: the clustering phase sees the clean images (lr 0: a probe).
+    model.augment_clustering = False
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    clean_logs = model.train_on_batch(x, rows, return_dict=True)
+    assert clean_logs["clustering_loss"] == pytest.approx(wrong[1], rel=1e-4)
+    model.augment_clustering = True
     model.compile(optimizer=keras.optimizers.SGD(1e-3))
-    logs = model.train_on_batch(x, np.arange(len(x), dtype=np.int32), return_dict=True)
+    logs = model.train_on_batch(x, rows, return_dict=True)
     assert logs["clustering_loss"] == pytest.approx(kl.mean(), rel=1e-4)
     assert all(abs(logs["clustering_loss"] - other) > 1e-3 * other for other in wrong)
     assert logs["reconstruction_loss"] == pytest.approx(reconstruction.mean(), rel=1e-4)
     assert logs["loss"] == pytest.approx(np.mean(reconstruction + 0.5 * kl), rel=1e-4)
 
     restored = round_trip(model, x)
-    assert isinstance(restored.augmentation, FlipWhenTraining)
+    assert isinstance(restored.augmentation, FlipWhenTraining) and restored.augment_clustering
+    config = DCEC(augmentation=FlipWhenTraining(), augment_clustering=False).get_config()
+    assert DCEC.from_config(config).augment_clustering is False
     # The assigner is the clean inference path: no augmentation in the exported file.
     metadata = export_onnx(model, tmp_path / "augmented.onnx", sample=x)
     assert metadata["parity"]["cluster_agreement"] == 1.0

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -153,10 +154,19 @@ def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, caps
 def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_npz, capsys):
     out = tmp_path / "augmented"
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--augment", "0.1", "10",
-                     "--quick", "--seed", "2", "--out", str(out)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["augment"] == [0.1, 10.0]
-    augmentation = keras.saving.load_model(out / "model.keras").augmentation
+                     "--augment-phases", "pretrain", "--quick", "--seed", "2",
+                     "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert (report["augment"], report["augment_phases"]) == ([0.1, 10.0], "pretrain")
+    model = keras.saving.load_model(out / "model.keras")
+    augmentation = model.augmentation
     assert (augmentation.shift, augmentation.rotation, augmentation.seed) == (0.1, 10.0, 2)
+    assert model.augment_clustering is False
+    args = SimpleNamespace(method="dcec", augment=[0.1, 10.0], augment_phases="both", seed=0)
+    assert cli._model_options(args)["augment_clustering"] is True
+    args = SimpleNamespace(method="dcec", augment=None, augment_phases="pretrain")
+    with pytest.raises(ValueError, match=r"--augment-phases needs --augment SHIFT DEGREES"):
+        cli._model_options(args)
     for method, flag_values, message in (
             ("ae-kmeans", ["0.1", "10"], "--augment is for dec, idec, dec-conv, dcec only, "
                                          "not ae-kmeans"),
@@ -174,8 +184,10 @@ def test_centroid_init_reaches_the_model_and_is_refused_elsewhere(tmp_path, imag
     assert keras.saving.load_model(out / "model.keras").centroid_init == "gmm"
     assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--centroid-init", "gmm",
                      "--out", str(out)]) == 2
-    assert "--centroid-init is for dec, idec, dec-conv, dcec only, not aec" in (
+    assert "--centroid-init is for dec, idec, dec-conv, dcec, damic only, not aec" in (
         capsys.readouterr().err)
+    damic = SimpleNamespace(method="damic", centroid_init="gmm")
+    assert cli._model_options(damic) == {"init_clusterer": "gmm"}
 
 
 def test_cli_errors(tmp_path, image_npz, capsys):

@@ -80,6 +80,10 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             images, and `fit` fits the soft labels of augmented images to the target
             computed on the clean ones. Needs image-shaped samples `(h, w, c)`;
             prediction and export never augment.
+        augment_clustering: with an `augmentation`, whether `fit` trains on augmented
+            images too (True, DEC-DA) or only `pretrain` does (False: on Fashion-MNIST,
+            augmented pretraining with `centroid_init="gmm"` gave the best DCEC; see
+            benchmarks/README.md).
         sample_shape: shape of one sample; inferred from the data when None.
         random_state: int seed for weights, shuffling, noise and k-means, or None.
 
@@ -110,6 +114,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         n_init=20,
         centroid_init="kmeans",
         augmentation=None,
+        augment_clustering=True,
         **kwargs,
     ):
         super().__init__(n_clusters=n_clusters, network=network, **kwargs)
@@ -135,6 +140,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self.n_init = check_positive_int(n_init, "n_init")
         self.centroid_init = centroid_init
         self.augmentation = augmentation
+        self.augment_clustering = bool(augment_clustering)
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
         self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
         self._target_fingerprint = self._add_row_state("target_fingerprint", dtype="float64")
@@ -337,7 +343,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         else:  # a stream: the target of its batch, from the last refresh's snapshot
             x = data
             target = self._stream_target(x)
-        if self.augmentation is not None:  # after the target: P is the clean batch's
+        if self.augmentation is not None and self.augment_clustering:
+            # After the target: P is the clean batch's.
             x = self.augmentation(x, training=True)
         variables = self.encoder.trainable_variables + self.clustering.trainable_variables
         if self.reconstruction:
@@ -388,6 +395,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
                 "n_init": self.n_init,
                 "centroid_init": self.centroid_init,
                 "augmentation": self._augmentation_config(),
+                "augment_clustering": self.augment_clustering,
             }
         )
         return config
