@@ -127,7 +127,7 @@ def test_gmm_initialisation_labels_by_the_mixture_in_memory_and_on_a_stream(star
                                                      random_state=0))):
         model.init_clusterer = name
         clusterer.fit(codes)
-        label_codes = model._label_codes_like(clusterer, codes)
+        label_codes = model._label_codes_like(clusterer)
         np.testing.assert_array_equal(label_codes(probes).numpy(), clusterer.predict(probes))
     nearest_mean = np.argmin(((probes[:, None] - clusterer.means_[None]) ** 2).sum(-1), 1)
     assert np.any(nearest_mean != label_codes(probes).numpy())  # the last: the mixture

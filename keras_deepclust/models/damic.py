@@ -303,7 +303,7 @@ class DAMIC(AutoencoderClusteringModel):
         clusterer, labels = self._fit_clusterer(self._init_clusterer(), codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
         if isinstance(x, tf.data.Dataset):
-            labelled = self._with_initial_labels(x, self._label_codes_like(clusterer, codes))
+            labelled = self._with_initial_labels(x, self._label_codes_like(clusterer))
             one_hot = labelled.map(lambda batch, y: (batch, tf.one_hot(y, self.n_clusters)))
             self._fit_part(self.mixture.squared_errors, _assigned_squared_error, one_hot, None,
                            batch_size, verbose)
@@ -325,7 +325,7 @@ class DAMIC(AutoencoderClusteringModel):
         return GaussianMixture(self.n_clusters, covariance_type="full", n_init=self.n_init,
                                random_state=self.random_state)
 
-    def _label_codes_like(self, clusterer, codes):
+    def _label_codes_like(self, clusterer):
         """A TensorFlow function labelling codes as the fitted `clusterer` does (its
         nearest centre, or its most probable mixture component)."""
         if self.init_clusterer == "kmeans":
@@ -334,7 +334,7 @@ class DAMIC(AutoencoderClusteringModel):
                 tf.reduce_sum(tf.square(z[:, None, :] - centres[None]), axis=-1),
                 axis=1, output_type=tf.int32)
         posterior = GaussianMixturePosterior(self.n_clusters)
-        posterior.build(codes.shape)
+        posterior.build(clusterer.means_.shape)
         posterior.set_from_sklearn(clusterer)
         return lambda z: tf.argmax(posterior(z), axis=1, output_type=tf.int32)
 
