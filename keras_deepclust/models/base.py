@@ -6,6 +6,8 @@ import numbers
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 
 from keras_deepclust._validation import check_array, check_n_clusters
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
@@ -72,6 +74,26 @@ def fit_on_sample(estimator, codes, max_samples, random_state=None):
                                                               replace=False))
     estimator.fit(codes[rows])
     return estimator, estimator.predict(codes).astype(np.int32)
+
+
+CODE_CLUSTERERS = ("kmeans", "gmm")
+
+
+def check_code_clusterer(kind, name):
+    """`kind` if it names one of `CODE_CLUSTERERS`, else a ValueError naming `name`."""
+    if kind not in CODE_CLUSTERERS:
+        raise ValueError(f"{name} must be one of {CODE_CLUSTERERS}, got {kind!r}.")
+    return kind
+
+
+def code_clusterer(kind, n_clusters, n_init, random_state):
+    """The unfitted scikit-learn clusterer that starts a method from pretrained codes:
+    k-means ("kmeans") or a full-covariance Gaussian mixture fitted by EM ("gmm"),
+    best of `n_init` restarts."""
+    if kind == "kmeans":
+        return KMeans(n_clusters, n_init=n_init, random_state=random_state)
+    return GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
+                           random_state=random_state)
 
 
 def nearest_centroid(codes, centroids):

@@ -20,19 +20,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from keras_deepclust import networks
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.distribute import is_multi_worker
-from keras_deepclust.layers import GaussianMixturePosterior, MixtureOfAutoencoders
+from keras_deepclust.layers import (
+    GaussianMixturePosterior,
+    MixtureOfAutoencoders,
+    NearestCentroidSoftmax,
+)
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import check_code_clusterer, code_clusterer, register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 CLUSTERING_UNITS = (512, 256)
-INIT_CLUSTERERS = ("kmeans", "gmm")
 # Joint-training epochs when `fit(epochs=None)`: the slides give no number.
 FIT_EPOCHS = 50
 # Seed offsets of the DAMIC-only weights, above those of the pretrained autoencoder
@@ -191,9 +192,7 @@ class DAMIC(AutoencoderClusteringModel):
         learning_rate=1e-4,
         **kwargs,
     ):
-        if init_clusterer not in INIT_CLUSTERERS:
-            raise ValueError(
-                f"init_clusterer must be one of {INIT_CLUSTERERS}, got {init_clusterer!r}.")
+        check_code_clusterer(init_clusterer, "init_clusterer")
         if network != "dense":
             raise ValueError(
                 f"DAMIC supports network='dense' only (dense cluster autoencoders), got "
@@ -300,7 +299,9 @@ class DAMIC(AutoencoderClusteringModel):
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
-        clusterer, labels = self._fit_clusterer(self._init_clusterer(), codes)
+        clusterer, labels = self._fit_clusterer(
+            code_clusterer(self.init_clusterer, self.n_clusters, self.n_init, self.random_state),
+            codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
         if isinstance(x, tf.data.Dataset):
             labelled = self._with_initial_labels(x, self._label_codes_like(clusterer))
@@ -319,24 +320,18 @@ class DAMIC(AutoencoderClusteringModel):
         self._initialized.assign(1)
         return labels
 
-    def _init_clusterer(self):
-        if self.init_clusterer == "kmeans":
-            return KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        return GaussianMixture(self.n_clusters, covariance_type="full", n_init=self.n_init,
-                               random_state=self.random_state)
-
     def _label_codes_like(self, clusterer):
-        """A TensorFlow function labelling codes as the fitted `clusterer` does (its
-        nearest centre, or its most probable mixture component)."""
+        """A TensorFlow function labelling codes as the fitted `clusterer` does, by the
+        argmax of its exportable head (nearest centre, or most probable component)."""
         if self.init_clusterer == "kmeans":
-            centres = tf.constant(clusterer.cluster_centers_, tf.float32)
-            return lambda z: tf.argmin(
-                tf.reduce_sum(tf.square(z[:, None, :] - centres[None]), axis=-1),
-                axis=1, output_type=tf.int32)
-        posterior = GaussianMixturePosterior(self.n_clusters)
-        posterior.build(clusterer.means_.shape)
-        posterior.set_from_sklearn(clusterer)
-        return lambda z: tf.argmax(posterior(z), axis=1, output_type=tf.int32)
+            head = NearestCentroidSoftmax(self.n_clusters)
+            head.build(clusterer.cluster_centers_.shape)
+            head.set_centroids(clusterer.cluster_centers_)
+        else:
+            head = GaussianMixturePosterior(self.n_clusters)
+            head.build(clusterer.means_.shape)
+            head.set_from_sklearn(clusterer)
+        return lambda z: tf.argmax(head(z), axis=1, output_type=tf.int32)
 
     def _with_initial_labels(self, dataset, label_codes):
         """`(batch, initial labels)` of a stream: `label_codes` on the codes of the

@@ -17,21 +17,23 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from keras_deepclust import losses
 from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
-from keras_deepclust.models.base import nearest_centroid, register_method
+from keras_deepclust.models.base import (
+    check_code_clusterer,
+    code_clusterer,
+    nearest_centroid,
+    register_method,
+)
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
 MAX_ITERATIONS = 20000
-CENTROID_INITS = ("kmeans", "gmm")
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
@@ -129,16 +131,13 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             raise ValueError(f"alpha must be > 0, got {alpha!r}.")
         if not 0 <= tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
-        if centroid_init not in CENTROID_INITS:
-            raise ValueError(
-                f"centroid_init must be one of {CENTROID_INITS}, got {centroid_init!r}.")
         self.reconstruction = bool(reconstruction)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
-        self.centroid_init = centroid_init
+        self.centroid_init = check_code_clusterer(centroid_init, "centroid_init")
         self.augmentation = augmentation
         self.augment_clustering = bool(augment_clustering)
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
@@ -212,16 +211,13 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         """
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
+        clusterer, labels = self._fit_clusterer(
+            code_clusterer(self.centroid_init, self.n_clusters, self.n_init, self.random_state),
+            codes)
         if self.centroid_init == "kmeans":
-            kmeans, labels = self._fit_clusterer(
-                KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state),
-                codes)
-            centroids = kmeans.cluster_centers_
-        else:
-            mixture, _ = self._fit_clusterer(
-                GaussianMixture(self.n_clusters, covariance_type="full", n_init=self.n_init,
-                                random_state=self.random_state), codes)
-            centroids = mixture.means_
+            centroids = clusterer.cluster_centers_
+        else:  # the Student-t head assigns the nearest mean, not the mixture's component
+            centroids = clusterer.means_
             labels = nearest_centroid(codes, centroids)
         self.clustering.set_centroids(centroids.astype(np.float32))
         if not isinstance(x, tf.data.Dataset):  # a stream's labels are not kept
