@@ -397,6 +397,7 @@ def parent_main(args):
     from keras_deepclust import datasets
 
     x, y = datasets.load(args.dataset)
+    x = datasets.scale_to_unit(x)  # pixels in [0, 1], as the committed runs had them
     x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
     y = np.asarray(y)
     variants = [parse_variant(v) for v in args.ours_variants]

@@ -135,6 +135,7 @@ def run_benchmark(script, argv, args, default_stem, run_seed, order):
     writing one JSON line per run as it comes and, at the end, the Markdown table
     headed by the command that made it."""
     x, y = datasets.load(args.dataset)
+    x = datasets.scale_to_unit(x)  # pixels in [0, 1], as the committed runs had them
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.name or default_stem

@@ -131,6 +131,7 @@ def run_dac_train_test(x, y, seed, args, emit):
     """DAC trained on `--dac-train-dataset`, scored on `x`: by k-means on the codes of
     `x` (the paper) and by the model's own assigner (centroids of the training codes)."""
     x_train, y_train = datasets.load(args.dac_train_dataset)
+    x_train = datasets.scale_to_unit(x_train)  # as the committed runs had them
     k = len(set(y.tolist()))
     model = DAC(k, random_state=seed)
     _, seconds = timed(lambda: model.fit(

@@ -61,10 +61,10 @@ def main(argv=None):
     results = {"rows": args.rows, "features": args.features, "master": args.master,
                "batch_size": args.batch_size, "assigner": [], "spark": []}
     assigner = ClusterAssigner(model, batch_size=args.batch_size, intra_op_threads=1)
-    reference = assigner.predict(x[: args.batch_size])
+    reference = assigner.predict_labels(x[: args.batch_size])
     for _ in range(args.repeats):  # alternated, so both see the same machine load
         start = time.perf_counter()
-        reference = assigner.predict(x)
+        reference = assigner.predict_labels(x)
         results["assigner"].append(args.rows / (time.perf_counter() - start))
         start = time.perf_counter()
         assign_clusters(frame, model, batch_size=args.batch_size, check_first_row=False) \

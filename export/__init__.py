@@ -3,8 +3,9 @@
 Installed as ``keras_deepclust.export`` (the folder is ``export/`` in the repository).
 Each writer exports ``model.assigner()`` (input ``inputs``; outputs ``probabilities``,
 ``cluster`` and optionally ``embedding``), runs the artifact on a sample with its own
-runtime, refuses to keep it unless it matches Keras (probabilities within 1e-5, same
-cluster ids), and writes a metadata JSON beside it.
+runtime, refuses to keep it unless it matches Keras (probabilities within 1e-5, or within
+ten times the model's own float32 sensitivity when larger; same cluster ids except
+near-ties), and writes a metadata JSON beside it.
 
 Example:
 

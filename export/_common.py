@@ -21,26 +21,53 @@ class ExportParityError(RuntimeError):
 
 
 def parity_sample(model, sample=None, n=64, random_state=0):
-    """The rows the artifact is checked on: `sample` (checked), or uniform noise in [0, 1]."""
+    """The raw rows the artifact is checked on: `sample` (checked), or `n` rows that
+    the model's input scaling maps to uniform noise in [0, 1]."""
     if sample is not None:
-        return model._prepare_data(sample, name="sample")
+        model.prepare_inputs(sample, name="sample")  # the checks, with a clear error
+        return np.asarray(sample, np.float32)
     rng = np.random.default_rng(random_state)
-    return rng.uniform(0, 1, size=(n, *model.sample_shape)).astype(np.float32)
+    unit = rng.uniform(0, 1, size=(n, *model.sample_shape)).astype(np.float32)
+    return unit * model.input_scaling.scale.numpy() + model.input_scaling.offset.numpy()
+
+
+def keras_reference(assigner, x, random_state=0):
+    """The Keras assigner's outputs on `x`, and its own float32 sensitivity: the largest
+    probability change when every input moves by 1e-6 of its scale (about ten float32
+    roundings). A sharp mixture posterior can turn float32 rounding of its input into
+    differences far above 1e-5 that mean nothing; the tolerance follows this number."""
+    reference = assigner.predict(x, verbose=0)
+    scale = np.maximum(np.abs(x), np.abs(x).mean() + 1e-12)
+    signs = np.random.default_rng(random_state).choice([-1.0, 1.0], size=x.shape)
+    nudged = assigner.predict((x + 1e-6 * scale * signs).astype(np.float32), verbose=0)
+    reference["sensitivity"] = float(np.max(np.abs(nudged["probabilities"]
+                                                   - reference["probabilities"])))
+    return reference
 
 
 def compare(reference, outputs, quantized=False):
     """Max |probability| difference and cluster agreement; raises unless within tolerance.
 
-    Quantised artifacts are not held to the tolerance: their agreement is reported.
+    Probabilities must agree within `PROBABILITY_TOLERANCE`, or within ten times the
+    Keras model's own sensitivity to float32 rounding (`keras_reference`) when that is
+    larger. Cluster ids must agree on every row except near-ties, rows whose two most
+    probable clusters are closer than that tolerance (rounding may order them either
+    way). Quantised artifacts are not held to the tolerance: their agreement is reported.
     """
-    difference = float(np.max(np.abs(reference["probabilities"] - outputs["probabilities"])))
-    agreement = float(np.mean(reference["cluster"] == outputs["cluster"]))
-    if not quantized and (difference > PROBABILITY_TOLERANCE or agreement < 1.0):
+    probabilities = reference["probabilities"]
+    difference = float(np.max(np.abs(probabilities - outputs["probabilities"])))
+    tolerance = max(PROBABILITY_TOLERANCE, 10 * reference.get("sensitivity", 0.0))
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    near_tie = top_two[:, 1] - top_two[:, 0] <= tolerance
+    agree = reference["cluster"] == outputs["cluster"]
+    agreement = float(np.mean(agree))
+    if not quantized and (difference > tolerance or not np.all(agree | near_tie)):
         raise ExportParityError(
             f"exported probabilities differ from Keras by up to {difference:.3g} (tolerance "
-            f"{PROBABILITY_TOLERANCE}) and {1 - agreement:.2%} of cluster ids differ."
-        )
+            f"{tolerance:.3g}) and {np.sum(~agree & ~near_tie)} cluster ids differ outside "
+            "near-ties.")
     return {"max_abs_probability_difference": difference, "cluster_agreement": agreement,
+            "probability_tolerance": tolerance, "near_ties": int(np.sum(near_tie)),
             "n_samples": int(len(reference["cluster"]))}
 
 
@@ -55,7 +82,7 @@ def versions(*packages):
 
 
 def build_metadata(model, artifact, export_format, parity, include_embedding, metrics=None,
-                   preprocessing=None, packages=()):
+                   packages=()):
     outputs = ["probabilities", "cluster"] + (["embedding"] if include_embedding else [])
     return {
         "format_version": FORMAT_VERSION,
@@ -67,8 +94,8 @@ def build_metadata(model, artifact, export_format, parity, include_embedding, me
         "input_shape": [None, *model.sample_shape],
         "input_dtype": "float32",
         "outputs": outputs,
-        # x_model = x * scale + offset; the package's loaders already give [0, 1] data.
-        "preprocessing": preprocessing or {"scale": 1.0, "offset": 0.0},
+        # The scaling is the assigner's first layer: clients send the raw rows.
+        "preprocessing": model.input_scaling.description(),
         "versions": versions(*packages),
         "metrics": metrics or {},
         "parity": parity,
@@ -97,7 +124,7 @@ def write_checked_file(model, path, suffix, write, run, sample=None, include_emb
         raise ValueError(f"The file name must end with {suffix}, got {path}.")
     assigner = model.assigner(include_embedding=include_embedding)
     x = parity_sample(model, sample)
-    reference = assigner.predict(x, verbose=0)
+    reference = keras_reference(assigner, x)
     with atomic_path(path) as tmp:
         write(assigner, tmp)
         parity = compare(reference, run(tmp, x), quantized)

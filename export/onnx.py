@@ -35,7 +35,8 @@ def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT
         The metadata dict (also written to `path + ".metadata.json"`).
 
     Raises:
-        ExportParityError: probabilities differ by more than 1e-5 or a cluster id differs.
+        ExportParityError: probabilities or cluster ids differ beyond the tolerance
+            of `keras_deepclust.export._common.compare`.
     """
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}.")

@@ -3,7 +3,12 @@
 from pathlib import Path
 
 from keras_deepclust._io import atomic_path
-from keras_deepclust.export._common import build_metadata, compare, parity_sample
+from keras_deepclust.export._common import (
+    build_metadata,
+    compare,
+    keras_reference,
+    parity_sample,
+)
 from keras_deepclust.export._versions import new_version_folder, versions_in
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
 
@@ -48,7 +53,7 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
 
     assigner = model.assigner(include_embedding=include_embedding)
     x = parity_sample(model, sample)
-    reference = assigner.predict(x, verbose=0)
+    reference = keras_reference(assigner, x)
     with new_version_folder(base_dir, name, version) as (folder, version):
         assigner.export(str(folder), format="tf_saved_model", verbose=False)
         serve = tf.saved_model.load(str(folder)).signatures["serving_default"]

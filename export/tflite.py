@@ -38,7 +38,7 @@ def export_tflite(model, path, sample=None, include_embedding=False, quantizatio
         sample: rows to check parity on (default: 64 rows of uniform noise).
         include_embedding: add the `embedding` output.
         quantization: None, "dynamic" (int8 weights) or "float16". Quantised files are
-            not held to the 1e-5 tolerance; their agreement with Keras is reported in
+            not held to the parity tolerance; their agreement with Keras is reported in
             the metadata's `parity`.
         metrics: scores to record in the metadata.
 
@@ -46,8 +46,8 @@ def export_tflite(model, path, sample=None, include_embedding=False, quantizatio
         The metadata dict (also written to `path + ".metadata.json"`).
 
     Raises:
-        ExportParityError: (unquantised) probabilities differ by more than 1e-5 or a
-            cluster id differs.
+        ExportParityError: (unquantised) probabilities or cluster ids differ beyond
+            the tolerance of `keras_deepclust.export._common.compare`.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")

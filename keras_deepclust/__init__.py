@@ -2,7 +2,10 @@
 
 Importing this package is cheap: it imports neither Keras nor TensorFlow. The
 heavy names (``DEC``, ``DCEC``, ``ClusteringLayer``, ...) are resolved lazily on
-first access (PEP 562), so ``keras_deepclust.serving`` stays TensorFlow-free.
+first access (PEP 562), so ``keras_deepclust.serving`` stays TensorFlow-free. Yet
+``keras.saving.load_model("model.keras")`` finds every class of the package after a
+bare ``import keras_deepclust``: the classes register with Keras as soon as Keras is
+imported (now, if it already was).
 
 Example:
 
@@ -18,7 +21,10 @@ print(kdc.metrics.clustering_scores(y, model.predict_labels(x)))
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 # Keras reads the backend once, at its first import: set ours before that happens,
 # without overriding a user's explicit choice (other backends are rejected later with
@@ -61,6 +67,42 @@ _LAZY_SUBMODULES = (
 )
 
 __all__ = sorted(list(_LAZY_ATTRIBUTES) + list(_LAZY_SUBMODULES) + ["__version__"])
+
+
+def _register_with_keras():
+    """Imports the modules whose classes Keras must find by their registered names."""
+    try:
+        importlib.import_module("keras_deepclust.models")
+    except ImportError:  # a serving-only install beside Keras: nothing to register
+        pass
+
+
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """A one-shot import hook: once the top-level `keras` module has run, registers the
+    package's classes (Keras resolves "keras_deepclust>DCEC" only when the class's
+    module has been imported, and does not import third-party modules itself)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_keras = spec.loader.exec_module
+
+        def exec_module(module):
+            run_keras(module)
+            _register_with_keras()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_with_keras()
+elif not any(isinstance(f, _RegisterWhenKerasLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
 
 def __getattr__(name):

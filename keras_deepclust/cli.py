@@ -128,7 +128,9 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--pretrain-epochs", type=int, default=None,
                         help="autoencoder epochs (default: the paper's, 400 dense / 200 conv)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="clustering epochs at most (default: until tol stops, <= 20000 steps)")
+                        help="clustering epochs (default: the method's own schedule, e.g. "
+                        "until tol stops for the DEC family, 100 for aec, 200 for dac; "
+                        "refused by methods whose fit has no epochs)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="global batch, split among the replicas of --strategy")
     parser.add_argument("--strategy", default="default",
@@ -136,6 +138,10 @@ def _add_training_arguments(parser, dataset_default):
                         help="tf.distribute strategy: default (one device, the GPU when there "
                         "is one), mirrored (every local GPU) or multiworker (every worker "
                         "of TF_CONFIG runs the same command; the chief writes the outputs)")
+    parser.add_argument("--scale", default="auto", choices=["auto", "standard", "minmax", "none"],
+                        help="input scaling the model learns in fit and carries into every "
+                        "export: auto (images to [0, 1], tables standardised per feature), "
+                        "standard, minmax (per feature for tables) or none")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
@@ -191,16 +197,19 @@ def main(argv=None):
 
 
 def _methods(args):
-    from keras_deepclust.models import list_methods
+    from keras_deepclust.models import get_method, list_methods
 
-    print("\n".join(list_methods()))
+    for name in list_methods():
+        cls = get_method(name)
+        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("`", "")
+        print(f"{name:12s}{summary}" + (f"\n{'':12s}paper: {cls.PAPER}" if cls.PAPER else ""))
     return 0
 
 
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
                     k_range=None, criterion=None, weight_labels=False, strategy="default",
-                    resume=None, stream=False)
+                    resume=None, stream=False, scale="auto")
     return _fit(argparse.Namespace(**settings))
 
 
@@ -210,6 +219,11 @@ def _fit(args):
 
     model_class = get_method(args.method)  # unknown names fail before data loading
     _model_options(args)  # and so do flags of another method
+    if args.epochs is not None and not model_class.ITERATIVE_FIT:
+        raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
+                         "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
+    if args.resume:
+        _check_no_overlap(args.out, args.resume)
     if getattr(args, "stream", False):
         if args.resume:
             raise ValueError("--resume needs the data loaded, not --stream: a backup is "
@@ -229,8 +243,19 @@ def _fit(args):
     if args.quick:
         pretrain_epochs = min(pretrain_epochs or QUICK_EPOCHS["pretrain_epochs"],
                               QUICK_EPOCHS["pretrain_epochs"])
-        epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
+        if model_class.ITERATIVE_FIT:
+            epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
     return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
+
+
+def _check_no_overlap(out, resume):
+    """Refuses a --resume folder that is --out, inside it or around it: the backup is
+    removed when the run ends, and nothing the user asked to keep may go with it."""
+    out, resume = Path(out).resolve(), Path(resume).resolve()
+    if out == resume or out in resume.parents or resume in out.parents:
+        raise ValueError(f"--resume {resume} and --out {out} overlap: the backup folder is "
+                         "removed when the run ends, so it must lie outside the output "
+                         "folder and not contain it.")
 
 
 def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
@@ -266,7 +291,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     else:
         with strategy.scope():
             model = model_class(n_clusters=n_clusters, random_state=args.seed,
-                                **_model_options(args))
+                                scaling=args.scale, **_model_options(args))
         pretrain_history = None
         if resume is not None and resume.exists():
             print(f"Resuming the clustering fit from the backup in {args.resume}.")
@@ -278,11 +303,13 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
                 verbose=2, callbacks=[pretrain_backup] if pretrain_backup else None)
     pretrain_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
-    if resume is not None:
-        fit_callbacks.append(resume)  # last: it backs up what the others updated
-    history = model.fit(x, epochs=epochs, batch_size=args.batch_size, verbose=2,
-                        callbacks=fit_callbacks, **fit_options)
+    fit_arguments = dict(fit_options, batch_size=args.batch_size, verbose=2)
+    if model.ITERATIVE_FIT:
+        fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
+        if resume is not None:
+            fit_callbacks.append(resume)  # last: it backs up what the others updated
+        fit_arguments.update(epochs=epochs, callbacks=fit_callbacks)
+    history = model.fit(x, **fit_arguments)
     cluster_seconds = time.perf_counter() - start
     labels = model.predict_labels(x)
 
@@ -303,14 +330,16 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
         "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
-        "cluster_sizes": [int(n) for n in _bincount(labels, n_clusters)],
+        "cluster_sizes": history.cluster_sizes,
+        "empty_clusters": history.empty_clusters,
+        "scaling": model.input_scaling.description(),
         "history": {"pretrain": pretrain_log, "clustering": history.history},
     }
     if selection is not None:
         report["n_clusters_selection"] = selection
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
-        report["kmeans_on_inputs"] = _kmeans_scores(x, y, n_clusters, args.seed)
+        report["kmeans_on_inputs"] = _kmeans_scores(model.preprocess(x), y, n_clusters, args.seed)
     if distribute.is_chief(strategy):
         _write_outputs(model, x, labels, report, out)
         _print_report(report, out)
@@ -371,7 +400,8 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
     the sweep."""
     from keras_deepclust import model_selection, plots
 
-    probe = model_class(n_clusters=2, random_state=args.seed, **_model_options(args))
+    probe = model_class(n_clusters=2, random_state=args.seed, scaling=args.scale,
+                        **_model_options(args))
     if not getattr(probe, "NEEDS_PRETRAINING", False):
         raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
                          f"autoencoder; {args.method} does not. Pass --clusters K.")
@@ -389,12 +419,6 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
     print(f"K chosen by {criterion} over {k_min}..{k_max}: {n_clusters}")
     selection = {"criterion": criterion, "chosen": n_clusters, "sweep": sweep}
     return probe.with_n_clusters(n_clusters), history, selection
-
-
-def _bincount(labels, n_clusters):
-    import numpy as np
-
-    return np.bincount(labels, minlength=n_clusters)
 
 
 def _kmeans_scores(x, y, n_clusters, seed):
@@ -442,6 +466,8 @@ def _print_report(report, out):
         for name, scores in ((report["method"], report["scores"]),
                              ("k-means on inputs", report["kmeans_on_inputs"])):
             print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
+    if report["empty_clusters"]:
+        print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
     print(f"wrote {out}/model.keras, metrics.json and plots")
 
 
@@ -473,7 +499,8 @@ def _export(args):
                             metrics=scores)
     for export_format, metadata in results.items():
         parity = metadata["parity"]
-        print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e}, "
+        print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e} "
+              f"(tolerance {parity.get('probability_tolerance', 0):.1e}), "
               f"cluster agreement {parity['cluster_agreement']:.4f} on {parity['n_samples']} rows")
     print(f"wrote {args.out}")
     return 0

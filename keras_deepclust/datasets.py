@@ -1,8 +1,9 @@
-"""Data loaders. Each returns `(x, y)`: float32 `x` scaled to [0, 1] (images as
-`(n, height, width, channels)`, tables as `(n, n_features)`) and int labels `y`
-(or None when the source has none).
+"""Data loaders. Each returns `(x, y)`: `x` as stored (uint8 pixels stay uint8; images
+as `(n, height, width, channels)`, tables as `(n, n_features)`) and int labels `y` (or
+None when the source has none). The models learn their input scaling from these raw
+values (`scaling=`), so what `fit` read is what `predict`, `assign` and `serve` take.
 
-numpy only (scikit-learn for the bundled digits); no TensorFlow.
+numpy only (scikit-learn for the bundled digits, pyarrow for Parquet); no TensorFlow.
 """
 
 import csv
@@ -36,7 +37,8 @@ class DataNotFoundError(FileNotFoundError):
 
 def scale_to_unit(x):
     """Scales `x` to [0, 1]: uint8 pixels by 255; anything already within [0, 1] is
-    kept; anything else is min-max scaled over the whole array."""
+    kept; anything else is min-max scaled over the whole array. (The models scale
+    their inputs themselves; this is for baselines on the pixels.)"""
     x = np.asarray(x)
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
@@ -93,12 +95,13 @@ def from_idx(images_path, labels_path=None):
 
     Returns:
         `(x, y)` with x `(n, height, width, 1)` (or `(n, height, width, channels)` for
-        4-D files) scaled to [0, 1]; y is None without `labels_path`.
+        4-D files) in the file's dtype (uint8 pixels for MNIST-style files); y is None
+        without `labels_path`.
     """
     images = read_idx(images_path)
     if images.ndim == 3:
         images = images[..., np.newaxis]
-    x = scale_to_unit(check_array(images, name=str(images_path), dtype=None))
+    x = check_array(images, name=str(images_path), dtype=None)
     y = None
     if labels_path is not None:
         y = check_labels(read_idx(labels_path).astype(np.int64), len(x), name=str(labels_path))
@@ -169,7 +172,7 @@ def _from_tensorflow_datasets(name, split):
         )
     except Exception:  # offline, or the download failed: fall through to the error
         return None
-    return scale_to_unit(images), labels.astype(np.int64)
+    return images, labels.astype(np.int64)
 
 
 def load_fashion_mnist(path=None, split="test"):
@@ -184,7 +187,7 @@ def load_fashion_mnist(path=None, split="test"):
         split: "test" (10k), "train" (60k) or "all" (70k).
 
     Returns:
-        `(x, y)`, x `(n, 28, 28, 1)` in [0, 1].
+        `(x, y)`, x `(n, 28, 28, 1)` uint8 pixels.
     """
     return _named_idx_dataset("fashion_mnist", path, split)
 
@@ -206,7 +209,7 @@ def load_usps(path):
     with h5py.File(path, "r") as f:
         x = np.concatenate([f[g]["data"][:] for g in ("train", "test")])
         y = np.concatenate([f[g]["target"][:] for g in ("train", "test")])
-    return scale_to_unit(x.reshape(-1, 16, 16, 1)), y.astype(np.int64)
+    return x.reshape(-1, 16, 16, 1), y.astype(np.int64)
 
 
 def from_npz(path, x_key=None, y_key=None):
@@ -237,34 +240,93 @@ def from_npy(path, labels_path=None):
 
 
 def from_csv(path, label_column=None, delimiter=",", skip_header="auto"):
-    """Rows of a numeric CSV as samples; `label_column` (index or header name) as labels."""
+    """Rows of a numeric CSV as samples; `label_column` (index or header name) as labels.
+
+    A cell that is not a number, or an empty one, is refused with the row and the
+    column (by its header name when there is a header), never read as NaN.
+    """
     path = _existing(path)
     with open(path, newline="") as f:
-        first = next(csv.reader(f, delimiter=delimiter), None)
-    if first is None:
+        rows = list(csv.reader(f, delimiter=delimiter))
+    rows = [row for row in rows if row]
+    if not rows:
         raise ValueError(f"{path} is empty.")
+    first = rows[0]
     has_header = skip_header if skip_header != "auto" else not _all_numeric(first)
+    header = first if has_header else [str(i) for i in range(len(first))]
     if isinstance(label_column, str):
         if not has_header or label_column not in first:
             raise ValueError(f"{path} has no column named {label_column!r}; header: {first}.")
         label_column = first.index(label_column)
-    try:
-        table = np.loadtxt(path, delimiter=delimiter, skiprows=int(has_header), ndmin=2)
-    except ValueError as error:
-        raise ValueError(f"{path} is not a numeric CSV: {error}") from None
+    body = rows[int(has_header):]
+    if not body:
+        raise ValueError(f"{path} has a header but no rows.")
+    for number, row in enumerate(body, start=1 + int(has_header)):
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(row)} cells where the first line "
+                             f"has {len(header)}.")
+    table = np.empty((len(body), len(header)))
+    for column, name in enumerate(header):
+        cells = [row[column] for row in body]
+        try:
+            table[:, column] = [float(c) for c in cells]
+        except ValueError:
+            line = next(i for i, c in enumerate(cells) if not _is_number(c))
+            raise ValueError(
+                f"{path}: column {name!r} is not numeric (line {line + 1 + int(has_header)}: "
+                f"{cells[line]!r}). Encode or drop non-numeric columns first.") from None
+        if not np.isfinite(table[:, column]).all():
+            line = int(np.flatnonzero(~np.isfinite(table[:, column]))[0])
+            raise ValueError(f"{path}: column {name!r} holds NaN or an infinite value "
+                             f"(line {line + 1 + int(has_header)}: {cells[line]!r}).")
     y = None
     if label_column is not None:
         y = table[:, label_column].astype(np.int64)
         table = np.delete(table, label_column, axis=1)
-    return _finish(table, y, path)
+    return _finish(table.astype(np.float32), y, path)
 
 
-def _all_numeric(cells):
+def from_parquet(path, label_column=None):
+    """Rows of a Parquet file (needs pyarrow) as samples: every numeric column a
+    feature, `label_column` (a name) the labels. Non-numeric or null cells are refused
+    with the column's name."""
+    path = _existing(path)
     try:
-        [float(c) for c in cells]
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"Reading {path} needs pyarrow: pip install pyarrow") from None
+    table = pq.read_table(path)
+    columns, y = [], None
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:
+            raise ValueError(f"{path}: column {name!r} has {column.null_count} null cells.")
+        values = column.to_numpy()
+        if name == label_column:
+            y = values
+            continue
+        if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+            raise ValueError(f"{path}: column {name!r} is not numeric ({column.type}). "
+                             "Encode or drop non-numeric columns first.")
+        columns.append(values.astype(np.float32))
+    if label_column is not None and y is None:
+        raise ValueError(f"{path} has no column named {label_column!r}; columns: "
+                         f"{table.column_names}.")
+    if not columns:
+        raise ValueError(f"{path} has no feature columns.")
+    return _finish(np.column_stack(columns), y, path)
+
+
+def _is_number(cell):
+    try:
+        float(cell)
     except ValueError:
         return False
     return True
+
+
+def _all_numeric(cells):
+    return all(_is_number(c) for c in cells)
 
 
 def _existing(path):
@@ -275,7 +337,7 @@ def _existing(path):
 
 
 def _finish(x, y, path):
-    x = scale_to_unit(check_array(x, name=str(path), dtype=None))
+    x = check_array(x, name=str(path), dtype=None)
     if y is not None:
         y = check_labels(np.asarray(y).reshape(-1), len(x), name=f"labels of {path}")
     return x, y
@@ -293,8 +355,8 @@ NAMED = {
 
 def load(name_or_path):
     """A data set by name (see `NAMED`) or path: a folder of IDX files, `.npy`,
-    `.npz`, `.csv` (last column as labels when named "label"/"labels"/"y"), or
-    `usps.h5`. Used by the CLI's `--dataset`.
+    `.npz`, `.csv` or `.parquet` (a column named "label", "labels" or "y" as labels),
+    or `usps.h5`. Used by the CLI's `--dataset` and by `assign`.
 
     Returns:
         `(x, y)`; y may be None.
@@ -320,11 +382,17 @@ def load(name_or_path):
             header = next(csv.reader(f), [])
         label = next((c for c in ("label", "labels", "y") if c in header), None)
         return from_csv(path, label_column=label)
+    if suffixes.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        return from_parquet(path, next((c for c in ("label", "labels", "y") if c in names), None))
     if suffixes.endswith(".h5"):
         return load_usps(path)
     if "ubyte" in path.name or "idx" in path.name:
         return from_idx(path)
-    raise ValueError(f"Cannot tell the format of {path}: use .npy, .npz, .csv, .h5 or IDX.")
+    raise ValueError(f"Cannot tell the format of {path}: use .npy, .npz, .csv, .parquet, "
+                     ".h5 or IDX.")
 
 
 # ------------------------------------------------------------------ streaming
@@ -333,8 +401,8 @@ def stream(path, batch_size=256):
     shards written by `keras-deepclust convert`, as a `tf.data.Dataset` read from disk as
     they are needed, so the data never has to fit in memory.
 
-    Pixels are scaled to [0, 1] as `load` does: uint8 by 255; other dtypes must already
-    lie in [0, 1] (checked in a first pass over the file, chunk by chunk).
+    Values are as stored, cast to float32 (a model learns its input scaling from a
+    pass over the stream, as it does from arrays); NaN and infinite values fail.
 
     Args:
         path: an `.npy` file, an IDX images file (`*-idx3-ubyte[.gz]`) or a folder
@@ -370,11 +438,8 @@ def stream(path, batch_size=256):
 
     def batches():
         for chunk in _read_records(opener, path, offset, dtype, shape, batch_size):
-            yield _scaled_chunk(chunk, path).reshape(len(chunk), *sample_shape)
+            yield _float_chunk(chunk, path).reshape(len(chunk), *sample_shape)
 
-    if np.dtype(dtype) != np.uint8:
-        for chunk in _read_records(opener, path, offset, dtype, shape, 65536):
-            _scaled_chunk(chunk, path)  # fails early on values outside [0, 1] or NaN
     dataset = tf.data.Dataset.from_generator(
         batches, output_signature=tf.TensorSpec((None, *sample_shape), tf.float32))
     return dataset.prefetch(tf.data.AUTOTUNE), int(shape[0])
@@ -416,13 +481,8 @@ def _read_records(opener, path, offset, dtype, shape, rows):
             yield np.frombuffer(data, dtype=dtype).reshape(count, *shape[1:])
 
 
-def _scaled_chunk(chunk, path):
-    if chunk.dtype == np.uint8:
-        return chunk.astype(np.float32) / 255.0
+def _float_chunk(chunk, path):
     values = chunk.astype(np.float32)
     if not np.isfinite(values).all():
         raise ValueError(f"{path} contains NaN or infinite values.")
-    if values.size and (values.min() < 0.0 or values.max() > 1.0):
-        raise ValueError(f"{path}: streamed values must be uint8 pixels or lie in [0, 1], "
-                         f"found [{values.min():g}, {values.max():g}]; scale the file first.")
     return values

@@ -11,9 +11,11 @@ from keras_deepclust.serving.metadata import read_metadata
 class ClusterAssigner:
     """Assigns clusters with an exported ONNX assigner.
 
-    Checks inputs against the artifact's metadata (sample shape, numeric dtype, finite
-    values), applies the recorded preprocessing (x * scale + offset) and runs large
-    inputs in batches.
+    Takes the raw rows the model was fitted on: the input scaling learnt by `fit` is
+    the artifact's first layer. Checks inputs against the artifact's metadata (sample
+    shape, numeric dtype, finite values), takes flat rows of an image model
+    (`(n, h * w * c)`, row-major as `x.reshape(n, -1)` gives) and any memory order,
+    and runs large inputs in batches.
 
     Args:
         path: the `.onnx` file written by `keras_deepclust.export.export_onnx`; its
@@ -29,7 +31,7 @@ class ClusterAssigner:
     from keras_deepclust.serving import ClusterAssigner
 
     assigner = ClusterAssigner("artifacts/clusterer.onnx")
-    labels = assigner.predict(x)            # (n,) int32
+    labels = assigner.predict_labels(x)     # (n,) int32
     probabilities = assigner.predict_proba(x)
     ```
     """
@@ -57,21 +59,23 @@ class ClusterAssigner:
         self.batch_size = batch_size
         self.sample_shape = tuple(self.metadata["input_shape"][1:])
         self.n_clusters = self.metadata["n_clusters"]
+        self.n_features = int(np.prod(self.sample_shape))
 
     def _prepare(self, x):
         x = np.asarray(x)
         if x.ndim == 0 or len(x) == 0:
             raise ValueError(f"inputs must hold at least one sample, got shape {x.shape}.")
         x = check_array(x, name="inputs")  # numeric, batch first, finite; float32
+        if x.ndim == 2 and len(self.sample_shape) > 1 and x.shape[1] == self.n_features:
+            x = x.reshape(len(x), *self.sample_shape)  # flat rows of an image model
         if x.shape[1:] != self.sample_shape:
             raise ValueError(
                 f"inputs have samples of shape {x.shape[1:]} but the model takes samples of "
-                f"shape {self.sample_shape} (batch first: (n, {', '.join(map(str, self.sample_shape))}))."
+                f"shape {self.sample_shape} (batch first: (n, {', '.join(map(str, self.sample_shape))}))"
+                + (f" or flat rows of {self.n_features} values." if len(self.sample_shape) > 1
+                   else ".")
             )
-        preprocessing = self.metadata["preprocessing"]
-        if preprocessing != {"scale": 1.0, "offset": 0.0}:
-            x = x * np.float32(preprocessing["scale"]) + np.float32(preprocessing["offset"])
-        return x
+        return np.ascontiguousarray(x)
 
     def assign(self, x):
         """All outputs for `x`: `{"probabilities": (n, K) float32, "cluster": (n,) int32,
@@ -88,6 +92,6 @@ class ClusterAssigner:
         """Cluster probabilities, `(n, K)` float32."""
         return self.assign(x)["probabilities"]
 
-    def predict(self, x):
+    def predict_labels(self, x):
         """Cluster ids, `(n,)` int32."""
         return self.assign(x)["cluster"]

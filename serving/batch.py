@@ -11,16 +11,23 @@ from keras_deepclust._validation import check_positive_int
 
 def _npy_chunks(path, chunk_rows):
     """`(n_rows, chunks)` of an `.npy` read with plain file reads: unlike a memory map,
-    the pages read do not stay in the process, so memory stays flat for any size."""
+    the pages read do not stay in the process, so memory stays flat for any size.
+    A Fortran-ordered array (what `np.save(df.values)` writes) is read through a
+    memory map instead, whose rows are not contiguous on disk."""
     f = open(path, "rb")
     version = np.lib.format.read_magic(f)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
     shape, fortran_order, dtype = read_header(f)
-    if fortran_order or len(shape) < 2 or dtype.hasobject:
+    if len(shape) < 2 or dtype.hasobject:
         f.close()
-        raise ValueError(f"{path} must hold a C-ordered numeric array of shape (n, ...), "
-                         f"got shape {shape}{' in Fortran order' if fortran_order else ''}.")
+        raise ValueError(f"{path} must hold a numeric array of shape (n, ...), got shape "
+                         f"{shape}{' of Python objects' if dtype.hasobject else ''}.")
+    if fortran_order:
+        f.close()
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        return shape[0], ((start, np.ascontiguousarray(x[start:start + chunk_rows]))
+                          for start in range(0, shape[0], chunk_rows))
     row_items = int(np.prod(shape[1:]))
 
     def chunks():
@@ -42,30 +49,26 @@ def _chunks(path, chunk_rows):
         raise FileNotFoundError(f"No such data file: {path}")
     if path.suffix == ".npy":
         return _npy_chunks(path, chunk_rows)
-    from keras_deepclust import datasets  # numpy only; loads and scales the whole file
+    from keras_deepclust import datasets  # numpy only (pyarrow for Parquet); whole file
 
-    x = datasets.load(path)[0]
+    x = datasets.load(path)[0]  # the rows `fit --dataset` takes: a label column is left out
     return len(x), ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
-
-
-def _scaled(chunk):
-    # The package's loaders scale uint8 pixels by 255; a uint8 file read in chunks gets the
-    # same, chunk by chunk. Other dtypes must already be scaled like the training data.
-    return chunk.astype(np.float32) / 255.0 if chunk.dtype == np.uint8 else chunk
 
 
 def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=False,
                 progress=True):
     """Writes `row,cluster[,p_0..p_K-1]` for every row of `data_path` to a CSV.
 
-    Rows are read, assigned and written `chunk_rows` at a time; an `.npy` is read chunk
-    by chunk, so one larger than RAM keeps memory flat. The CSV is written under a temporary name
+    Rows are the raw values the model was fitted on (its input scaling is inside the
+    artifact). They are read, assigned and written `chunk_rows` at a time; an `.npy`
+    is read chunk by chunk, so one larger than RAM keeps memory flat. The CSV is written under a temporary name
     and renamed when complete.
 
     Args:
         assigner: a `ClusterAssigner`.
-        data_path: `.npy` (read in chunks), or any format `keras_deepclust.datasets.load`
-            reads (loaded whole).
+        data_path: `.npy` (read in chunks, any memory order), or any format
+            `keras_deepclust.datasets.load` reads (loaded whole): `.csv`, `.parquet`
+            (with pyarrow), `.npz`, IDX. A CSV's or Parquet's columns are all features.
         out_path: the CSV to write.
         chunk_rows: rows per chunk.
         probabilities: also write the cluster probabilities.
@@ -83,7 +86,7 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
                 header += [f"p_{k}" for k in range(assigner.n_clusters)]
             f.write(",".join(header) + "\n")
             for start, rows in chunks:
-                outputs = assigner.assign(_scaled(rows))
+                outputs = assigner.assign(rows)
                 columns = [np.arange(start, start + len(outputs["cluster"]))[:, None],
                            outputs["cluster"][:, None]]
                 fmt = ["%d", "%d"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from keras_deepclust._io import write_json
 
-FORMAT_VERSION = 1
+# 2: the input scaling is inside the model (`preprocessing` only describes it).
+FORMAT_VERSION = 2
 METADATA_SUFFIX = ".metadata.json"
 SAVEDMODEL_METADATA = Path("assets.extra") / "keras_deepclust.json"
 ONNX_VERSION_FILE = "model.onnx"  # BASE/NAME/VERSION/model.onnx, read by the HTTP server

@@ -54,8 +54,8 @@ def assign_clusters(df, onnx_path, features_col="features", batch_size=4096,
 
     Flat feature vectors are reshaped to the model's sample shape: a model trained on
     8x8x1 images takes arrays of 64 values (row-major, as ``x.reshape(n, -1)`` gives).
-    Preprocessing recorded at export (``x * scale + offset``) is applied, as by
-    `ClusterAssigner`; other scaling (pixels / 255) is the caller's.
+    Rows are the raw values the model was fitted on: the input scaling `fit` learnt
+    is part of the exported model, as for `ClusterAssigner`.
 
     On a cluster, every executor needs the model file and its ``.metadata.json``. Ship
     both with ``spark-submit --files model.onnx,model.onnx.metadata.json`` or

@@ -211,5 +211,114 @@ def test_console_script_lists_methods(tmp_path):
     # cwd: outside the repository, so the installed package is imported, not the source tree.
     result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
                             capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert result.stdout.split() == ["ae-gmm", "ae-kmeans", "aec", "cae-gmm", "cae-kmeans",
-                                     "dac", "damic", "dcec", "dec", "dec-conv", "idec", "n2d"]
+    names = [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert names == ["ae-gmm", "ae-kmeans", "aec", "cae-gmm", "cae-kmeans", "dac", "damic",
+                     "dcec", "dec", "dec-conv", "idec", "n2d"]
+
+
+def _tiny_data(tmp_path, method):
+    """A tiny labelled data file for `method`: uint8 images (.npz) for convolutional
+    networks, a raw table with wide-ranged columns (.csv with a label column) else."""
+    from keras_deepclust.models import get_method
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 24)
+    if get_method(method)(n_clusters=2).network == "conv":
+        x = rng.integers(0, 40, (72, 8, 8, 1))
+        for i, label in enumerate(y):
+            x[i, 4 * (label // 2):4 * (label // 2) + 4, 4 * (label % 2):4 * (label % 2) + 4] += 180
+        np.savez(tmp_path / "data.npz", x=x.astype(np.uint8), y=y)
+        return tmp_path / "data.npz"
+    x = (rng.normal(0, 3, (3, 5))[y] + rng.normal(0, 0.5, (72, 5))) * [1, 10, 100, 1e3, 1e4]
+    header = "a,b,c,d,e,label"
+    np.savetxt(tmp_path / "data.csv", np.column_stack([x, y]), delimiter=",", header=header,
+               comments="", fmt="%.6g")
+    return tmp_path / "data.csv"
+
+
+@pytest.mark.parametrize("method", sorted(
+    __import__("keras_deepclust.models", fromlist=["list_methods"]).list_methods()))
+def test_every_method_fits_then_loads_evaluates_exports_and_assigns_elsewhere(tmp_path, method):
+    """`fit --quick`; then evaluate, export and assign run in a fresh process, where
+    only `import keras_deepclust` precedes `keras.saving.load_model`, and `assign` on
+    the raw rows `fit` read gives the fit's labels."""
+    data = _tiny_data(tmp_path, method)
+    out = tmp_path / "run"
+    assert cli.main(["fit", method, "--dataset", str(data), "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    labels = np.loadtxt(out / "labels.csv", delimiter=",", skiprows=1)[:, 1].astype(int)
+    assert report["cluster_sizes"] == np.bincount(labels, minlength=3).tolist()
+    assert report["scaling"]["in_model"]
+    code = (
+        "import json, sys, numpy as np, keras_deepclust, keras\n"
+        "from keras_deepclust import cli, datasets\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "print(json.dumps(model.predict_labels(datasets.load(sys.argv[2])[0]).tolist()))\n"
+        "assert cli.main(['evaluate', sys.argv[1], '--dataset', sys.argv[2]]) == 0\n"
+        "assert cli.main(['export', sys.argv[1], '--format', 'onnx', '--out', sys.argv[3]]) == 0\n"
+        "assert cli.main(['assign', sys.argv[3] + '/clusterer.onnx', sys.argv[2], '--out',\n"
+        "                 sys.argv[3] + '/labels.csv']) == 0\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(out / "model.keras"), str(data),
+                             str(tmp_path / "exported")], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert json.loads(lines[0]) == labels.tolist()
+    assert json.loads("\n".join(lines[1:7])) == pytest.approx(report["scores"])
+    assigned = np.loadtxt(tmp_path / "exported" / "labels.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(assigned[:, 1].astype(int), labels)  # raw rows, same labels
+
+
+@pytest.mark.parametrize("method", ["aec", "dac", "damic", "dcec"])
+def test_no_epochs_runs_the_methods_own_schedule(tmp_path, method):
+    """No --epochs (the pretraining cut to 2): AEC 100 alternations, DAC 200 epochs,
+    DAMIC 50, the DEC family until tol."""
+    from keras_deepclust.models import get_method
+
+    from keras_deepclust import datasets
+
+    # Unlabelled, so no per-epoch scores are computed: only the schedule is under test.
+    np.save(tmp_path / "x.npy", datasets.load(_tiny_data(tmp_path, method))[0])
+    assert cli.main(["fit", method, "--dataset", str(tmp_path / "x.npy"), "--clusters", "3",
+                     "--pretrain-epochs", "2", "--out", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    expected = getattr(get_method(method), "EPOCHS", None)
+    if expected is None:  # until tol: stopped before the cap of 20000 steps
+        assert 1 <= report["clustering_epochs"] < 20000
+    else:
+        assert report["clustering_epochs"] == expected
+
+
+def test_quick_runs_every_kind_of_fit(tmp_path, capsys):
+    for method in ("aec", "ae-gmm"):
+        data = _tiny_data(tmp_path, method)
+        assert cli.main(["fit", method, "--dataset", str(data), "--quick",
+                         "--out", str(tmp_path / method)]) == 0
+        report = json.loads((tmp_path / method / "metrics.json").read_text())
+        assert report["pretrain_epochs"] == (20 if method == "ae-gmm" else 0)
+        assert report["clustering_epochs"] == (20 if method == "aec" else 1)
+    assert cli.main(["fit", "ae-gmm", "--dataset", str(data), "--epochs", "3",
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "--epochs is for methods whose fit trains in epochs" in capsys.readouterr().err
+
+
+def test_resume_never_overlaps_the_output_folder(tmp_path, image_npz, capsys):
+    keep = tmp_path / "runs" / "a"
+    keep.mkdir(parents=True)
+    (keep / "mine.txt").write_text("keep me")
+    for resume in (keep, tmp_path / "runs", keep / "backup"):
+        assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--quick",
+                         "--out", str(keep), "--resume", str(resume)]) == 2
+        assert "overlap" in capsys.readouterr().err
+    assert (keep / "mine.txt").read_text() == "keep me"
+
+
+def test_methods_lists_each_with_its_description_and_paper(capsys):
+    from keras_deepclust.models import list_methods
+
+    assert cli.main(["methods"]) == 0
+    printed = capsys.readouterr().out
+    for name in list_methods():
+        assert any(line.startswith(name + " ") for line in printed.splitlines())
+    assert printed.count("paper: ") == len(list_methods())

@@ -34,14 +34,17 @@ def start(tmp_path_factory):
     x = (centers[y] + rng.normal(0, 0.03, size=(90, 6))).astype(np.float32)
     model = damic()
     model.pretrain(x, epochs=8, batch_size=8, verbose=0)
+    # The networks work on the inputs as the model scales them (standardised table).
+    scaled = model.preprocess(x)
+    np.testing.assert_allclose(scaled, (x - x.mean(0)) / x.std(0), rtol=1e-4, atol=1e-5)
     model.mixture.set_from_autoencoder(model.encoder, model.decoder)
-    copies = keras.ops.convert_to_numpy(model.mixture(x))
-    pretrained = model.decoder.predict(model.encoder.predict(x, verbose=0), verbose=0)
+    copies = keras.ops.convert_to_numpy(model.mixture(scaled))
+    pretrained = model.decoder.predict(model.encoder.predict(scaled, verbose=0), verbose=0)
     labels = model.initialize(x, batch_size=8)
     path = tmp_path_factory.mktemp("damic") / "initialized.keras"
     model.save(path)
-    return SimpleNamespace(model=model, x=x, y=y, copies=copies, pretrained=pretrained,
-                           labels=labels, path=path)
+    return SimpleNamespace(model=model, x=x, scaled=scaled, y=y, copies=copies,
+                           pretrained=pretrained, labels=labels, path=path)
 
 
 def fresh(start):
@@ -102,8 +105,8 @@ def test_copies_of_the_pretrained_autoencoder_and_initialisation(start):
     assert model.initialized and labels.dtype == np.int32 and labels.shape == (90,)
     assert np.mean(model.predict_labels(x) == labels) >= 0.9
     # Each autoencoder was fine-tuned on its own k-means cluster only.
-    errors = keras.ops.convert_to_numpy(model.mixture.squared_errors(x))
-    before = ((start.pretrained - x) ** 2).sum(1)
+    errors = keras.ops.convert_to_numpy(model.mixture.squared_errors(start.scaled))
+    before = ((start.pretrained - start.scaled) ** 2).sum(1)
     for k in range(3):
         own = labels == k
         assert errors[own, k].mean() < before[own].mean()
@@ -134,18 +137,20 @@ def test_gmm_initialisation_labels_by_the_mixture_in_memory_and_on_a_stream(star
 
 
 def test_loss_is_the_hand_computed_mixture_loss(start):
-    model, x = start.model, start.x
+    # predict takes raw x; the networks, the loss and train_on_batch take it scaled.
+    model, x, scaled = start.model, start.x, start.scaled
     probabilities = model.predict(x)
-    reconstructions = keras.ops.convert_to_numpy(model.mixture(x))
-    squared_errors = ((x[:, None, :] - reconstructions) ** 2).sum(-1)
+    reconstructions = keras.ops.convert_to_numpy(model.mixture(scaled))
+    squared_errors = ((scaled[:, None, :] - reconstructions) ** 2).sum(-1)
     expected = numpy_mixture_loss(probabilities.astype(np.float64), squared_errors)
-    np.testing.assert_allclose(model.per_example_loss(x).numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(model.per_example_loss(scaled).numpy(), expected, rtol=1e-4)
     np.testing.assert_allclose(
-        np.exp(model.log_probabilities(x).numpy()), probabilities, rtol=1e-5, atol=1e-7
+        np.exp(model.log_probabilities(scaled).numpy()), probabilities, rtol=1e-5, atol=1e-7
     )
     trained = fresh(start)
+    np.testing.assert_array_equal(trained.preprocess(x), scaled)  # the scaling was saved
     trained.compile(optimizer=keras.optimizers.SGD(1e-3))
-    logs = trained.train_on_batch(x, return_dict=True)  # reports the loss before the update
+    logs = trained.train_on_batch(scaled, return_dict=True)  # the loss before the update
     assert logs["loss"] == pytest.approx(expected.mean(), rel=1e-4)
 
 
@@ -156,8 +161,9 @@ def test_assignments_shapes_and_assigner_holds_only_the_clustering_network(start
     assert probabilities.shape == (90, 3) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
     assert labels.shape == (90,) and labels.dtype == np.int32
-    reconstructions = model.reconstruct(x)
-    by_own_cluster = keras.ops.convert_to_numpy(model.mixture(x))[np.arange(90), labels]
+    reconstructions = model.reconstruct(x)  # raw x in, reconstruction of the scaled x out
+    by_own_cluster = keras.ops.convert_to_numpy(model.mixture(start.scaled))[np.arange(90),
+                                                                            labels]
     np.testing.assert_allclose(reconstructions, by_own_cluster, rtol=1e-5, atol=1e-6)
     assigner = model.assigner()
     expected = model.clustering_trunk.count_params() + model.clustering_head.count_params()
@@ -167,12 +173,14 @@ def test_assignments_shapes_and_assigner_holds_only_the_clustering_network(start
 
 def test_fit_lowers_the_loss_and_learns_the_blobs(start):
     model, x, y = fresh(start), start.x, start.y
-    before = model.per_example_loss(x).numpy().mean()
+    before = model.per_example_loss(start.scaled).numpy().mean()  # the loss on what it trains on
     history = model.fit(x, epochs=3, batch_size=32, verbose=0,
                         callbacks=[ClusteringMetrics(x, y)])
-    assert model.per_example_loss(x).numpy().mean() < before
+    assert model.per_example_loss(start.scaled).numpy().mean() < before
     assert history.history["acc"][-1] >= 0.9
     assert min(history.history["min_cluster_size"]) > 0
+    assert history.empty_clusters == [] and sum(history.cluster_sizes) == 90
+    assert history.cluster_sizes == np.bincount(model.predict_labels(x), minlength=3).tolist()
     assert clustering_scores(y, model.predict_labels(x))["acc"] >= 0.9
 
 
@@ -184,6 +192,12 @@ def test_an_emptied_cluster_warns_and_sizes_are_logged(start):
         history = model.fit(x, epochs=2, batch_size=32, verbose=0)
     assert sum("is empty" in str(w.message) for w in record) == 1  # once per cluster
     assert history.history["min_cluster_size"] == [0, 0]
+    # The fit's end reports the empty cluster too, on the History and in one warning.
+    assert history.empty_clusters == [1]
+    assert history.cluster_sizes[1] == 0 and sum(history.cluster_sizes) == 90
+    ended = [str(w.message) for w in record if "fit ended with" in str(w.message)]
+    assert ended == [f"DAMIC.fit ended with 1 empty cluster(s) of 3: [1] (cluster sizes "
+                     f"{history.cluster_sizes}). Fewer clusters may describe the data better."]
     sizes = model.cluster_monitor.sizes
     assert len(sizes) == 2 and sizes[-1][1] == 0 and sizes[-1].sum() == 90
 

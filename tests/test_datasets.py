@@ -36,7 +36,9 @@ def test_idx_round_trip_gzipped_and_raw(idx_dir):
     raw = datasets.read_idx(idx_dir / "train-images-idx3-ubyte.gz")
     x, y = datasets.load_idx_directory(idx_dir, split="train")
     assert x.shape == (6, 5, 4, 1)
-    np.testing.assert_allclose(x[..., 0], raw / 255.0, rtol=1e-6)
+    # As stored: the models learn their scaling (uint8 pixels by 255) themselves.
+    assert x.dtype == np.uint8
+    np.testing.assert_array_equal(x[..., 0], raw)
     np.testing.assert_array_equal(y, [0, 1, 2, 0, 1, 2])
     x_all, y_all = datasets.load_idx_directory(idx_dir, split="all")
     assert x_all.shape[0] == 10 and y_all.shape == (10,)
@@ -75,15 +77,48 @@ def test_npz_npy_csv(tmp_path):
     y = np.array([0, 1, 0, 1])
     np.savez(tmp_path / "d.npz", x=x, y=y)
     xs, ys = datasets.load(tmp_path / "d.npz")
-    np.testing.assert_allclose(xs, x / 11.0, rtol=1e-6)  # min-max scaled to [0, 1]
+    # As stored (the models learn their scaling): no min-max to [0, 1], dtype kept.
+    assert xs.dtype == np.float64
+    np.testing.assert_array_equal(xs, x)
     np.testing.assert_array_equal(ys, y)
-    np.save(tmp_path / "d.npy", x.astype(np.float32) / 11.0)
+    np.save(tmp_path / "d.npy", x.astype(np.float32) * 3)
     xs, ys = datasets.load(tmp_path / "d.npy")
-    assert ys is None and xs.shape == (4, 3)
-    (tmp_path / "d.csv").write_text("a,b,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    assert ys is None and xs.shape == (4, 3) and xs.dtype == np.float32
+    np.testing.assert_array_equal(xs, x.astype(np.float32) * 3)
+    pixels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4, 1) * 10
+    np.save(tmp_path / "pixels.npy", pixels)
+    xs, _ = datasets.load(tmp_path / "pixels.npy")
+    assert xs.dtype == np.uint8
+    np.testing.assert_array_equal(xs, pixels)
+    (tmp_path / "d.csv").write_text("a,b,label\n0.1,20,1\n0.3,-40,0\n")
     xs, ys = datasets.load(tmp_path / "d.csv")
-    np.testing.assert_allclose(xs, [[0.1, 0.2], [0.3, 0.4]], rtol=1e-6)
+    assert xs.dtype == np.float32
+    np.testing.assert_allclose(xs, [[0.1, 20], [0.3, -40]], rtol=1e-6)
     np.testing.assert_array_equal(ys, [1, 0])
+
+
+def test_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({"a": [0.5, 2.0, -1.0], "b": np.array([1, 2, 3], np.int64),
+                      "label": [2, 0, 1]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    xs, ys = datasets.load(tmp_path / "d.parquet")
+    assert xs.dtype == np.float32
+    np.testing.assert_array_equal(xs, [[0.5, 1], [2, 2], [-1, 3]])  # as stored
+    np.testing.assert_array_equal(ys, [2, 0, 1])
+    xs, ys = datasets.from_parquet(tmp_path / "d.parquet")  # no label column: all features
+    assert ys is None
+    np.testing.assert_array_equal(xs, [[0.5, 1, 2], [2, 2, 0], [-1, 3, 1]])
+    pq.write_table(pa.table({"a": [1.0, 2.0], "colour": ["red", "blue"]}),
+                   tmp_path / "text.parquet")
+    with pytest.raises(ValueError, match=r"column 'colour' is not numeric"):
+        datasets.load(tmp_path / "text.parquet")
+    pq.write_table(pa.table({"a": [1.0, None]}), tmp_path / "null.parquet")
+    with pytest.raises(ValueError, match=r"column 'a' has 1 null cells"):
+        datasets.load(tmp_path / "null.parquet")
+    with pytest.raises(ValueError, match=r"has no column named 'y'"):
+        datasets.from_parquet(tmp_path / "d.parquet", label_column="y")
 
 
 def test_bad_data_files(tmp_path):
@@ -97,9 +132,18 @@ def test_bad_data_files(tmp_path):
     np.savez(tmp_path / "labels.npz", x=np.ones((3, 2)), y=np.arange(4))
     with pytest.raises(ValueError, match="has 4 entries but the data has 3 samples"):
         datasets.load(tmp_path / "labels.npz")
-    (tmp_path / "text.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(ValueError, match="is not a numeric CSV"):
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n1,x\n")
+    with pytest.raises(ValueError, match=r"column 'b' is not numeric \(line 3: 'x'\)"):
         datasets.load(tmp_path / "text.csv")
+    (tmp_path / "empty_cell.csv").write_text("a,b\n1,\n")
+    with pytest.raises(ValueError, match=r"column 'b' is not numeric \(line 2: ''\)"):
+        datasets.load(tmp_path / "empty_cell.csv")
+    (tmp_path / "nan.csv").write_text("a,b\n1,2\nnan,3\n")
+    with pytest.raises(ValueError, match=r"column 'a' holds NaN or an infinite value \(line 3: 'nan'\)"):
+        datasets.load(tmp_path / "nan.csv")
+    (tmp_path / "headless.csv").write_text("1,2\n3,inf\n")  # no header: columns by index
+    with pytest.raises(ValueError, match=r"column '1' holds NaN or an infinite value \(line 2: 'inf'\)"):
+        datasets.load(tmp_path / "headless.csv")
     np.save(tmp_path / "flat.npy", np.ones(5))
     with pytest.raises(ValueError, match=r"must have shape \(n_samples, n_features\)"):
         datasets.load(tmp_path / "flat.npy")
@@ -115,7 +159,11 @@ def test_usps_h5(tmp_path):
             f[group]["data"] = rng.uniform(0, 1, (n, 256))
             f[group]["target"] = np.arange(n)
     x, y = datasets.load(path)
-    assert x.shape == (5, 16, 16, 1) and x.dtype == np.float32
+    # As stored: the float64 values of the file, reshaped to images, not rescaled.
+    assert x.shape == (5, 16, 16, 1) and x.dtype == np.float64
+    with h5py.File(path, "r") as f:
+        stored = np.concatenate([f[g]["data"][:] for g in ("train", "test")])
+    np.testing.assert_array_equal(x.reshape(5, 256), stored)
     np.testing.assert_array_equal(y, [0, 1, 2, 0, 1])
     with pytest.raises(datasets.DataNotFoundError, match="Download usps.h5"):
         datasets.load_usps(tmp_path / "none.h5")

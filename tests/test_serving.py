@@ -21,7 +21,12 @@ def test_assigner_matches_keras_in_batches(exported):
     np.testing.assert_array_equal(outputs["cluster"], model.predict_labels(x))
     np.testing.assert_allclose(assigner.predict_proba(x), model.predict(x), atol=1e-5)
     np.testing.assert_allclose(outputs["embedding"], model.embed(x), atol=1e-5)
-    np.testing.assert_array_equal(assigner.predict(x[:1]), model.predict_labels(x[:1]))
+    np.testing.assert_array_equal(assigner.predict_labels(x[:1]), model.predict_labels(x[:1]))
+    # Flat rows (what np.save(df.values) and JSON clients hold) and Fortran order.
+    np.testing.assert_array_equal(assigner.predict_labels(x.reshape(300, 64)),
+                                  model.predict_labels(x))
+    np.testing.assert_array_equal(assigner.predict_labels(np.asfortranarray(x)),
+                                  model.predict_labels(x))
     assert assigner.n_clusters == 4 and assigner.sample_shape == (8, 8, 1)
 
 
@@ -31,13 +36,14 @@ def test_assigner_rejects_bad_input(exported):
     bad = x[:5].copy()
     bad[2, 1, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinite values \(1 of them, first at index \(2, 1, 1, 0\)\)"):
-        assigner.predict(bad)
-    with pytest.raises(ValueError, match=r"samples of shape \(64,\) but the model takes samples of shape \(8, 8, 1\)"):
-        assigner.predict(x[:5].reshape(5, 64))
+        assigner.predict_labels(bad)
+    with pytest.raises(ValueError, match=r"samples of shape \(63,\) but the model takes samples of "
+                       r"shape \(8, 8, 1\) .* or flat rows of 64 values"):
+        assigner.predict_labels(x[:5].reshape(5, 64)[:, :63])
     with pytest.raises(ValueError, match="must be numeric"):
-        assigner.predict(np.full((2, 8, 8, 1), "a"))
+        assigner.predict_labels(np.full((2, 8, 8, 1), "a"))
     with pytest.raises(ValueError, match="at least one sample"):
-        assigner.predict(np.zeros((0, 8, 8, 1), "float32"))
+        assigner.predict_labels(np.zeros((0, 8, 8, 1), "float32"))
     with pytest.raises(ValueError, match="is a tflite artifact, not ONNX"):
         ClusterAssigner(folder / "m.tflite")
     with pytest.raises(FileNotFoundError, match="No such ONNX file"):
@@ -53,7 +59,7 @@ def test_assigner_runs_without_tensorflow(exported):
         "import sys, numpy as np\n"
         "from keras_deepclust.serving import ClusterAssigner\n"
         f"a = ClusterAssigner({str(folder / 'm.onnx')!r})\n"
-        f"print(a.predict(np.load({str(folder / 'x.npy')!r})).tolist())\n"
+        f"print(a.predict_labels(np.load({str(folder / 'x.npy')!r})).tolist())\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -65,8 +71,12 @@ def test_assigner_runs_without_tensorflow(exported):
 
 def test_assign_cli_streams_a_memory_mapped_file(exported, tmp_path):
     model, x, folder = exported
-    pixels = np.round(x * 255).astype(np.uint8)  # raw uint8 pixels, scaled chunk by chunk
-    np.save(tmp_path / "big.npy", pixels)
+    # The raw float rows the model was fitted on (its scaling is inside the artifact), as
+    # flat rows in Fortran order, what np.save(df.values) writes: read through a memory map.
+    np.save(tmp_path / "big.npy", np.asfortranarray(x.reshape(300, 64)))
+    with open(tmp_path / "big.npy", "rb") as f:
+        np.lib.format.read_magic(f)
+        assert np.lib.format.read_array_header_1_0(f)[1]  # fortran_order
     out = tmp_path / "labels.csv"
     code = (
         "import sys; from keras_deepclust import cli\n"
@@ -82,8 +92,8 @@ def test_assign_cli_streams_a_memory_mapped_file(exported, tmp_path):
     table = np.loadtxt(out, delimiter=",", skiprows=1)
     assert out.read_text().splitlines()[0] == "row,cluster,p_0,p_1,p_2,p_3"
     np.testing.assert_array_equal(table[:, 0], np.arange(300))
-    expected = model.predict_labels(pixels.astype("float32") / 255.0)
-    np.testing.assert_array_equal(table[:, 1].astype(int), expected)
+    np.testing.assert_array_equal(table[:, 1].astype(int), model.predict_labels(x))
+    np.testing.assert_allclose(table[:, 2:], model.predict(x), atol=1e-5)  # written as %.6g
     np.testing.assert_allclose(table[:, 2:].sum(1), 1.0, atol=1e-4)
 
 

@@ -95,7 +95,7 @@ def test_list_of_columns_and_vector_and_double_inputs(spark, exported):
     names = [f"p{i}" for i in range(64)]
     df = spark.createDataFrame([(i, *map(float, flat[i])) for i in range(80)], ["id", *names])
     df = df.withColumn("doubles", F.array(*names)).withColumn("vec", array_to_vector("doubles"))
-    expected = ClusterAssigner(path).predict(x[:80])
+    expected = ClusterAssigner(path).predict_labels(x[:80])
     # One job each: chained in one plan, every task would need a Python worker per stage.
     by_columns = assign_clusters(df, path, features_col=names, batch_size=50, output_col="k")
     assert by_columns.columns == ["id", *names, "doubles", "vec", "k"]
@@ -116,7 +116,7 @@ def test_model_shipped_with_add_file(spark, exported, frame, tmp_path):
     # Not at this path anywhere: the driver and the executors find it in SparkFiles.
     result = assign_clusters(frame.limit(40), "/nonexistent/shipped.onnx")
     ids, (labels,) = by_id(result, "cluster")
-    np.testing.assert_array_equal(labels, ClusterAssigner(path).predict(x[ids]))
+    np.testing.assert_array_equal(labels, ClusterAssigner(path).predict_labels(x[ids]))
 
     def resolve(frames):  # the lookup as an executor makes it
         import pandas as pd

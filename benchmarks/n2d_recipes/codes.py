@@ -14,6 +14,7 @@ from keras_deepclust.models import N2D
 
 dataset, network, epochs, noise, cache = sys.argv[1:6]
 x, y = datasets.load(dataset)
+x = datasets.scale_to_unit(x)  # pixels in [0, 1], as the committed runs had them
 for seed in (0, 1, 2):
     model = N2D(n_clusters=10, network=network, random_state=seed)
     model.pretrain(x, epochs=int(epochs), noise_stddev=float(noise), verbose=0)

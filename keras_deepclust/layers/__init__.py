@@ -9,6 +9,8 @@ from keras_deepclust.layers.heads import (
 )
 from keras_deepclust.layers.mixture import MixtureOfAutoencoders
 from keras_deepclust.layers.neighbors import NeighborInterpolation
+from keras_deepclust.layers.preprocessing import SCALINGS, InputScaling
 
 __all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment", "ImageAugmentation",
-           "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation"]
+           "InputScaling",
+           "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation", "SCALINGS"]

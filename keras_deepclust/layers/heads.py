@@ -134,12 +134,12 @@ class GaussianMixturePosterior(keras.layers.Layer):
         self.precisions_cholesky.assign(full.astype(np.float32))
 
     def call(self, inputs):
-        k, d = self.n_components, self.means.shape[1]
-        # y_k = (z - mu_k) L_k for all k with one matmul: (n, d) @ (d, k*d).
-        stacked = tf.reshape(tf.transpose(self.precisions_cholesky, [1, 0, 2]), (d, k * d))
-        projected = tf.reshape(tf.matmul(inputs, stacked), (-1, k, d))
-        offsets = tf.reduce_sum(self.means[:, :, None] * self.precisions_cholesky, axis=1)
-        mahalanobis = tf.reduce_sum(tf.square(projected - offsets[None]), axis=-1)
+        # y_k = (z - mu_k) L_k, differences first: expanding it as z L_k - mu_k L_k
+        # cancels catastrophically in float32 when the precisions are large (a sharp
+        # mixture on a UMAP manifold), which made exports disagree in the 4th digit.
+        differences = tf.transpose(inputs[:, None, :] - self.means[None], [1, 0, 2])  # (k, n, d)
+        projected = tf.matmul(differences, self.precisions_cholesky)  # batched: (k, n, d)
+        mahalanobis = tf.transpose(tf.reduce_sum(tf.square(projected), axis=-1))  # (n, k)
         log_det = tf.reduce_sum(
             tf.math.log(tf.linalg.diag_part(self.precisions_cholesky)), axis=-1)
         log_joint = self.log_weights + log_det - 0.5 * mahalanobis

@@ -72,12 +72,21 @@ class NeighborInterpolation(keras.layers.Layer):
         self.occupied.assign(np.pad(np.ones(n, np.float32), (0, padding)))
 
     def call(self, inputs):
+        # ||z - r||^2 expanded (N x capacity, never N x capacity x d), about the
+        # references' mean, which keeps the terms small and the rounding with them.
+        center = (tf.reduce_sum(self.references * self.occupied[:, None], axis=0)
+                  / tf.maximum(tf.reduce_sum(self.occupied), 1.0))
+        inputs, references = inputs - center, self.references - center
         squared = (tf.reduce_sum(tf.square(inputs), axis=-1, keepdims=True)
-                   - 2.0 * tf.matmul(inputs, self.references, transpose_b=True)
-                   + tf.reduce_sum(tf.square(self.references), axis=-1)[None])
+                   - 2.0 * tf.matmul(inputs, references, transpose_b=True)
+                   + tf.reduce_sum(tf.square(references), axis=-1)[None])
         squared = tf.where(self.occupied[None] > 0, tf.maximum(squared, 0.0), np.float32(3e38))
-        negative, index = tf.math.top_k(-squared, k=self.n_neighbors)
-        distances = tf.sqrt(-negative)
+        _, index = tf.math.top_k(-squared, k=self.n_neighbors)
+        # The expansion picks the neighbours; their distances are then taken directly
+        # (N x k x d): the weights below divide by small distance gaps, which the
+        # expansion's rounding would swamp.
+        offsets = inputs[:, None, :] - tf.gather(references, index)
+        distances = tf.sqrt(tf.reduce_sum(tf.square(offsets), axis=-1))
         nearest = distances[:, :1]
         sigma = tf.maximum(tf.reduce_mean(distances, axis=-1, keepdims=True) - nearest, 1e-6)
         weights = tf.exp(-(distances - nearest) / sigma)

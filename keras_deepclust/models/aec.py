@@ -76,6 +76,9 @@ class AEC(AutoencoderClusteringModel):
     """
 
     NEEDS_PRETRAINING = False  # Algorithm 1 starts from a random assignment
+    EPOCHS = 100  # alternations when `fit(epochs=None)`
+    PAPER = ("Song, Liu, Huang, Wang and Tan, Auto-encoder Based Data Clustering, "
+             "CIARP 2013")
     STREAMING_FIT = True  # a stream's assignment is recomputed per batch (_StreamAssignment)
 
     def __init__(
@@ -189,6 +192,7 @@ class AEC(AutoencoderClusteringModel):
         Returns:
             The assignment, `(n_samples,)` int32; None for a stream (not kept).
         """
+        x = self.prepare_inputs(x)
         if isinstance(x, tf.data.Dataset):
             return self._initialize_stream_assignment(x)
         rng = np.random.default_rng(self.random_state)
@@ -220,6 +224,7 @@ class AEC(AutoencoderClusteringModel):
         for a stream, whether an assignment of streams exists."""
         if isinstance(x, tf.data.Dataset):
             return self._stream_assignment is not None
+        x = self.prepare_inputs(x)
         return int(tf.shape(self._assignments)[0]) == len(x) and np.allclose(
             self._assignments_fingerprint.numpy(), data_fingerprint(x)
         )
@@ -240,6 +245,7 @@ class AEC(AutoencoderClusteringModel):
         Returns:
             `{"centre_distance", "empty_clusters", "label_change"}` for the logs.
         """
+        x = self.prepare_inputs(x)
         if isinstance(x, tf.data.Dataset):
             return self._stream_assignment.update(x, reassign)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
@@ -262,7 +268,7 @@ class AEC(AutoencoderClusteringModel):
             self._assignments.assign(labels)
         return _alternation_logs(centres, len(empty), float(np.mean(labels != previous)))
 
-    def fit(self, x=None, y=None, batch_size=256, epochs=100, verbose="auto", callbacks=None,
+    def fit(self, x=None, y=None, batch_size=256, epochs=None, verbose="auto", callbacks=None,
             validation_data=None, shuffle=True, initial_epoch=0, **kwargs):
         """Algorithm 1. Same arguments as `keras.Model.fit`, except:
 
@@ -271,7 +277,8 @@ class AEC(AutoencoderClusteringModel):
                 `batch_size` is the dataset's own and `shuffle` is up to it).
             y: must be None: clustering does not train on labels (log ACC with
                 `keras_deepclust.callbacks.ClusteringMetrics(x, y)`).
-            epochs: T, the number of alternations (one SGD epoch each).
+            epochs: T, the number of alternations (one SGD epoch each); None takes
+                `EPOCHS`.
 
         Returns:
             The `History`, with `centre_distance`, `empty_clusters` and `label_change`
@@ -282,6 +289,7 @@ class AEC(AutoencoderClusteringModel):
             x, callbacks, self._default_pretrain_optimizer, initial_epoch)
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
+        epochs = self.EPOCHS if epochs is None else epochs
         alternation = _Alternation(x, batch_size)
         if isinstance(x, tf.data.Dataset):
             return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,

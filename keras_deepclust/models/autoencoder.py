@@ -10,6 +10,7 @@ from keras_deepclust import losses, networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
+from keras_deepclust.layers import InputScaling
 from keras_deepclust.models.base import ClusteringModel
 
 
@@ -91,6 +92,8 @@ class AutoencoderClusteringModel(ClusteringModel):
         if self.built:
             return
         self.sample_shape = tuple(int(s) for s in input_shape[1:])
+        self.input_scaling = InputScaling(self.scaling, name="input_scaling")
+        self.input_scaling.build((None, *self.sample_shape))
         self.encoder, self.decoder = networks.BUILDERS[self.network](
             self.sample_shape, embedding_dim=self.embedding_dim,
             random_state=self.random_state, **self._network_options(),
@@ -151,7 +154,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         Returns:
             The `History` of the autoencoder training.
         """
-        x = self._prepare_data(x)
+        x = self.prepare_inputs(x, adapt=True)
         check_distributed_fit(batch_size, self.distribute_strategy)
         if not noise_stddev >= 0:
             raise ValueError(f"noise_stddev must be >= 0, got {noise_stddev!r}.")
@@ -229,7 +232,9 @@ class AutoencoderClusteringModel(ClusteringModel):
         if not self.built:
             with self.distribute_strategy.scope():
                 self.build((None, *other.sample_shape))
-        for mine, theirs in ((self.encoder, other.encoder), (self.decoder, other.decoder)):
+        pairs = ((self.input_scaling, other.input_scaling), (self.encoder, other.encoder),
+                 (self.decoder, other.decoder))
+        for mine, theirs in pairs:
             shapes = [tuple(w.shape) for w in mine.weights]
             if shapes != [tuple(w.shape) for w in theirs.weights]:
                 raise ValueError(
@@ -317,13 +322,13 @@ class AutoencoderClusteringModel(ClusteringModel):
 
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Autoencoder reconstruction of `x` (same shape as `x`)."""
-        x = self._prepare_data(x)  # builds the model on first use
+        x = self.prepare_inputs(x)  # builds the model on first use
         codes = self.encoder.predict(x, batch_size=batch_size, verbose=verbose)
         return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
 
     def finite_codes(self, x, batch_size=256):
         """The autoencoder's codes of `x`, with a clear error when training diverged."""
-        x = self._prepare_data(x)  # builds the model on first use
+        x = self.prepare_inputs(x)  # builds the model on first use
         codes = self.encoder.predict(x, batch_size=batch_size, verbose=0)
         if not np.isfinite(codes).all():
             raise ValueError(
@@ -350,8 +355,15 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._row_state[name] = variable
         return variable
 
+    def add_weight(self, *args, **kwargs):
+        """`keras.Model.add_weight`, remembering the weight as one of this model's own
+        (saved by `save_own_variables`; the sublayers save theirs)."""
+        variable = super().add_weight(*args, **kwargs)
+        self.__dict__.setdefault("_own_weights", []).append(variable)
+        return variable
+
     def _own_variables(self):
-        return self._trainable_variables + self._non_trainable_variables
+        return self.__dict__.get("_own_weights", [])
 
     def save_own_variables(self, store):
         for i, variable in enumerate(self._own_variables()):

@@ -1,7 +1,10 @@
 """What every clustering model of the package shares: input checks, hard labels,
 the method registry used by the CLI, export and benchmarks."""
 
+import functools
 import numbers
+import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -12,8 +15,24 @@ from sklearn.mixture import GaussianMixture
 from keras_deepclust._validation import check_array, check_n_clusters
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
 from keras_deepclust.layers import HardAssignment
+from keras_deepclust.layers.preprocessing import check_scaling, stream_scaling_statistics
 
 _METHODS = {}
+# Datasets a model has checked and scaled: id -> (weak reference, the model's scaling).
+_PREPARED_DATASETS = {}
+
+
+def _prepared_by(dataset):
+    reference, scaling = _PREPARED_DATASETS.get(id(dataset), (None, None))
+    return scaling if reference is not None and reference() is dataset else None
+
+
+class PreparedInputs(np.ndarray):
+    """A float32 array already scaled by the `InputScaling` layer `owner` (what
+    `ClusteringModel.prepare_inputs` returns); rows and reshapes of it stay prepared."""
+
+    def __array_finalize__(self, obj):
+        self.owner = getattr(obj, "owner", None)
 
 
 def register_method(name):
@@ -46,6 +65,47 @@ def get_method(name):
 def method_name(model):
     """The registered method name of `model`'s class, or None."""
     return next((name for name, cls in _METHODS.items() if type(model) is cls), None)
+
+
+def _reporting_cluster_sizes(fit):
+    """Wraps a method's `fit` so that every fit ends by counting the samples of each
+    cluster on `x`: the sizes go to `history.cluster_sizes`, the empty clusters to
+    `history.empty_clusters`, and a warning names them."""
+
+    @functools.wraps(fit)
+    def wrapper(self, x=None, *args, **kwargs):
+        if getattr(self, "_fitting", False):  # a fit calling its parent's fit
+            return fit(self, x, *args, **kwargs)
+        self._fitting = True
+        try:
+            history = fit(self, x, *args, **kwargs)
+        finally:
+            self._fitting = False
+        sizes = np.bincount(self.predict_labels(x, batch_size=kwargs.get("batch_size", 256)),
+                            minlength=self.n_clusters)
+        history.cluster_sizes = sizes.tolist()
+        history.empty_clusters = np.flatnonzero(sizes == 0).tolist()
+        if history.empty_clusters:
+            warnings.warn(
+                f"{type(self).__name__}.fit ended with {len(history.empty_clusters)} empty "
+                f"cluster(s) of {self.n_clusters}: {history.empty_clusters} (cluster sizes "
+                f"{history.cluster_sizes}). Fewer clusters may describe the data better.",
+                stacklevel=2)
+        return history
+
+    return wrapper
+
+
+def refuse_epoch_arguments(model, fit_kwargs):
+    """Raises for the `keras.Model.fit` arguments a fit without epochs cannot honour."""
+    given = sorted(name for name in ("epochs", "callbacks", "validation_data",
+                                     "validation_split", "initial_epoch", "steps_per_epoch")
+                   if fit_kwargs.get(name) not in (None, 0, 0.0))
+    if given:
+        raise ValueError(
+            f"{type(model).__name__}.fit fits its clusterer once, with no epochs, so it "
+            f"cannot honour {', '.join(given)}: train the autoencoder with "
+            "pretrain(x, epochs=..., callbacks=...) instead.")
 
 
 def _check_backend():
@@ -118,11 +178,23 @@ class ClusteringModel(keras.Model):
     CLUSTERER_MAX_SAMPLES = 100_000
     # Whether `fit` accepts a `tf.data.Dataset` (data larger than memory).
     STREAMING_FIT = False
+    # Whether `fit` trains in epochs (and takes `epochs`, `callbacks` and
+    # `validation_data`), or fits a clusterer once (two-stage methods, N2D).
+    ITERATIVE_FIT = True
+    # What `keras-deepclust methods` prints: the method's paper.
+    PAPER = ""
 
-    def __init__(self, n_clusters=10, sample_shape=None, random_state=None, **kwargs):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:
+            cls.fit = _reporting_cluster_sizes(cls.__dict__["fit"])
+
+    def __init__(self, n_clusters=10, sample_shape=None, scaling="auto", random_state=None,
+                 **kwargs):
         _check_backend()
         super().__init__(**kwargs)
         self.n_clusters = check_n_clusters(n_clusters)
+        self.scaling = check_scaling(scaling)
         if random_state is not None and (
             isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
         ):
@@ -130,17 +202,41 @@ class ClusteringModel(keras.Model):
         self.random_state = None if random_state is None else int(random_state)
         self.sample_shape = None if sample_shape is None else tuple(int(s) for s in sample_shape)
 
-    def _prepare_data(self, x, name="x"):
-        """Checks `x` (finite, numeric, right sample shape) and builds the model on first
-        use. A `tf.data.Dataset` of batches is checked by its element spec and, batch by
-        batch as it streams, for NaN and infinite values."""
-        if isinstance(x, tf.data.Dataset):
-            return self._prepare_dataset(x, name)
-        x = check_array(x, name=name)
-        self._build_for(tuple(x.shape[1:]), name)
-        return x
+    def prepare_inputs(self, x, name="x", adapt=False):
+        """Checks `x` (finite, numeric, right sample shape), builds the model on first
+        use and returns it scaled by the model's `input_scaling`, as the networks take
+        it. With `adapt` (the training entry points), the scaling is first learnt from
+        `x` unless it was already.
 
-    def _prepare_dataset(self, dataset, name):
+        A `tf.data.Dataset` of batches is checked by its element spec and, batch by
+        batch as it streams, for NaN and infinite values. Inputs this model prepared
+        already pass through unchanged, so internal calls never scale twice.
+        """
+        scaling = self._scaling_layer()
+        if isinstance(x, tf.data.Dataset):
+            if scaling is not None and _prepared_by(x) is scaling:
+                return x
+            return self._prepare_dataset(x, name, adapt)
+        if scaling is not None and isinstance(x, PreparedInputs) and x.owner is scaling:
+            return x
+        raw = check_array(x, name=name, dtype=None)
+        self._build_for(tuple(raw.shape[1:]), name)
+        scaling = self._scaling_layer()
+        if adapt and not scaling.adapted:
+            scaling.adapt(raw)
+        prepared = scaling.transform(raw).view(PreparedInputs)
+        prepared.owner = scaling
+        return prepared
+
+    def preprocess(self, x):
+        """`x` scaled as the networks see it (what `input_scaling` does in the
+        exported assigner), as a float32 array."""
+        return np.asarray(self.prepare_inputs(x))
+
+    def _scaling_layer(self):
+        return self.input_scaling if self.built else None
+
+    def _prepare_dataset(self, dataset, name, adapt):
         spec = dataset.element_spec
         if not isinstance(spec, tf.TensorSpec):
             raise ValueError(f"{name} must yield batches of samples, one tensor per element "
@@ -152,8 +248,18 @@ class ClusteringModel(keras.Model):
             raise ValueError(f"{name} must be numeric, got dtype {spec.dtype.name}.")
         self._build_for(tuple(spec.shape[1:]), name)
         message = f"{name} contains NaN or infinite values"
-        return dataset.map(lambda batch: tf.debugging.check_numerics(
+        checked = dataset.map(lambda batch: tf.debugging.check_numerics(
             tf.cast(batch, tf.float32), message))
+        scaling = self._scaling_layer()
+        if adapt and not scaling.adapted:
+            scaling.set_statistics(*stream_scaling_statistics(checked, scaling.scaling))
+        offset = tf.constant(scaling.offset.numpy())
+        scale = tf.constant(scaling.scale.numpy())
+        prepared = checked.map(lambda batch: (batch - offset) / scale)
+        key = id(prepared)
+        _PREPARED_DATASETS[key] = (weakref.ref(prepared), scaling)
+        weakref.finalize(prepared, _PREPARED_DATASETS.pop, key, None)
+        return prepared
 
     def _build_for(self, sample_shape, name):
         if not self.built:
@@ -188,7 +294,7 @@ class ClusteringModel(keras.Model):
         if isinstance(x, tf.data.Dataset) and is_multi_worker(self.distribute_strategy):
             raise ValueError("Under MultiWorkerMirroredStrategy, fit takes x as an array, "
                              "not a dataset.")
-        x = self._prepare_data(x)
+        x = self.prepare_inputs(x, adapt=True)
         if not isinstance(x, tf.data.Dataset):  # a stream is checked on its codes
             check_n_clusters(self.n_clusters, len(x))
         if batch_size is not None:
@@ -196,7 +302,7 @@ class ClusteringModel(keras.Model):
         if validation_data is not None:
             if isinstance(validation_data, tuple):
                 validation_data = validation_data[0]
-            validation_data = (self._prepare_data(validation_data, name="validation_data"),)
+            validation_data = (self.prepare_inputs(validation_data, name="validation_data"),)
         self._seed()
         return x, validation_data
 
@@ -214,7 +320,19 @@ class ClusteringModel(keras.Model):
     def predict(self, x, batch_size=256, verbose=0, **kwargs):
         """Soft cluster assignments, an `(n_samples, n_clusters)` float32 array."""
         self._check_ready_to_assign()
-        return super().predict(self._prepare_data(x), batch_size=batch_size, verbose=verbose, **kwargs)
+        return super().predict(self.prepare_inputs(x), batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def predict_proba(self, x, batch_size=256, verbose=0):
+        """Cluster probabilities, an `(n_samples, n_clusters)` float32 array (what
+        `predict` returns, named as on `ClusterAssigner` and scikit-learn)."""
+        return self.predict(x, batch_size=batch_size, verbose=verbose)
+
+    def evaluate(self, x=None, y=None, batch_size=256, **kwargs):
+        """`keras.Model.evaluate` on the raw `x` (scaled like `fit`'s); `y` must be None."""
+        if y is not None:
+            raise ValueError("evaluate() does not use labels; score clusters with "
+                             "keras_deepclust.metrics.clustering_scores(y, model.predict_labels(x)).")
+        return super().evaluate(self.prepare_inputs(x), batch_size=batch_size, **kwargs)
 
     def predict_labels(self, x, batch_size=256, verbose=0):
         """Hard cluster labels, an `(n_samples,)` int32 array (argmax of `predict`)."""
@@ -224,7 +342,7 @@ class ClusteringModel(keras.Model):
 
     def embed(self, x, batch_size=256, verbose=0):
         """Codes of `x` from the encoder, an `(n_samples, embedding_dim)` array."""
-        x = self._prepare_data(x)  # builds the model on first use
+        x = self.prepare_inputs(x)  # builds the model on first use
         return self.assignment_encoder().predict(x, batch_size=batch_size, verbose=verbose)
 
     def assignment_encoder(self):
@@ -239,7 +357,8 @@ class ClusteringModel(keras.Model):
     def assigner(self, include_embedding=False):
         """The inference model of the export contract.
 
-        A functional `keras.Model` with one input named `inputs` (dynamic batch) and
+        A functional `keras.Model` that takes the raw inputs `fit` took (its first
+        layer is the learnt `input_scaling`), with one input named `inputs` (dynamic batch) and
         dict outputs `probabilities` (float32, N x K), `cluster` (int32, N) and, with
         `include_embedding`, `embedding` (the code). It shares weights with this model.
 
@@ -253,7 +372,7 @@ class ClusteringModel(keras.Model):
             raise ValueError("The model is not built yet: pretrain or fit it first.")
         self._check_ready_to_assign()
         inputs = keras.Input(shape=self.sample_shape, name="inputs")
-        embedding = self.assignment_encoder()(inputs)
+        embedding = self.assignment_encoder()(self.input_scaling(inputs))
         probabilities = self.soft_assignment_head()(embedding)
         outputs = {"probabilities": probabilities, "cluster": HardAssignment(name="cluster")(probabilities)}
         if include_embedding:
@@ -265,5 +384,6 @@ class ClusteringModel(keras.Model):
             "name": self.name,
             "n_clusters": self.n_clusters,
             "sample_shape": None if self.sample_shape is None else list(self.sample_shape),
+            "scaling": self.scaling,
             "random_state": self.random_state,
         }

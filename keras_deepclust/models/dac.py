@@ -199,9 +199,10 @@ class DAC(AutoencoderClusteringModel):
     """
 
     NEEDS_PRETRAINING = False
+    PAPER = ("Lu and Li, DAC: Deep Autoencoder-based Clustering, a General Deep "
+             "Learning Framework of Representation Learning")
     STREAMING_FIT = True  # weights from a reservoir sample, k-means on a sample of codes
-    # Training epochs of the paper, used when `fit(epochs=None)`.
-    EPOCHS = 200
+    EPOCHS = 200  # the paper's training epochs, when `fit(epochs=None)`
 
     def __init__(
         self,
@@ -308,7 +309,7 @@ class DAC(AutoencoderClusteringModel):
             The weights the loss uses, `(n_features,)` float32 (divided by their
             mean with `normalize_weights`).
         """
-        x = self._prepare_data(x)
+        x = self.prepare_inputs(x)
         streamed = isinstance(x, tf.data.Dataset)
         if weight_labels is not None:
             if streamed:
@@ -385,7 +386,7 @@ class DAC(AutoencoderClusteringModel):
         x=None,
         y=None,
         weight_labels=None,
-        epochs=EPOCHS,
+        epochs=None,
         batch_size=256,
         verbose="auto",
         callbacks=None,

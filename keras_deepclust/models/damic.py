@@ -34,8 +34,6 @@ from keras_deepclust.models.base import check_code_clusterer, code_clusterer, re
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 CLUSTERING_UNITS = (512, 256)
-# Joint-training epochs when `fit(epochs=None)`: the slides give no number.
-FIT_EPOCHS = 50
 # Seed offsets of the DAMIC-only weights, above those of the pretrained autoencoder
 # (networks.dense_autoencoder uses random_state * 1000 + 1, 2, ...).
 _MIXTURE_SEED, _TRUNK_SEED, _HEAD_SEED = 100, 200, 300
@@ -178,6 +176,9 @@ class DAMIC(AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 200}
+    EPOCHS = 50  # joint training epochs when `fit(epochs=None)`; the slides give none
+    PAPER = ("Chazan, Gannot and Goldberger, Deep Clustering Based on a Mixture of "
+             "Autoencoders, MLSP 2019")
     STREAMING_FIT = True  # no per-row state; a stream's k-means labels come per batch
 
     def __init__(
@@ -295,7 +296,7 @@ class DAMIC(AutoencoderClusteringModel):
         Returns:
             The initial labels, `(n_samples,)` int32.
         """
-        x = self._prepare_data(x)
+        x = self.prepare_inputs(x)
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
@@ -383,7 +384,7 @@ class DAMIC(AutoencoderClusteringModel):
                 up to it).
             y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
                 against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
-            epochs: passes over `x`; None takes `FIT_EPOCHS` (50).
+            epochs: passes over `x`; None takes `EPOCHS` (50).
             validation_data: `x_val` or `(x_val,)`; reports the mixture loss on it.
 
         Returns:
@@ -403,7 +404,7 @@ class DAMIC(AutoencoderClusteringModel):
         if not self.initialized:
             self.initialize(x, batch_size=batch_size, verbose=verbose)
         self.cluster_monitor = ClusterSizeMonitor(x, batch_size=batch_size)
-        epochs = FIT_EPOCHS if epochs is None else epochs
+        epochs = self.EPOCHS if epochs is None else epochs
         callbacks = [self.cluster_monitor, *(callbacks or [])]
         if isinstance(x, tf.data.Dataset):
             return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
@@ -443,7 +444,7 @@ class DAMIC(AutoencoderClusteringModel):
 
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Reconstruction of each sample by the autoencoder of its assigned cluster."""
-        x = self._prepare_data(x)
+        x = self.prepare_inputs(x)
         inputs = keras.Input(shape=self.sample_shape)
         assigned = ops.one_hot(ops.argmax(self.call(inputs), axis=-1), self.n_clusters)
         selected = ops.sum(assigned[:, :, None] * self.mixture(inputs), axis=1)

@@ -34,6 +34,8 @@ from keras_deepclust.models.snapshot import EncoderSnapshot
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
 MAX_ITERATIONS = 20000
+_DCEC_PAPER = ("Guo, Liu, Zhu and Yin, Deep Clustering with Convolutional Autoencoders, "
+               "ICONIP 2017")
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
@@ -232,6 +234,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         Never for a stream, whose frequencies f are recomputed at every fit."""
         if isinstance(x, tf.data.Dataset) or int(tf.shape(self._target)[0]) != len(x):
             return False
+        x = self.prepare_inputs(x)  # the target was computed on the scaled inputs
         fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
         return np.allclose(self._target_fingerprint.numpy(), fingerprint)
 
@@ -252,6 +255,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             since the k-means initialisation), or None when there is nothing to
             compare with.
         """
+        x = self.prepare_inputs(x)
         if isinstance(x, tf.data.Dataset):
             if self._stream_target is None:
                 self._stream_target = _StreamTarget(self)
@@ -469,6 +473,9 @@ class DEC(DeepEmbeddedClustering):
     all arguments.
     """
 
+    PAPER = ("Xie, Girshick and Farhadi, Unsupervised Deep Embedding for Clustering "
+             "Analysis, ICML 2016")
+
     def __init__(self, n_clusters=10, network="dense", reconstruction=False, **kwargs):
         super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
 
@@ -480,6 +487,9 @@ class IDEC(DeepEmbeddedClustering):
 
     `DeepEmbeddedClustering` with `network="dense"`, `reconstruction=True`.
     """
+
+    PAPER = ("Guo, Gao, Liu and Yin, Improved Deep Embedded Clustering with Local "
+             "Structure Preservation, IJCAI 2017")
 
     def __init__(self, n_clusters=10, network="dense", reconstruction=True, **kwargs):
         super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
@@ -493,6 +503,8 @@ class DECConv(DeepEmbeddedClustering):
     `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=False`.
     """
 
+    PAPER = _DCEC_PAPER
+
     def __init__(self, n_clusters=10, network="conv", reconstruction=False, **kwargs):
         super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
 
@@ -504,6 +516,8 @@ class DCEC(DeepEmbeddedClustering):
 
     `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=True`.
     """
+
+    PAPER = _DCEC_PAPER
 
     def __init__(self, n_clusters=10, network="conv", reconstruction=True, **kwargs):
         super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)

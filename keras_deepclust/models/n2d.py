@@ -31,7 +31,7 @@ from keras_deepclust.layers import (
     NeighborInterpolation,
 )
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import refuse_epoch_arguments, register_method
 from keras_deepclust.models.two_stage import (
     COVARIANCE_TYPES,
     HEADS,
@@ -115,7 +115,11 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 200, "conv": 200}
+    PAPER = ("McConville, Santos-Rodriguez, Piechocki and Craddock, N2D: (Not Too) Deep "
+             "Clustering via Clustering the Local Manifold of an Autoencoded Embedding, "
+             "ICPR 2020")
     STREAMING_FIT = True  # embeds a stream, UMAP on a bounded sample of the codes
+    ITERATIVE_FIT = False
 
     def __init__(
         self,
@@ -298,8 +302,8 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             y: must be None (labels are not used).
             batch_size: batch size of the encoding.
             verbose: a summary unless 0, and with 1 the head's progress bar.
-            **kwargs: `keras.Model.fit` arguments such as `epochs` are accepted for a
-                uniform interface and ignored.
+            **kwargs: `keras.Model.fit` arguments about epochs (`epochs`,
+                `callbacks`, `validation_data`, ...) are refused with a ValueError.
 
         Returns:
             A `keras.callbacks.History` with one entry: `loss` (negative mean
@@ -307,6 +311,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             `bic` (mixture), `manifold_mse` and `manifold_agreement` (the share of
             the UMAP rows that the exported path labels as UMAP + clusterer does).
         """
+        refuse_epoch_arguments(self, kwargs)
         x, _ = self._check_fit_arguments(x, y)
         logs = {}
         if not self.manifold_fitted or self.umap_ is None:
@@ -347,7 +352,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         manifold is fitted first when needed)."""
         if not self.manifold_fitted or self.umap_ is None:
             self.fit_manifold(x, batch_size=batch_size, verbose=0)
-        return self.assignment_encoder().predict(self._prepare_data(x), batch_size=batch_size,
+        return self.assignment_encoder().predict(self.prepare_inputs(x), batch_size=batch_size,
                                                  verbose=0)
 
     def with_n_clusters(self, n_clusters):

@@ -16,7 +16,7 @@ from sklearn.mixture import GaussianMixture
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import refuse_epoch_arguments, register_method
 
 HEADS = ("kmeans", "gmm")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -105,7 +105,9 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 50, "conv": 50}  # the paper's
+    PAPER = "Bhattarai, Unsupervised clustering using deep learning"
     STREAMING_FIT = True  # fit embeds a stream and clusters a bounded sample of codes
+    ITERATIVE_FIT = False
 
     def __init__(
         self,
@@ -162,15 +164,17 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
             y: must be None (labels are not used).
             batch_size: batch size of the encoding.
             verbose: prints the fit's summary unless 0.
-            **kwargs: `keras.Model.fit` arguments such as `epochs` are accepted for a
-                uniform interface and ignored: the clustering stage is not iterative
-                in Keras (train the autoencoder with `pretrain`).
+            **kwargs: `keras.Model.fit` arguments about epochs (`epochs`,
+                `callbacks`, `validation_data`, ...) are refused with a ValueError:
+                the clustering stage is not iterative (train the autoencoder with
+                `pretrain`).
 
         Returns:
             A `keras.callbacks.History` with one entry: `loss` (k-means: mean
             squared distance to the centre; GMM: negative mean log-likelihood) and,
             for the GMM, `bic`.
         """
+        refuse_epoch_arguments(self, kwargs)
         x, _ = self._check_fit_arguments(x, y)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         check_n_clusters(self.n_clusters, len(codes))

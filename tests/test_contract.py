@@ -1,0 +1,143 @@
+"""The contract every registered method keeps, from fit to serving; a method enrols by
+registering (`keras_deepclust.models.register_method`).
+
+Each method is fitted once on small raw data — a table whose columns differ in scale
+by four orders of magnitude for dense networks, uint8 images for convolutional ones —
+and then: labels and probabilities have their shapes, the cluster sizes are reported,
+every export format, run by its own runtime on the raw rows, gives the fit's labels,
+and bad inputs are refused with their reason.
+"""
+
+import numpy as np
+import pytest
+
+from keras_deepclust.models import get_method, list_methods
+
+N_CLUSTERS = 3
+# Small networks per family, so the whole registry fits in seconds.
+DENSE = {"hidden_units": (16,), "embedding_dim": 3}
+CONV = {"filters": (4, 8), "kernel_sizes": (3, 3), "embedding_dim": 3}
+OPTIONS = {
+    "dac": {"hidden_units": (16, 8), "n_weight_samples": 60, "n_init": 2},
+    "damic": {**DENSE, "clustering_units": (8,), "init_epochs": 2, "n_init": 2},
+    "n2d": {**DENSE, "n_components": 2, "n_neighbors": 5},
+    "aec": {"hidden_units": (16,), "embedding_dim": 3},
+}
+
+
+def _is_conv(name):
+    return get_method(name)(n_clusters=2).network == "conv"
+
+
+def raw_table(n=90, seed=0):
+    """Three blobs in 5-D whose columns have scales 1 .. 10^4 and offsets up to 5000:
+    fitted without per-feature scaling, the widest column would decide everything."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n // 3)
+    centers = rng.normal(0, 3, (3, 5))
+    unit = centers[y] + rng.normal(0, 0.5, (n, 5))
+    return (unit * [1, 10, 100, 1000, 1e4] + [0, 5, 50, 500, 5000]).astype(np.float32), y
+
+
+def raw_images(n=90, seed=0):
+    """uint8 8x8x1 images: a bright quadrant per class on a noisy dark background."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n // 3)
+    x = rng.integers(0, 40, (n, 8, 8, 1))
+    for i, label in enumerate(y):
+        x[i, 4 * (label // 2):4 * (label // 2) + 4, 4 * (label % 2):4 * (label % 2) + 4] += 180
+    return x.astype(np.uint8), y
+
+
+def fit_tiny(name):
+    conv = _is_conv(name)
+    x, y = raw_images() if conv else raw_table()
+    model = get_method(name)(n_clusters=N_CLUSTERS, random_state=0,
+                             **OPTIONS.get(name, CONV if conv else DENSE))
+    model.pretrain(x, epochs=3, batch_size=32, verbose=0)
+    history = model.fit(x, batch_size=32, verbose=0,
+                        **({"epochs": 2} if model.ITERATIVE_FIT else {}))
+    return model, x, history
+
+
+# One test per method, so that each is fitted once (the CLI's test in test_cli.py loads
+# every method's .keras in a fresh process).
+@pytest.mark.parametrize("name", list_methods())
+def test_method_contract(name, tmp_path):
+    model, x, history = fit_tiny(name)
+    check_labels_probabilities_and_cluster_sizes(model, x, history)
+    check_every_export_in_its_own_runtime(name, model, x, tmp_path)
+    check_bad_inputs(model, x)
+
+
+def check_labels_probabilities_and_cluster_sizes(model, x, history):
+    labels, probabilities = model.predict_labels(x), model.predict_proba(x)
+    assert labels.shape == (len(x),) and labels.dtype == np.int32
+    assert probabilities.shape == (len(x), N_CLUSTERS)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(np.argmax(probabilities, axis=1), labels)
+    assert history.cluster_sizes == np.bincount(labels, minlength=N_CLUSTERS).tolist()
+    assert history.empty_clusters == [k for k, n in enumerate(history.cluster_sizes) if n == 0]
+    # The scaling was learnt from the raw rows: the network sees unit-scale inputs.
+    scaled = model.preprocess(x)
+    if x.ndim == 2:  # standardised per feature
+        np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-4)
+        np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-4)
+    else:  # uint8 pixels by 255
+        np.testing.assert_array_equal(scaled, x.astype(np.float32) / 255.0)
+
+
+def check_every_export_in_its_own_runtime(name, model, x, folder):
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_deepclust import export
+    from keras_deepclust.serving import ClusterAssigner
+
+    labels = model.predict_labels(x)
+    results = export.export(model, folder, name=name, sample=x)
+    assert set(results) == set(export.FORMATS)
+    for metadata in results.values():
+        assert metadata["preprocessing"]["in_model"]
+        assert metadata["parity"]["cluster_agreement"] >= 1.0 - (
+            metadata["parity"]["near_ties"] / len(x))
+
+    assigner = ClusterAssigner(folder / f"{name}.onnx")  # ONNX Runtime
+    np.testing.assert_array_equal(assigner.predict_labels(x), labels)
+    np.testing.assert_allclose(assigner.predict_proba(x), model.predict_proba(x),
+                               atol=results["onnx"]["parity"]["probability_tolerance"])
+    if x.ndim > 2:  # flat rows, as a JSON client or a table of pixels holds them
+        np.testing.assert_array_equal(assigner.predict_labels(x.reshape(len(x), -1)), labels)
+
+    runner = Interpreter(model_path=str(folder / f"{name}.tflite")).get_signature_runner(
+        "serving_default")  # LiteRT
+    np.testing.assert_array_equal(runner(inputs=x.astype(np.float32))["cluster"], labels)
+
+    version = folder / "savedmodel" / name / "1"  # TensorFlow's SavedModel loader
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    np.testing.assert_array_equal(serve(inputs=tf.constant(x, tf.float32))["cluster"].numpy(),
+                                  labels)
+
+
+def check_bad_inputs(model, x):
+    with pytest.raises(ValueError, match=r"samples of shape \(7,\) but the model was built"):
+        model.predict_labels(np.zeros((4, 7), np.float32))
+    bad = x.astype(np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        model.predict_labels(bad)
+    with pytest.raises(ValueError, match="does not use labels"):
+        model.fit(x, np.zeros(len(x)))
+    if not model.ITERATIVE_FIT:
+        with pytest.raises(ValueError, match="cannot honour epochs"):
+            model.fit(x, epochs=3)
+
+
+def test_constant_features_and_bad_scalings_are_refused():
+    x, _ = raw_table()
+    x[:, 2] = 7.0
+    model = get_method("ae-kmeans")(n_clusters=3, **DENSE)
+    with pytest.raises(ValueError, match=r"feature\(s\) \[2\] of the 5 are constant"):
+        model.pretrain(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        get_method("dec")(n_clusters=3, scaling="zscore")
