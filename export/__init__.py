@@ -10,9 +10,9 @@ near-ties), and writes a metadata JSON beside it.
 Example:
 
 ```python
-from keras_deepclust.export import export_all
+from keras_deepclust.export import export
 
-export_all(model, "artifacts/", sample=x[:256])
+export(model, "artifacts/", sample=x[:256])
 ```
 """
 

@@ -2,7 +2,7 @@
 `keras-deepclust convert` and read back, batch by batch, by `datasets.stream`.
 
 A converted folder holds `part-00000-of-0000N.tfrecord` shards of `tf.train.Example`s
-(`x`: the float32 sample in [0, 1] as raw bytes; `y`: the label when the source has
+(`x`: the float32 sample as raw bytes; `y`: the label when the source has
 labels) and `meta.json` (sample shape, row count, shards), written last: a folder
 without it is an interrupted conversion.
 """

@@ -68,7 +68,8 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
         assigner: a `ClusterAssigner`.
         data_path: `.npy` (read in chunks, any memory order), or any format
             `keras_deepclust.datasets.load` reads (loaded whole): `.csv`, `.parquet`
-            (with pyarrow), `.npz`, IDX. A CSV's or Parquet's columns are all features.
+            (with pyarrow), `.npz`, IDX, read as `fit --dataset` reads them (a "label"
+            column is left out).
         out_path: the CSV to write.
         chunk_rows: rows per chunk.
         probabilities: also write the cluster probabilities.

@@ -167,7 +167,12 @@ def test_assignments_shapes_and_assigner_holds_only_the_clustering_network(start
     np.testing.assert_allclose(reconstructions, by_own_cluster, rtol=1e-5, atol=1e-6)
     assigner = model.assigner()
     expected = model.clustering_trunk.count_params() + model.clustering_head.count_params()
-    assert assigner.count_params() == expected == 6 * 8 + 8 + 8 * 3 + 3
+    trainable = sum(int(np.prod(w.shape)) for w in assigner.trainable_weights)
+    assert trainable == expected == 6 * 8 + 8 + 8 * 3 + 3
+    # Besides: the input scaling (offset and scale per feature, and its "adapted" flag).
+    assert model.input_scaling.count_params() == 6 + 6 + 1
+    assert assigner.count_params() == expected + model.input_scaling.count_params()
+    assert [layer.name for layer in assigner.layers][:2] == ["inputs", "input_scaling"]
     kdc_export.export(model, tmp_path, formats=("onnx", "tflite", "savedmodel"), sample=x[:20])
 
 

@@ -117,6 +117,12 @@ def test_bad_input(monkeypatch):
     bad[5, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         model.fit(bad, verbose=0)
+    assert N2D.ITERATIVE_FIT is False  # UMAP and the mixture are fitted once, no epochs
+    for name, value in [("epochs", 3), ("callbacks", []), ("validation_data", (x,)),
+                        ("steps_per_epoch", 2)]:
+        with pytest.raises(ValueError, match=rf"N2D.fit fits its clusterer once, with no "
+                           rf"epochs, so it cannot honour {name}: "):
+            model.fit(x, verbose=0, **{name: value})
     monkeypatch.setitem(sys.modules, "umap", None)
     with pytest.raises(ImportError, match=r'pip install "keras-deepclust\[n2d\]"'):
         N2D(3, **TINY).fit(x, verbose=0)

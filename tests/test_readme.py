@@ -240,10 +240,18 @@ class Runner:
 
 @pytest.fixture
 def quick_epochs(monkeypatch):
+    """`--quick` lowered to `SCALED_EPOCHS`, and scikit-learn's OpenMP and BLAS pools to one
+    thread: on two cores shared with another test process, k-means and EM on the digits'
+    codes took 7-14 s with two threads and 0.2-1.6 s with one."""
+    import sklearn.cluster  # noqa: F401  loads the OpenMP runtime, which the limit then reaches
+    from threadpoolctl import threadpool_limits
+
     from keras_deepclust import cli
 
     for key in cli.QUICK_EPOCHS:
         monkeypatch.setitem(cli.QUICK_EPOCHS, key, SCALED_EPOCHS)
+    with threadpool_limits(1):
+        yield
 
 
 def is_install_block(source):

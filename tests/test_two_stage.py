@@ -125,3 +125,46 @@ def test_sweep_errors(blobs):
         best_n_clusters(sweep, "bic")
     with pytest.raises(ValueError, match="criterion must be one of"):
         best_n_clusters(sweep, "elbow")
+
+
+REFUSED = [("epochs", 3), ("callbacks", []), ("validation_split", 0.2), ("initial_epoch", 1),
+           ("steps_per_epoch", 2)]
+
+
+def test_fit_refuses_the_arguments_of_epoch_training(blobs):
+    x, _ = blobs
+    assert not any(cls.ITERATIVE_FIT for cls in (AEKMeans, CAEKMeans, AEGMM, CAEGMM,
+                                                 TwoStageClustering))
+    model = AEGMM(n_clusters=3, random_state=0, **TINY)
+    model.pretrain(x, epochs=1, verbose=0)
+    for name, value in [*REFUSED, ("validation_data", (x[:10],))]:
+        with pytest.raises(ValueError, match=rf"AEGMM.fit fits its clusterer once, with no "
+                           rf"epochs, so it cannot honour {name}: train the autoencoder with "
+                           r"pretrain\(x, epochs=\.\.\., callbacks=\.\.\.\) instead"):
+            model.fit(x, verbose=0, **{name: value})
+        assert not model.head_fitted  # refused before anything was fitted
+    with pytest.raises(ValueError, match="cannot honour callbacks, epochs: "):
+        model.fit(x, epochs=2, callbacks=[], verbose=0)  # all of them named
+    history = model.fit(x, verbose=0)  # without them it fits
+    assert model.head_fitted and sum(history.cluster_sizes) == 90
+
+
+def test_fit_refuses_validation_data_given_as_an_array(blobs):
+    x, _ = blobs
+    model = AEKMeans(n_clusters=3, random_state=0, **TINY)
+    model.pretrain(x, epochs=1, verbose=0)
+    try:
+        model.fit(x, validation_data=x[:10], verbose=0)
+    except ValueError as error:
+        assert "cannot honour validation_data" in str(error), str(error)
+    else:
+        raise AssertionError("fit accepted validation_data")
+
+
+def test_fit_reports_the_cluster_sizes(blobs):
+    x, _ = blobs
+    model = AEKMeans(n_clusters=3, random_state=0, **TINY)
+    model.pretrain(x, epochs=2, verbose=0)
+    history = model.fit(x, verbose=0)
+    assert history.cluster_sizes == np.bincount(model.predict_labels(x), minlength=3).tolist()
+    assert sum(history.cluster_sizes) == 90 and history.empty_clusters == []

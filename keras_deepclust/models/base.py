@@ -98,9 +98,12 @@ def _reporting_cluster_sizes(fit):
 
 def refuse_epoch_arguments(model, fit_kwargs):
     """Raises for the `keras.Model.fit` arguments a fit without epochs cannot honour."""
+    def given(value):  # an array (validation_data) has no truth value: test by type
+        return value is not None and not (isinstance(value, (int, float)) and value == 0)
+
     given = sorted(name for name in ("epochs", "callbacks", "validation_data",
                                      "validation_split", "initial_epoch", "steps_per_epoch")
-                   if fit_kwargs.get(name) not in (None, 0, 0.0))
+                   if given(fit_kwargs.get(name)))
     if given:
         raise ValueError(
             f"{type(model).__name__}.fit fits its clusterer once, with no epochs, so it "
