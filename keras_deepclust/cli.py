@@ -61,6 +61,9 @@ def _build_parser():
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--name", default="clusterer", help="model name (file and folder names)")
     export.add_argument("--embedding", action="store_true", help="add the `embedding` output")
+    export.add_argument("--versioned", action="store_true",
+                        help="write the ONNX file as OUT/NAME/VERSION/model.onnx, the layout "
+                        "`serve OUT --name NAME` watches (next version number)")
     export.add_argument("--quantize", choices=["dynamic", "float16"], default=None,
                         help="quantise the TFLite file (agreement with Keras is reported)")
     export.add_argument("--dataset", default=None, help="check parity on this data (and "
@@ -71,7 +74,8 @@ def _build_parser():
         "assign", help="assign clusters to a data file with an ONNX assigner (no TensorFlow)"
     )
     assign.add_argument("model", help="an .onnx file written by `export`")
-    assign.add_argument("data", help=".npy (read in chunks, any size), .npz, .csv or IDX")
+    assign.add_argument("data", help="the raw rows, as fit read them: .npy (read in chunks, "
+                        "any size and memory order), .npz, .csv, .parquet or IDX")
     assign.add_argument("--out", required=True, help="CSV to write: row,cluster[,p_k...]")
     assign.add_argument("--probabilities", action="store_true", help="add p_0..p_K-1 columns")
     assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
@@ -104,7 +108,8 @@ def _build_parser():
 
 _DATASET_HELP = (
     "a name (digits, fashion_mnist, fashion_mnist_all, mnist, ...) or a path: a folder of "
-    "IDX files, .npy, .npz, .csv, usps .h5"
+    "IDX files, .npy, .npz, .csv, .parquet, usps .h5 (values as stored: the model learns "
+    "their scaling, see --scale)"
 )
 _QUICK_HELP = (
     f"scale the run down ({QUICK_EPOCHS['pretrain_epochs']} pretraining and at most "
@@ -126,7 +131,9 @@ def _add_training_arguments(parser, dataset_default):
                         help="what --clusters auto maximises (bic: minimises); default bic "
                         "for GMM methods, silhouette otherwise")
     parser.add_argument("--pretrain-epochs", type=int, default=None,
-                        help="autoencoder epochs (default: the paper's, 400 dense / 200 conv)")
+                        help="autoencoder epochs (default: the method's paper, e.g. 400 dense "
+                        "/ 200 conv for the DEC family, 50 for the two-stage methods; "
+                        "`keras-deepclust methods` names the papers)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="clustering epochs (default: the method's own schedule, e.g. "
                         "until tol stops for the DEC family, 100 for aec, 200 for dac; "
@@ -140,8 +147,9 @@ def _add_training_arguments(parser, dataset_default):
                         "of TF_CONFIG runs the same command; the chief writes the outputs)")
     parser.add_argument("--scale", default="auto", choices=["auto", "standard", "minmax", "none"],
                         help="input scaling the model learns in fit and carries into every "
-                        "export: auto (images to [0, 1], tables standardised per feature), "
-                        "standard, minmax (per feature for tables) or none")
+                        "export: auto (images to [0, 1], tables standardised per feature, or "
+                        "min-max for aec and dac, whose output is a sigmoid), standard, "
+                        "minmax (per feature for tables) or none")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
@@ -494,9 +502,16 @@ def _export(args):
         if y is not None:
             scores = metrics.clustering_scores(y, model.predict_labels(x))
     formats = export.FORMATS if args.format == "all" else (args.format,)
-    results = export.export(model, args.out, formats=formats, name=args.name, sample=sample,
-                            include_embedding=args.embedding, quantization=args.quantize,
-                            metrics=scores)
+    if args.versioned:
+        if args.format != "onnx":
+            raise ValueError("--versioned writes the server's ONNX layout: pass --format onnx.")
+        metadata = export.export_onnx_version(model, args.out, args.name, sample=sample,
+                                              include_embedding=args.embedding, metrics=scores)
+        results = {"onnx": metadata}
+    else:
+        results = export.export(model, args.out, formats=formats, name=args.name,
+                                sample=sample, include_embedding=args.embedding,
+                                quantization=args.quantize, metrics=scores)
     for export_format, metadata in results.items():
         parity = metadata["parity"]
         print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e} "

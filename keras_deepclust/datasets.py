@@ -432,6 +432,11 @@ def stream(path, batch_size=256):
     if len(shape) < 2 or shape[0] == 0:
         raise ValueError(f"{path} holds an array of shape {shape}; samples are rows of a "
                          "2-D or higher array.")
+    row_bytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+    if opener is open and path.stat().st_size < offset + shape[0] * row_bytes:
+        complete = (path.stat().st_size - offset) // row_bytes
+        raise ValueError(f"{path} ends after {complete} of the {shape[0]} samples its "
+                         "header announces.")
     sample_shape = tuple(shape[1:])
     if path.suffix != ".npy" and len(shape) == 3:  # IDX images (n, h, w), as `from_idx`
         sample_shape = (*sample_shape, 1)

@@ -242,9 +242,15 @@ def test_every_method_fits_then_loads_evaluates_exports_and_assigns_elsewhere(tm
     """`fit --quick`; then evaluate, export and assign run in a fresh process, where
     only `import keras_deepclust` precedes `keras.saving.load_model`, and `assign` on
     the raw rows `fit` read gives the fit's labels."""
+    from keras_deepclust.models import get_method
+
     data = _tiny_data(tmp_path, method)
     out = tmp_path / "run"
-    assert cli.main(["fit", method, "--dataset", str(data), "--quick", "--out", str(out)]) == 0
+    # --quick, cut further: this test is about the journey, not the schedule.
+    short = ["--pretrain-epochs", "3"] + (["--epochs", "3"] if get_method(method).ITERATIVE_FIT
+                                          else [])
+    assert cli.main(["fit", method, "--dataset", str(data), "--quick", *short,
+                     "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
     labels = np.loadtxt(out / "labels.csv", delimiter=",", skiprows=1)[:, 1].astype(int)
     assert report["cluster_sizes"] == np.bincount(labels, minlength=3).tolist()
@@ -301,6 +307,22 @@ def test_quick_runs_every_kind_of_fit(tmp_path, capsys):
     assert cli.main(["fit", "ae-gmm", "--dataset", str(data), "--epochs", "3",
                      "--out", str(tmp_path / "x")]) == 2
     assert "--epochs is for methods whose fit trains in epochs" in capsys.readouterr().err
+    # The server's layout, straight from the CLI: OUT/NAME/VERSION/model.onnx.
+    from keras_deepclust.serving import ClusterAssigner
+
+    model_file, served = str(tmp_path / "ae-gmm" / "model.keras"), tmp_path / "served"
+    for _ in range(2):
+        assert cli.main(["export", model_file, "--format", "onnx", "--versioned",
+                         "--name", "tables", "--out", str(served)]) == 0
+    assert sorted(p.name for p in (served / "tables").iterdir()) == ["1", "2"]
+    labels = np.loadtxt(tmp_path / "ae-gmm" / "labels.csv", delimiter=",", skiprows=1)[:, 1]
+    from keras_deepclust import datasets
+
+    assigner = ClusterAssigner(served / "tables" / "2" / "model.onnx")
+    np.testing.assert_array_equal(assigner.predict_labels(datasets.load(data)[0]), labels)
+    assert cli.main(["export", model_file, "--versioned", "--out", str(served)]) == 2
+    assert "--versioned writes the server's ONNX layout: pass --format onnx" in (
+        capsys.readouterr().err)
 
 
 def test_resume_never_overlaps_the_output_folder(tmp_path, image_npz, capsys):

@@ -80,7 +80,11 @@ def check_labels_probabilities_and_cluster_sizes(model, x, history):
     assert history.empty_clusters == [k for k, n in enumerate(history.cluster_sizes) if n == 0]
     # The scaling was learnt from the raw rows: the network sees unit-scale inputs.
     scaled = model.preprocess(x)
-    if x.ndim == 2:  # standardised per feature
+    if x.ndim == 2 and model.output_activation == "sigmoid":  # min-max per feature
+        assert model.input_scaling.scaling == "minmax"
+        np.testing.assert_allclose(scaled.min(axis=0), 0, atol=1e-6)
+        np.testing.assert_allclose(scaled.max(axis=0), 1, atol=1e-6)
+    elif x.ndim == 2:  # standardised per feature
         np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-4)
         np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-4)
     else:  # uint8 pixels by 255

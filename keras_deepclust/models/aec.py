@@ -192,7 +192,7 @@ class AEC(AutoencoderClusteringModel):
         Returns:
             The assignment, `(n_samples,)` int32; None for a stream (not kept).
         """
-        x = self.prepare_inputs(x)
+        x = self.prepare_inputs(x, adapt=True)
         if isinstance(x, tf.data.Dataset):
             return self._initialize_stream_assignment(x)
         rng = np.random.default_rng(self.random_state)

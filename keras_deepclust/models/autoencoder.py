@@ -33,6 +33,10 @@ class AutoencoderClusteringModel(ClusteringModel):
         embedding_activation: activation of the code (None = linear).
         output_activation: activation of the reconstruction (None = linear).
         sample_shape: shape of one sample; inferred from the data when None.
+        scaling: how the first `pretrain`/`fit` scales the raw inputs, a layer saved
+            and exported with the model (`input_scaling`): "auto" takes images to
+            [0, 1] and standardises tables per feature (min-max when the output
+            activation is a sigmoid); "standard", "minmax" or "none".
         random_state: int seed for weights, shuffling, noise and k-means, or None.
     """
 
@@ -92,7 +96,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         if self.built:
             return
         self.sample_shape = tuple(int(s) for s in input_shape[1:])
-        self.input_scaling = InputScaling(self.scaling, name="input_scaling")
+        self.input_scaling = InputScaling(self._input_scaling_mode(), name="input_scaling")
         self.input_scaling.build((None, *self.sample_shape))
         self.encoder, self.decoder = networks.BUILDERS[self.network](
             self.sample_shape, embedding_dim=self.embedding_dim,
@@ -103,6 +107,13 @@ class AutoencoderClusteringModel(ClusteringModel):
         )
         self._build_head()
         self.built = True
+
+    def _input_scaling_mode(self):
+        """`scaling`, with "auto" on tables made "minmax" when the reconstruction ends
+        in a sigmoid, which cannot reach standardised values beyond (0, 1)."""
+        if self.scaling == "auto" and len(self.sample_shape) == 1:
+            return "minmax" if self.output_activation == "sigmoid" else "standard"
+        return self.scaling
 
     def _build_head(self):
         """Creates the clustering layers on top of the code (subclass hook)."""

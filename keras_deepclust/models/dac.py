@@ -136,7 +136,8 @@ class DAC(AutoencoderClusteringModel):
 
     Network: a dense encoder whose hidden layers apply ReLU then Tanh
     (`activation="relu_tanh"`), a linear code, a Tanh decoder and a Sigmoid output,
-    so inputs should be scaled to [0, 1]. The paper's figure with the layer widths
+    so the inputs are scaled to [0, 1] (`scaling="auto"` takes tables to [0, 1] per
+    feature, by min-max, for this reason). The paper's figure with the layer widths
     is missing from its text: the default `hidden_units=(512, 256, 128, 64, 32, 16)`
     with `embedding_dim=10` gives the stated 8 encoder layers counting the input and
     the code.
@@ -309,7 +310,7 @@ class DAC(AutoencoderClusteringModel):
             The weights the loss uses, `(n_features,)` float32 (divided by their
             mean with `normalize_weights`).
         """
-        x = self.prepare_inputs(x)
+        x = self.prepare_inputs(x, adapt=True)
         streamed = isinstance(x, tf.data.Dataset)
         if weight_labels is not None:
             if streamed:
@@ -400,7 +401,7 @@ class DAC(AutoencoderClusteringModel):
         Same arguments as `keras.Model.fit`, with these differences:
 
         Args:
-            x: the data to cluster, `(n_samples, ...)`, scaled to [0, 1], or a
+            x: the data to cluster, `(n_samples, ...)` (raw: see `scaling`), or a
                 `tf.data.Dataset` of batches of it (then `batch_size` is the dataset's
                 own, `shuffle` is up to it, and the weights are computed anew).
             y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
@@ -461,6 +462,7 @@ class DAC(AutoencoderClusteringModel):
         Returns:
             The k-means labels, `(n_samples,)` int32 (equal to `predict_labels(x)`).
         """
+        x = self.prepare_inputs(x, adapt=True)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         kmeans, labels = self._fit_clusterer(
             KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)

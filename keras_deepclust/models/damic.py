@@ -296,7 +296,7 @@ class DAMIC(AutoencoderClusteringModel):
         Returns:
             The initial labels, `(n_samples,)` int32.
         """
-        x = self.prepare_inputs(x)
+        x = self.prepare_inputs(x, adapt=True)
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))

@@ -211,6 +211,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             The label of each row under the new centroids (its nearest centroid, which is
             what the model assigns), `(n_samples,)` int32.
         """
+        x = self.prepare_inputs(x, adapt=True)
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
         clusterer, labels = self._fit_clusterer(

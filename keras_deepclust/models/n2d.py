@@ -240,6 +240,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             The head's mean squared error against the UMAP coordinates of its
             training rows.
         """
+        x = self.prepare_inputs(x, adapt=True)
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
         if self.n_neighbors >= len(codes):
