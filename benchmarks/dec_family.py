@@ -88,7 +88,7 @@ def run_family(network, x, y, seed, args, emit):
 
 
 def run_clustering(cls, init, pretrained, x, y, seed, args, common, emit):
-    model = cls(n_clusters=pretrained.n_clusters, random_state=seed, centroid_init=init,
+    model = cls(n_clusters=pretrained.n_clusters, random_state=seed, init=init,
                 augmentation=augmentation_of(args, seed, "clustering"))
     model.copy_autoencoder_from(pretrained)
     start_labels = model.initialize_centroids(x)

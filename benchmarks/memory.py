@@ -38,7 +38,7 @@ FITS = {
     "ae-kmeans": "`fit` embeds every row and runs k-means on at most 100,000 codes",
     "idec": "IDEC `fit`: k-means on the codes, then one clustering epoch with the target "
             "refreshed every ceil(steps / 2) steps from the snapshot (no N x K target)",
-    "aec": "AEC `fit`: one epoch from the hashed random start, then the centre update and "
+    "aec": "AEC `fit`: one epoch from the hashed random start, then the centroid update and "
            "re-assignment passes (no per-row assignment)",
 }
 

@@ -112,7 +112,7 @@ def run_seed(x, y, seed, args, emit):
 
 def run_damic(x, y, seed, args, emit, pretrained, pretrain_s_per_epoch, init_clusterer):
     model = DAMIC(len(set(y.tolist())), hidden_units=tuple(args.damic_hidden_units),
-                  init_clusterer=init_clusterer, random_state=seed)
+                  init=init_clusterer, random_state=seed)
     model.copy_autoencoder_from(pretrained)
     start, init_seconds = timed(lambda: model.initialize(x, batch_size=args.batch_size,
                                                          verbose=0))

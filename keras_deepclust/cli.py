@@ -25,9 +25,6 @@ DEMO_SETTINGS = {
     "batch_size": 256,
 }
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
-# The methods that take --augment and --centroid-init (DeepEmbeddedClustering's options;
-# damic takes --centroid-init too, as its init_clusterer).
-DEC_FAMILY_METHODS = ("dec", "idec", "dec-conv", "dcec")
 
 
 def _build_parser():
@@ -152,25 +149,25 @@ def _add_training_arguments(parser, dataset_default):
                         "minmax (per feature for tables) or none")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
+    # The flags below set a model option; each method declares the options it takes
+    # (`OPTIONS`, `FIT_OPTIONS`), and `keras-deepclust methods` lists them.
     parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
-                        help="dec, idec, dec-conv, dcec: train on randomly shifted (fraction of "
-                        "the size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
-    parser.add_argument("--augment-phases", default="both", choices=["both", "pretrain"],
-                        help="with --augment: augment pretraining and clustering (both, DEC-DA) "
-                        "or pretraining only (with --centroid-init gmm, the best DCEC on "
-                        "Fashion-MNIST)")
-    parser.add_argument("--centroid-init", default=None, choices=["kmeans", "gmm"],
-                        help="dec, idec, dec-conv, dcec, damic: start the clustering from "
-                        "k-means on the codes (default, the papers) or from a full-covariance "
-                        "Gaussian mixture: its means become the centroids (DEC family), its "
-                        "components the initial clusters (damic's init_clusterer)")
+                        help="option augmentation: train on randomly shifted (fraction of the "
+                        "size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
+    parser.add_argument("--augment-phases", default=None, choices=["both", "pretrain"],
+                        help="option augment_clustering, with --augment: augment pretraining "
+                        "and clustering (both, DEC-DA; the default) or pretraining only")
+    parser.add_argument("--init", default=None, choices=["random", "kmeans", "gmm"],
+                        help="option init: how the clustering starts from the codes: k-means "
+                        "(the papers' default), the means or components of a full-covariance "
+                        "Gaussian mixture, or (aec) a random assignment")
     parser.add_argument("--weight-labels", action="store_true",
-                        help="dac: compute the feature weights from the data set's labels "
-                        "(semi-supervised) instead of k-means pseudo-labels")
+                        help="fit option weight_labels: the data set's labels compute DAC's "
+                        "feature weights (semi-supervised) instead of k-means pseudo-labels")
     parser.add_argument("--manifold-head", default=None, choices=["regression", "neighbors"],
-                        help="n2d: how the exported model maps codes to the UMAP manifold "
-                        "(default neighbors: interpolation among the nearest fitted codes; "
-                        "regression: a trained MLP, less faithful to UMAP on new rows)")
+                        help="option manifold_head: how the exported model maps codes to the "
+                        "UMAP manifold (default neighbors: interpolation among the nearest "
+                        "fitted codes; regression: a trained MLP, less faithful on new rows)")
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
@@ -210,7 +207,10 @@ def _methods(args):
     for name in list_methods():
         cls = get_method(name)
         summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("`", "")
-        print(f"{name:12s}{summary}" + (f"\n{'':12s}paper: {cls.PAPER}" if cls.PAPER else ""))
+        flags = [flag for flag, option in {**_OPTION_FLAGS, **_FIT_OPTION_FLAGS}.items()
+                 if option in cls.OPTIONS + cls.FIT_OPTIONS]
+        print(f"{name:12s}{summary}" + (f"\n{'':12s}paper: {cls.PAPER}" if cls.PAPER else "")
+              + (f"\n{'':12s}flags: {' '.join(flags)}" if flags else ""))
     return 0
 
 
@@ -333,7 +333,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "noise": args.noise,
         "augment": getattr(args, "augment", None),
         "augment_phases": getattr(args, "augment_phases", None),
-        "centroid_init": getattr(args, "centroid_init", None),
+        "init": getattr(args, "init", None),
         "batch_size": args.batch_size,
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
@@ -365,38 +365,54 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     return 0
 
 
+# Flag -> the model option it sets (its argparse name is the flag's).
+_OPTION_FLAGS = {"--augment": "augmentation", "--augment-phases": "augment_clustering",
+                 "--init": "init", "--manifold-head": "manifold_head"}
+_FIT_OPTION_FLAGS = {"--weight-labels": "weight_labels"}
+
+
+def _given(args, flag):
+    value = getattr(args, flag[2:].replace("-", "_"), None)
+    return value not in (None, False)
+
+
 def _model_options(args):
-    """Constructor arguments that only some methods take, refused for the others."""
+    """Constructor arguments set by flags, refused for a method whose class does not
+    declare them (`OPTIONS`)."""
+    from keras_deepclust.models import get_method
+
+    get_method(args.method)  # an unknown name fails first
+    for flag, option in _OPTION_FLAGS.items():
+        if _given(args, flag):
+            _check_option(args.method, flag, option, "OPTIONS")
+    if _given(args, "--augment-phases") and not _given(args, "--augment"):
+        raise ValueError("--augment-phases needs --augment SHIFT DEGREES.")
     options = {}
-    head = getattr(args, "manifold_head", None)
-    if head is not None:
-        _check_flag_is_for(args, "--manifold-head", ("n2d",))
-        options["manifold_head"] = head
-    augment = getattr(args, "augment", None)
-    if augment is not None:
-        _check_flag_is_for(args, "--augment", DEC_FAMILY_METHODS)
+    if _given(args, "--augment"):
         from keras_deepclust.layers import ImageAugmentation
 
-        options["augmentation"] = ImageAugmentation(*augment, seed=args.seed)
-        options["augment_clustering"] = args.augment_phases == "both"
-    elif getattr(args, "augment_phases", "both") != "both":
-        raise ValueError("--augment-phases needs --augment SHIFT DEGREES.")
-    centroid_init = getattr(args, "centroid_init", None)
-    if centroid_init is not None:
-        _check_flag_is_for(args, "--centroid-init", (*DEC_FAMILY_METHODS, "damic"))
-        options["init_clusterer" if args.method == "damic" else "centroid_init"] = centroid_init
+        options["augmentation"] = ImageAugmentation(*args.augment, seed=args.seed)
+        options["augment_clustering"] = (args.augment_phases or "both") == "both"
+    for flag in ("--init", "--manifold-head"):
+        if _given(args, flag):
+            options[_OPTION_FLAGS[flag]] = getattr(args, flag[2:].replace("-", "_"))
     return options
 
 
-def _check_flag_is_for(args, flag, methods):
-    if args.method not in methods:
-        raise ValueError(f"{flag} is for {', '.join(methods)} only, not {args.method}.")
+def _check_option(method, flag, option, kind):
+    """Refuses `flag` unless `method`'s class declares `option` among its `kind`
+    ("OPTIONS" or "FIT_OPTIONS"); the error names the methods that take it."""
+    from keras_deepclust.models import get_method, list_methods
+
+    if option not in getattr(get_method(method), kind):
+        takers = [name for name in list_methods() if option in getattr(get_method(name), kind)]
+        raise ValueError(f"{flag} is for {', '.join(takers)} only, not {method}.")
 
 
 def _weight_labels(args, y):
     if not getattr(args, "weight_labels", False):
         return {}
-    _check_flag_is_for(args, "--weight-labels", ("dac",))
+    _check_option(args.method, "--weight-labels", "weight_labels", "FIT_OPTIONS")
     if y is None:
         raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
     return {"weight_labels": y}
@@ -415,7 +431,7 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
                          f"autoencoder; {args.method} does not. Pass --clusters K.")
     history = probe.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
                              noise_stddev=args.noise, verbose=2)
-    clusterer = "gmm" if getattr(probe, "head", None) == "gmm" else "kmeans"
+    clusterer = "gmm" if getattr(probe, "clusterer", None) == "gmm" else "kmeans"
     k_min, k_max = args.k_range
     sweep = model_selection.sweep_n_clusters(
         probe.selection_features(x), range(k_min, k_max + 1), clusterer=clusterer, y=y,
@@ -430,11 +446,10 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
 
 
 def _kmeans_scores(x, y, n_clusters, seed):
-    from sklearn.cluster import KMeans
-
     from keras_deepclust import metrics
+    from keras_deepclust.clusterers import make_clusterer
 
-    labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(x.reshape(len(x), -1))
+    labels = make_clusterer("kmeans", n_clusters, 10, seed).fit_predict(x.reshape(len(x), -1))
     return metrics.clustering_scores(y, labels)
 
 
@@ -458,7 +473,7 @@ def _write_outputs(model, x, labels, report, out):
     if x.ndim == 4:
         sample = x[:10]
         plots.plot_reconstructions(sample, model.reconstruct(sample), out / "reconstructions.png")
-        if hasattr(model, "code_centres"):
+        if hasattr(model, "code_centroids"):
             plots.plot_decoded_centroids(model, out / "decoded_centroids.png")
     if hasattr(model, "feature_weights"):
         plots.plot_feature_weights(model.feature_weights, model.sample_shape,

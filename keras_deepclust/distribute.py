@@ -1,7 +1,7 @@
 """Choosing a `tf.distribute` strategy by name, for the CLI and the Python API.
 
 Every model of the package trains under a strategy the usual Keras way: create it in
-the strategy's scope and call `fit`; the whole-data passes (target refresh, centre
+the strategy's scope and call `fit`; the whole-data passes (target refresh, centroid
 updates, feature weights, initialisation) run through the same strategy.
 
 Example:

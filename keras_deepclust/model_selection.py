@@ -7,11 +7,10 @@ the v-measure. `best_n_clusters` picks K by one criterion.
 """
 
 import numpy as np
-from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, silhouette_score, v_measure_score
-from sklearn.mixture import GaussianMixture
 
 from keras_deepclust._validation import check_array, check_labels, check_n_clusters
+from keras_deepclust.clusterers import check_clusterer, make_clusterer
 
 # Whether a larger value of each criterion is better.
 CRITERIA = {"silhouette": True, "calinski_harabasz": True, "bic": False, "v_measure": True}
@@ -57,8 +56,7 @@ def sweep_n_clusters(
     codes = check_array(codes, name="codes", min_samples=2, dtype=np.float64)
     if codes.ndim != 2:
         raise ValueError(f"codes must be 2-D (n_samples, n_features), got shape {codes.shape}.")
-    if clusterer not in ("kmeans", "gmm"):
-        raise ValueError(f"clusterer must be 'kmeans' or 'gmm', got {clusterer!r}.")
+    check_clusterer(clusterer, "clusterer")
     ks = [check_n_clusters(k, len(codes)) for k in n_clusters_range]
     if not ks:
         raise ValueError("n_clusters_range is empty.")
@@ -76,11 +74,8 @@ def sweep_n_clusters(
     if y is not None:
         sweep["v_measure"] = []
     for k in ks:
-        if clusterer == "kmeans":
-            model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=random_state)
-        else:
-            model = GaussianMixture(k, covariance_type=covariance_type, n_init=n_init,
-                                    max_iter=max_iter, random_state=random_state)
+        model = make_clusterer(clusterer, k, n_init, random_state,
+                               covariance_type=covariance_type, max_iter=max_iter)
         labels = model.fit_predict(codes)
         sweep["silhouette"].append(_label_score(silhouette_score, codes[sample], labels[sample]))
         sweep["calinski_harabasz"].append(_label_score(calinski_harabasz_score, codes, labels))

@@ -76,8 +76,8 @@ def plot_reconstructions(x, x_reconstructed, path, n=10):
 
 
 def plot_decoded_centroids(model, path):
-    """The decoder's image of each cluster centre (`model.code_centres()`), one per column."""
-    images = model.decoder.predict(model.code_centres(), verbose=0)
+    """The decoder's image of each cluster centroid (`model.code_centroids()`), one per column."""
+    images = model.decoder.predict(model.code_centroids(), verbose=0)
     return _image_grid([np.clip(images, 0, 1)], path, ["centroid"])
 
 

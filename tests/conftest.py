@@ -3,6 +3,9 @@ import os
 # Before anything imports keras: the suite runs on the TensorFlow backend, quietly.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One thread per library in each of the suite's two worker processes: two OpenMP pools
+# spinning on two cores made scikit-learn's k-means and mixture fits many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -20,35 +20,35 @@ def test_registry_and_paper_defaults():
 def test_losses_match_a_hand_computation(blobs):
     x, _ = blobs
     model = AEC(3, random_state=0, sample_shape=(6,), **TINY)
-    centres = np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.9, 0.1, 0.4]], np.float32)
-    model.centres.set_centroids(centres)
+    centroids = np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.9, 0.1, 0.4]], np.float32)
+    model.centroid_head.set_centroids(centroids)
     batch = x[:7]
     codes = model.encoder.predict(batch, verbose=0)
     reconstruction = model.decoder.predict(codes, verbose=0)
     expected_reconstruction = ((batch - reconstruction) ** 2).sum(1)
-    expected_compactness = ((codes[:, None] - centres[None]) ** 2).sum(-1).min(1)
+    expected_compactness = ((codes[:, None] - centroids[None]) ** 2).sum(-1).min(1)
     got_reconstruction, got_compactness = model.compute_losses(batch)
     np.testing.assert_allclose(got_reconstruction, expected_reconstruction, rtol=1e-5)
     np.testing.assert_allclose(got_compactness, expected_compactness, rtol=1e-5, atol=1e-7)
 
 
-def test_centre_update_reassignment_and_empty_cluster(blobs):
+def test_centroid_update_reassignment_and_empty_cluster(blobs):
     x, _ = blobs
     model = AEC(3, random_state=0, sample_shape=(6,), **TINY)
     codes = model.embed(x).astype(np.float64)
     previous = np.r_[np.zeros(45), np.ones(45)].astype(np.int32)  # cluster 2 empty
     model._assignments.assign(previous)
-    logs = model.update_centres_and_assignments(x)
+    logs = model.update_centroids_and_assignments(x)
     expected = np.stack([codes[:45].mean(0), codes[45:].mean(0), np.zeros(3)])
     farthest = np.argmax(((codes - expected[previous]) ** 2).sum(1))
     expected[2] = codes[farthest]
-    np.testing.assert_allclose(model.code_centres(), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.code_centroids(), expected, rtol=1e-5)
     labels = model._assignments.numpy()
     nearest = ((codes[:, None] - expected[None]) ** 2).sum(-1).argmin(1)
     nearest[farthest] = 2
     np.testing.assert_array_equal(labels, nearest)
     assert logs["empty_clusters"] == 1
-    assert logs["centre_distance"] == pytest.approx(pdist(expected).sum(), rel=1e-5)
+    assert logs["centroid_distance"] == pytest.approx(pdist(expected).sum(), rel=1e-5)
     assert logs["label_change"] == pytest.approx(np.mean(nearest != previous))
 
 
@@ -60,13 +60,32 @@ def test_random_initial_assignment_is_balanced_and_repeatable(blobs):
     assert np.bincount(first).tolist() == [23, 23, 22, 22]
 
 
+@pytest.mark.parametrize("init", ["kmeans", "gmm"])
+def test_clusterer_start_assigns_each_code_to_the_nearest_centroid(blobs, init):
+    """init="kmeans"/"gmm": the start is each code's nearest k-means centre or mixture
+    mean (10 restarts, seeded), fitted on the codes of the scaled inputs."""
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    x, _ = blobs
+    model = AEC(3, init=init, random_state=0, **TINY)
+    labels = model.initialize_assignments(x)
+    codes = model.embed(x)
+    fitted = (KMeans(3, n_init=10, random_state=0) if init == "kmeans"
+              else GaussianMixture(3, n_init=10, random_state=0)).fit(codes)
+    centroids = fitted.cluster_centers_ if init == "kmeans" else fitted.means_
+    distances = ((codes.astype(np.float64)[:, None] - centroids[None]) ** 2).sum(-1)
+    nearest = np.argmin(distances, axis=1)
+    np.testing.assert_array_equal(labels, nearest)
+
+
 def test_fit_alternates_logs_the_paper_columns_and_learns(blobs):
     x, y = blobs
     model = AEC(3, random_state=0, learning_rate=0.01, **TINY)
     history = model.fit(x, epochs=40, batch_size=16, verbose=0).history
-    assert len(history["centre_distance"]) == 40 and len(history["empty_clusters"]) == 40
+    assert len(history["centroid_distance"]) == 40 and len(history["empty_clusters"]) == 40
     assert history["loss"][-1] < history["loss"][0]
-    assert history["centre_distance"][-1] == pytest.approx(pdist(model.code_centres()).sum(),
+    assert history["centroid_distance"][-1] == pytest.approx(pdist(model.code_centroids()).sum(),
                                                            rel=1e-5)
     labels = model.predict_labels(x)
     assert labels.dtype == np.int32 and labels.shape == (90,)

@@ -102,7 +102,7 @@ def check_every_export_in_its_own_runtime(name, model, x, folder):
     results = export.export(model, folder, name=name, sample=x)
     assert set(results) == set(export.FORMATS)
     for metadata in results.values():
-        assert metadata["preprocessing"]["in_model"]
+        assert metadata["method"] == name and metadata["preprocessing"]["in_model"]
         assert metadata["parity"]["cluster_agreement"] >= 1.0 - (
             metadata["parity"]["near_ties"] / len(x))
 

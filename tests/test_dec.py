@@ -117,7 +117,7 @@ def test_save_load_round_trip_and_resume(blobs, tiny_images, cls, round_trip, re
 
 def test_config_round_trip_of_each_variant():
     for cls in (DEC, IDEC, DECConv, DCEC, DeepEmbeddedClustering):
-        model = cls(n_clusters=5, gamma=0.3, update_interval=7, centroid_init="gmm",
+        model = cls(n_clusters=5, gamma=0.3, update_interval=7, init="gmm",
                     random_state=1, **SMALL_DENSE)
         clone = cls.from_config(model.get_config())
         assert clone.get_config() == model.get_config()
@@ -182,8 +182,8 @@ def test_fit_without_pretraining_warns(blobs):
         ({"gamma": 0}, "gamma must be > 0, got 0"),
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
         ({"random_state": "7"}, "random_state must be an int or None, got '7'"),
-        ({"centroid_init": "spectral"},
-         r"centroid_init must be one of \('kmeans', 'gmm'\), got 'spectral'"),
+        ({"init": "spectral"},
+         r"init must be one of \('kmeans', 'gmm'\), got 'spectral'"),
     ],
 )
 def test_bad_hyperparameters_name_the_value(kwargs, message):
@@ -207,7 +207,7 @@ def test_kmeans_initialisation_on_a_bounded_sample(blobs):
 
 def test_gmm_initialisation_takes_the_mixture_means_and_labels_by_nearest_mean(blobs):
     x, _ = blobs
-    model = ready_model(x, pretrain_epochs=2, centroid_init="gmm", n_init=3)
+    model = ready_model(x, pretrain_epochs=2, init="gmm", n_init=3)
     codes = model.embed(x)
     labels = model.initialize_centroids(x)
     expected = GaussianMixture(3, covariance_type="full", n_init=3, random_state=0).fit(codes)

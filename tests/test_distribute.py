@@ -46,7 +46,7 @@ def images(tiny_images):
 def test_mirrored_training_matches_single_device(blobs, images, cls, mirrored):
     """Two replicas with half batches each must follow the single-device trajectory: this
     fails if a loss is not divided by the number of replicas (double learning rate) or a
-    whole-data pass (targets, centres, feature weights, initialisation) sees one replica."""
+    whole-data pass (targets, centroids, feature weights, initialisation) sees one replica."""
     x = images if RECIPES[cls][0].get("network") == "conv" else np.concatenate(
         [blobs[0], blobs[0][:6]])  # 96 rows: 3 full batches of 32
     assert len(tf.config.list_logical_devices("CPU")) == 2

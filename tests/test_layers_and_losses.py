@@ -26,7 +26,7 @@ def test_clustering_layer_matches_numpy(alpha):
 
 
 def test_clustering_layer_hand_computed_value():
-    # z = (0, 0); centres (0, 0) and (1, 1): kernels 1 and 1/3 -> q = (0.75, 0.25).
+    # z = (0, 0); centroids (0, 0) and (1, 1): kernels 1 and 1/3 -> q = (0.75, 0.25).
     layer = ClusteringLayer(2)
     layer.build((None, 2))
     layer.set_centroids(np.array([[0, 0], [1, 1]], "float32"))

@@ -98,7 +98,7 @@ def test_bad_input(monkeypatch):
     with pytest.raises(ValueError, match="n_neighbors must be >= 2"):
         N2D(3, **dict(TINY, n_neighbors=1))
     for bad, message in [({"min_dist": -0.1}, "min_dist must be >= 0"),
-                         ({"head": "dbscan"}, "head must be one of"),
+                         ({"clusterer": "dbscan"}, "clusterer must be one of"),
                          ({"manifold_head": "tsne"}, "manifold_head must be one of"),
                          ({"manifold_neighbors": 0}, "manifold_neighbors"),
                          ({"covariance_type": "round"}, "covariance_type must be one of"),

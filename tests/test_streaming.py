@@ -179,30 +179,30 @@ def test_aec_stream_assignment_handles_a_random_start_and_empty_clusters(blobs):
     start = np.concatenate([assignment.labels(batch, False).numpy() for batch in scaled])
     assert set(np.bincount(start, minlength=3)) <= set(range(15, 46))
     # An assignment that leaves cluster 2 empty: both paths re-seed it from the code
-    # farthest from its own centre and move that row to it.
+    # farthest from its own centroid and move that row to it.
     codes = model.embed(x)
-    centres = np.stack([codes[:45].mean(0), codes[45:].mean(0), codes.mean(0) + 100])
-    assignment.take(model.encoder, centres)
+    centroids = np.stack([codes[:45].mean(0), codes[45:].mean(0), codes.mean(0) + 100])
+    assignment.take(model.encoder, centroids)
     previous = np.concatenate([assignment.labels(batch, True).numpy() for batch in scaled])
     assert 2 not in previous
-    got = model.update_centres_and_assignments(stream)
-    got_centres = model.code_centres()
+    got = model.update_centroids_and_assignments(stream)
+    got_centres = model.code_centroids()
     in_memory = AEC(3, random_state=0, **TINY)
     in_memory.copy_autoencoder_from(model)
     in_memory._assignments.assign(previous)
-    expected = in_memory.update_centres_and_assignments(x)
+    expected = in_memory.update_centroids_and_assignments(x)
     assert got["empty_clusters"] == expected["empty_clusters"] == 1
     assert got == pytest.approx(expected)
-    np.testing.assert_allclose(got_centres, in_memory.code_centres(), atol=1e-6)
+    np.testing.assert_allclose(got_centres, in_memory.code_centroids(), atol=1e-6)
     labels = np.concatenate([assignment.labels(batch, True).numpy() for batch in scaled])
     np.testing.assert_array_equal(labels, in_memory._assignments.numpy())
 
 
-@pytest.mark.parametrize("init_clusterer", ["kmeans", "gmm"])
-def test_damic_initialises_and_fits_on_a_stream(blobs, init_clusterer):
+@pytest.mark.parametrize("init", ["kmeans", "gmm"])
+def test_damic_initialises_and_fits_on_a_stream(blobs, init):
     x = blobs[0]
     options = {"init_epochs": 2, "n_init": 3, "clustering_units": (8,),
-               "init_clusterer": init_clusterer}
+               "init": init}
     models = [DAMIC(3, random_state=0, **TINY, **options) for _ in range(2)]
     for model in models:
         model.pretrain(x, epochs=3, verbose=0)

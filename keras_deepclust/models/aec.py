@@ -2,13 +2,13 @@
 
 Objective (Eq. 4), per sample:
 
-    ||x - g(f(x))||^2 + lambda * ||f(x) - c*||^2,   c* = the centre nearest to f(x)  (Eq. 5)
+    ||x - g(f(x))||^2 + lambda * ||f(x) - c*||^2,   c* = the centroid nearest to f(x)  (Eq. 5)
 
 The slides print Eq. 4 with a minus before lambda; the slide before it and the stated
 aim ("restrains added to achieve compact distribution") need a plus, which is what
 is implemented. Algorithm 1 alternates, once per epoch: one SGD epoch on Eq. 4 with
-the centres fixed, the centres as means of the codes of the previous assignment
-(Eq. 6), and the hard re-assignment to the nearest centre (Eq. 5), starting from a
+the centroids fixed, the centroids as means of the codes of the previous assignment
+(Eq. 6), and the hard re-assignment to the nearest centroid (Eq. 5), starting from a
 random assignment.
 """
 
@@ -16,36 +16,40 @@ import keras
 import numpy as np
 import tensorflow as tf
 from scipy.spatial.distance import pdist
-from sklearn.cluster import KMeans
 
 from keras_deepclust._validation import check_n_clusters, data_fingerprint
-from keras_deepclust.layers import NearestCentroidSoftmax
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import nearest_centroid, register_method
+from keras_deepclust.clusterers import (
+    CLUSTERERS,
+    centroids_of,
+    make_clusterer,
+    nearest_centroid,
+)
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, NearestCentroidHead
+from keras_deepclust.models.base import register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
-INITS = ("random", "kmeans")
+INITS = ("random", *CLUSTERERS)
 OPTIMIZERS = ("adam", "sgd")
 
 
 @register_method("aec")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class AEC(AutoencoderClusteringModel):
-    """Autoencoder with a centre-compactness penalty, alternating with hard assignment.
+class AEC(NearestCentroidHead, AutoencoderClusteringModel):
+    """Autoencoder with a centroid-compactness penalty, alternating with hard assignment.
 
     `fit(x)` runs Algorithm 1 of the paper inside `keras.Model.fit`: every epoch is
-    one SGD pass over Eq. 4 followed (in a callback) by the centre update and the
-    re-assignment. The history logs, per epoch, `centre_distance` (the summed
-    distance between all pairs of centres, the paper's "Distance" column),
+    one SGD pass over Eq. 4 followed (in a callback) by the centroid update and the
+    re-assignment. The history logs, per epoch, `centroid_distance` (the summed
+    distance between all pairs of centroids, the paper's "Distance" column),
     `empty_clusters` (clusters that lost all samples and were re-seeded from the
-    sample farthest from its centre) and `label_change` (fraction of samples that
+    sample farthest from its centroid) and `label_change` (fraction of samples that
     changed cluster). Pass `keras_deepclust.callbacks.ClusteringMetrics(x, y)` to log
     ACC too. Pretraining is not part of the paper's algorithm; `pretrain(x)` is
     available and pairs well with `init="kmeans"`.
 
     `fit` also takes a `tf.data.Dataset` of batches (data larger than memory). Its
     assignment is not stored per row but recomputed when needed from a frozen copy
-    of the encoder and the centres of the last re-assignment, which gives the same
+    of the encoder and the centroids of the last re-assignment, which gives the same
     assignment; the random initial assignment of a stream is a seeded hash of each
     row's values. A later `fit` on a stream continues from the last assignment.
 
@@ -71,12 +75,13 @@ class AEC(AutoencoderClusteringModel):
     ```python
     model = AEC(n_clusters=10, random_state=0)
     history = model.fit(x, epochs=50)
-    history.history["centre_distance"]
+    history.history["centroid_distance"]
     ```
     """
 
     NEEDS_PRETRAINING = False  # Algorithm 1 starts from a random assignment
     EPOCHS = 100  # alternations when `fit(epochs=None)`
+    OPTIONS = ("scaling", "init")
     PAPER = ("Song, Liu, Huang, Wang and Tan, Auto-encoder Based Data Clustering, "
              "CIARP 2013")
     STREAMING_FIT = True  # a stream's assignment is recomputed per batch (_StreamAssignment)
@@ -121,18 +126,7 @@ class AEC(AutoencoderClusteringModel):
         self._build_if_shape_known()
 
     def _build_head(self):
-        self.centres = NearestCentroidSoftmax(self.n_clusters, name="centres")
-        self.centres.build((None, self.embedding_dim))
-
-    def call(self, inputs, training=None):
-        return self.centres(self.encoder(inputs, training=training))
-
-    def soft_assignment_head(self):
-        return self.centres
-
-    def code_centres(self):
-        """The cluster centres in code space, `(K, embedding_dim)`."""
-        return self.centres.centroids.numpy()
+        self._build_centroid_head()
 
     def _default_pretrain_optimizer(self):
         if self.optimizer_name == "sgd":
@@ -150,7 +144,7 @@ class AEC(AutoencoderClusteringModel):
         reconstruction = self.decoder(codes, training=training)
         squared = tf.square(tf.reshape(x - reconstruction, (tf.shape(x)[0], -1)))
         distances = tf.reduce_sum(
-            tf.square(codes[:, None, :] - self.centres.centroids[None]), axis=-1
+            tf.square(codes[:, None, :] - self.centroid_head.centroids[None]), axis=-1
         )
         return tf.reduce_sum(squared, axis=-1), tf.reduce_min(distances, axis=-1)
 
@@ -160,9 +154,7 @@ class AEC(AutoencoderClusteringModel):
         with tf.GradientTape() as tape:
             reconstruction, compactness = self.compute_losses(x, training=True)
             loss = tf.reduce_mean(reconstruction + self.compactness_weight * compactness)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = loss / replicas
-        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+        self._descend(tape, loss, variables)
         return self._update_trackers(loss, reconstruction, compactness)
 
     def test_step(self, data):
@@ -183,7 +175,7 @@ class AEC(AutoencoderClusteringModel):
 
     # ------------------------------------------------------------ alternation
     def initialize_assignments(self, x, batch_size=256):
-        """The initial assignment C^0 (random or k-means on the codes) and its centres.
+        """The initial assignment C^0 (random or k-means on the codes) and its centroids.
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
@@ -197,27 +189,30 @@ class AEC(AutoencoderClusteringModel):
             return self._initialize_stream_assignment(x)
         rng = np.random.default_rng(self.random_state)
         if self.init == "random":
-            # Every cluster gets at least one sample, so every initial centre exists.
+            # Every cluster gets at least one sample, so every initial centroid exists.
             labels = rng.permutation(np.arange(len(x)) % self.n_clusters).astype(np.int32)
-        else:
+        else:  # each code's nearest centroid, as a stream's start (and the head) assign
             codes = self.finite_codes(x, batch_size=batch_size)
-            _, labels = self._fit_clusterer(
-                KMeans(self.n_clusters, n_init=10, random_state=self.random_state), codes)
+            labels = nearest_centroid(codes, self._initial_centroids(codes))
         self._assignments.assign(labels)
         self._assignments_fingerprint.assign(data_fingerprint(x))
-        self.update_centres_and_assignments(x, batch_size=batch_size, reassign=False)
+        self.update_centroids_and_assignments(x, batch_size=batch_size, reassign=False)
         return labels
 
     def _initialize_stream_assignment(self, dataset):
         self._stream_assignment = _StreamAssignment(self)
-        if self.init == "kmeans":
+        if self.init != "random":
             codes = self.finite_codes(dataset)
             check_n_clusters(self.n_clusters, len(codes))
-            kmeans, _ = self._fit_clusterer(
-                KMeans(self.n_clusters, n_init=10, random_state=self.random_state), codes)
-            self._stream_assignment.take(self.encoder, kmeans.cluster_centers_)
-        self.update_centres_and_assignments(dataset, reassign=False)
+            self._stream_assignment.take(self.encoder, self._initial_centroids(codes))
+        self.update_centroids_and_assignments(dataset, reassign=False)
         return None
+
+    def _initial_centroids(self, codes):
+        """The k-means centres or mixture means (`init`) of the codes, 10 restarts."""
+        clusterer, _ = self._fit_clusterer(
+            make_clusterer(self.init, self.n_clusters, 10, self.random_state), codes)
+        return centroids_of(clusterer)
 
     def has_assignments_for(self, x):
         """Whether the stored assignment belongs to this very `x` (resuming a fit), or,
@@ -229,21 +224,21 @@ class AEC(AutoencoderClusteringModel):
             self._assignments_fingerprint.numpy(), data_fingerprint(x)
         )
 
-    def update_centres_and_assignments(self, x, batch_size=256, reassign=True):
-        """One centre update (Eq. 6) from the stored assignment, then (with `reassign`)
-        the re-assignment (Eq. 5) of every sample to its nearest new centre.
+    def update_centroids_and_assignments(self, x, batch_size=256, reassign=True):
+        """One centroid update (Eq. 6) from the stored assignment, then (with `reassign`)
+        the re-assignment (Eq. 5) of every sample to its nearest new centroid.
 
         A cluster without samples is re-seeded with the code farthest from its own
-        centre (and that sample moves to it).
+        centroid (and that sample moves to it).
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (read
-                in up to three passes: centres, re-seeds, label change).
+                in up to three passes: centroids, re-seeds, label change).
             batch_size: batch size of the encoding (of arrays).
-            reassign: re-assign after the centre update.
+            reassign: re-assign after the centroid update.
 
         Returns:
-            `{"centre_distance", "empty_clusters", "label_change"}` for the logs.
+            `{"centroid_distance", "empty_clusters", "label_change"}` for the logs.
         """
         x = self.prepare_inputs(x)
         if isinstance(x, tf.data.Dataset):
@@ -253,51 +248,34 @@ class AEC(AutoencoderClusteringModel):
         counts = np.bincount(previous, minlength=self.n_clusters)
         sums = np.zeros((self.n_clusters, codes.shape[1]))
         np.add.at(sums, previous, codes)
-        centres = sums / np.maximum(counts, 1)[:, None]
+        centroids = sums / np.maximum(counts, 1)[:, None]
         empty = np.flatnonzero(counts == 0)
         if len(empty):
-            distance_to_own = np.sum((codes - centres[previous]) ** 2, axis=1)
+            distance_to_own = np.sum((codes - centroids[previous]) ** 2, axis=1)
             farthest = np.argsort(distance_to_own)[::-1][: len(empty)]
-            centres[empty] = codes[farthest]
-        self.centres.set_centroids(centres.astype(np.float32))
+            centroids[empty] = codes[farthest]
+        self.centroid_head.set_centroids(centroids.astype(np.float32))
         labels = previous
         if reassign:
-            labels = nearest_centroid(codes, centres)
+            labels = nearest_centroid(codes, centroids)
             if len(empty):
                 labels[farthest] = empty
             self._assignments.assign(labels)
-        return _alternation_logs(centres, len(empty), float(np.mean(labels != previous)))
+        return _alternation_logs(centroids, len(empty), float(np.mean(labels != previous)))
 
-    def fit(self, x=None, y=None, batch_size=256, epochs=None, verbose="auto", callbacks=None,
-            validation_data=None, shuffle=True, initial_epoch=0, **kwargs):
-        """Algorithm 1. Same arguments as `keras.Model.fit`, except:
+    # ------------------------------------------------------- fit skeleton hooks
+    # `fit(x)` is Algorithm 1: `epochs` is T, the number of alternations (one SGD
+    # epoch each); the history has `centroid_distance`, `empty_clusters` and
+    # `label_change` per epoch besides the losses.
+    def _fit_optimizer(self, x, batch_size):
+        return self._default_pretrain_optimizer()
 
-        Args:
-            x: the data to cluster, or a `tf.data.Dataset` of batches of it (then
-                `batch_size` is the dataset's own and `shuffle` is up to it).
-            y: must be None: clustering does not train on labels (log ACC with
-                `keras_deepclust.callbacks.ClusteringMetrics(x, y)`).
-            epochs: T, the number of alternations (one SGD epoch each); None takes
-                `EPOCHS`.
-
-        Returns:
-            The `History`, with `centre_distance`, `empty_clusters` and `label_change`
-            per epoch besides the losses.
-        """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
-        initial_epoch, shuffle_seed = self._start_epochs(
-            x, callbacks, self._default_pretrain_optimizer, initial_epoch)
+    def _initialize_for_fit(self, x, batch_size, verbose):
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
-        epochs = self.EPOCHS if epochs is None else epochs
-        alternation = _Alternation(x, batch_size)
-        if isinstance(x, tf.data.Dataset):
-            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
-                                    callbacks=[alternation, *(callbacks or [])],
-                                    validation_data=validation_data, **kwargs)
-        return self._fit_epochs((x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
-                                verbose=verbose, callbacks=[alternation, *(callbacks or [])],
-                                validation_data=validation_data, **kwargs)
+
+    def _fit_callbacks(self, x, batch_size, user_callbacks):
+        return [_Alternation(x, batch_size)]
 
     def get_config(self):
         config = super().get_config()
@@ -307,7 +285,7 @@ class AEC(AutoencoderClusteringModel):
 
 
 class _Alternation(keras.callbacks.Callback):
-    """After every SGD epoch: centre update and re-assignment, logged."""
+    """After every SGD epoch: centroid update and re-assignment, logged."""
 
     def __init__(self, x, batch_size):
         super().__init__()
@@ -315,27 +293,27 @@ class _Alternation(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        logs.update(self.model.update_centres_and_assignments(self.x, batch_size=self.batch_size))
+        logs.update(self.model.update_centroids_and_assignments(self.x, batch_size=self.batch_size))
 
 
-def _alternation_logs(centres, n_empty, label_change):
-    return {"centre_distance": float(pdist(centres).sum()), "empty_clusters": n_empty,
+def _alternation_logs(centroids, n_empty, label_change):
+    return {"centroid_distance": float(pdist(centroids).sum()), "empty_clusters": n_empty,
             "label_change": label_change}
 
 
 class _StreamAssignment:
-    """AEC's assignment of a stream (see `EncoderSnapshot`): each row's nearest centre
-    under the encoder and centres of the last re-assignment, recomputed when needed;
+    """AEC's assignment of a stream (see `EncoderSnapshot`): each row's nearest centroid
+    under the encoder and centroids of the last re-assignment, recomputed when needed;
     before the first one, the random initial assignment is a seeded hash of the row.
 
     Args:
-        model: the `AEC` whose encoder and centres are followed.
+        model: the `AEC` whose encoder and centroids are followed.
     """
 
     def __init__(self, model):
         self.model = model
         self.encoder = EncoderSnapshot(model.encoder, model.distribute_strategy)
-        self.centres = tf.Variable(tf.zeros((model.n_clusters, model.embedding_dim)),
+        self.centroids = tf.Variable(tf.zeros((model.n_clusters, model.embedding_dim)),
                                    trainable=False)
         n_features = int(np.prod(model.sample_shape))
         rng = np.random.default_rng(model.random_state)
@@ -344,17 +322,17 @@ class _StreamAssignment:
         self._distances = tf.function(self._batch_distances)
         self._changes = tf.function(self._batch_changes)
 
-    def take(self, encoder, centres):
-        """Makes the assignment the nearest of `centres` under `encoder`'s current codes."""
+    def take(self, encoder, centroids):
+        """Makes the assignment the nearest of `centroids` under `encoder`'s current codes."""
         self.encoder.take(encoder)
-        self.centres.assign(np.asarray(centres, np.float32))
+        self.centroids.assign(np.asarray(centroids, np.float32))
 
     def labels(self, x, ready):
         """The assignment of a batch, `(batch,)` int32 (`ready`: `self.encoder.ready`,
         an argument so that the compiled passes trace both cases)."""
         if not ready:
             return self._row_hash(x)
-        return _nearest(self.encoder(x), self.centres)
+        return _nearest(self.encoder(x), self.centroids)
 
     def _row_hash(self, x):
         bits = tf.cast(tf.bitcast(tf.reshape(x, (tf.shape(x)[0], -1)), tf.int32), tf.int64)
@@ -368,41 +346,41 @@ class _StreamAssignment:
         return (tf.math.unsorted_segment_sum(codes, labels, k),
                 tf.math.bincount(labels, minlength=k, maxlength=k))
 
-    def _batch_distances(self, x, centres, ready):
+    def _batch_distances(self, x, centroids, ready):
         codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
-        own = tf.gather(centres, self.labels(x, ready))
+        own = tf.gather(centroids, self.labels(x, ready))
         return tf.reduce_sum(tf.square(codes - own), axis=1), codes
 
-    def _batch_changes(self, x, centres, ready):
+    def _batch_changes(self, x, centroids, ready):
         codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
-        return tf.reduce_sum(tf.cast(_nearest(codes, centres) != self.labels(x, ready), tf.int32))
+        return tf.reduce_sum(tf.cast(_nearest(codes, centroids) != self.labels(x, ready), tf.int32))
 
     def update(self, dataset, reassign):
-        """Centre update (Eq. 6) and, with `reassign`, re-assignment (Eq. 5) of a
-        stream, as `AEC.update_centres_and_assignments` does for arrays."""
+        """Centroid update (Eq. 6) and, with `reassign`, re-assignment (Eq. 5) of a
+        stream, as `AEC.update_centroids_and_assignments` does for arrays."""
         k = self.model.n_clusters
         sums, counts = np.zeros((k, self.model.embedding_dim)), np.zeros(k, np.int64)
         for batch in dataset:
             batch_sums, batch_counts = self._sums(batch, self.encoder.ready)
             sums += batch_sums.numpy()
             counts += batch_counts.numpy()
-        centres = sums / np.maximum(counts, 1)[:, None]
+        centroids = sums / np.maximum(counts, 1)[:, None]
         empty = np.flatnonzero(counts == 0)
-        if len(empty):  # re-seeded by the codes farthest from their own centre
-            centres[empty] = self._farthest_codes(dataset, centres, len(empty))
-        self.model.centres.set_centroids(centres.astype(np.float32))
+        if len(empty):  # re-seeded by the codes farthest from their own centroid
+            centroids[empty] = self._farthest_codes(dataset, centroids, len(empty))
+        self.model.centroid_head.set_centroids(centroids.astype(np.float32))
         change = 0.0
         if reassign:
             ready = self.encoder.ready
-            changed = sum(int(self._changes(batch, centres, ready)) for batch in dataset)
+            changed = sum(int(self._changes(batch, centroids, ready)) for batch in dataset)
             change = float(changed / counts.sum())
-            self.take(self.model.encoder, centres)
-        return _alternation_logs(centres, len(empty), change)
+            self.take(self.model.encoder, centroids)
+        return _alternation_logs(centroids, len(empty), change)
 
-    def _farthest_codes(self, dataset, centres, n):
-        best_distances, best_codes = np.empty(0), np.empty((0, centres.shape[1]))
+    def _farthest_codes(self, dataset, centroids, n):
+        best_distances, best_codes = np.empty(0), np.empty((0, centroids.shape[1]))
         for batch in dataset:
-            distances, codes = self._distances(batch, centres, self.encoder.ready)
+            distances, codes = self._distances(batch, centroids, self.encoder.ready)
             best_distances = np.concatenate([best_distances, distances.numpy()])
             best_codes = np.concatenate([best_codes, codes.numpy()])
             keep = np.argsort(best_distances, kind="stable")[::-1][:n]
@@ -410,7 +388,7 @@ class _StreamAssignment:
         return best_codes
 
 
-def _nearest(codes, centres):
-    distances = tf.reduce_sum(tf.square(codes[:, None, :] - tf.cast(centres, codes.dtype)[None]),
+def _nearest(codes, centroids):
+    distances = tf.reduce_sum(tf.square(codes[:, None, :] - tf.cast(centroids, codes.dtype)[None]),
                               axis=-1)
     return tf.argmin(distances, axis=1, output_type=tf.int32)

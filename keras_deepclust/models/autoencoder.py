@@ -1,6 +1,7 @@
 """The shared base of methods built on one autoencoder from `keras_deepclust.networks`."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ from keras_deepclust import losses, networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
-from keras_deepclust.layers import InputScaling
+from keras_deepclust.layers import InputScaling, NearestCentroidSoftmax
 from keras_deepclust.models.base import ClusteringModel
 
 
@@ -257,6 +258,83 @@ class AutoencoderClusteringModel(ClusteringModel):
         self._after_pretraining()
         return self
 
+    # --------------------------------------------------------- the fit skeleton
+    # Epochs of `fit(epochs=None)`: the method's paper (None: the method decides, see
+    # `_default_epochs`).
+    EPOCHS = None
+    # What the "fit() does not use labels" error adds for this method.
+    LABELS_HINT = ""
+
+    def fit(self, x=None, y=None, batch_size=256, epochs=None, verbose="auto", callbacks=None,
+            validation_data=None, shuffle=True, initial_epoch=0, **kwargs):
+        """The clustering phase. Same arguments as `keras.Model.fit`, with these
+        differences:
+
+        Args:
+            x: the raw data to cluster, `(n_samples, ...)`, or a `tf.data.Dataset` of
+                batches of it (then `batch_size` is the dataset's own and `shuffle` is
+                up to it).
+            y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
+                against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
+            epochs: None takes the method's own schedule (`EPOCHS`; the DEC family
+                trains until `tol` stops it).
+            validation_data: `x_val` or `(x_val,)`; reports the same losses on it.
+            callbacks: as in `keras.Model.fit`; with a
+                `keras_deepclust.backup.ClusteringBackup` among them, the fit resumes
+                from its last backup.
+
+        Every step of the sequence is shared: the checks, resuming, the one-time
+        initialisation (`_initialize_for_fit`), epochs over arrays, a stream or the
+        workers of a multi-worker strategy, and the cluster sizes at the end
+        (`history.cluster_sizes`, `history.empty_clusters`). A method supplies its
+        objective (`train_step`) and its hooks.
+
+        Returns:
+            The `History`.
+        """
+        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size,
+                                                       labels_hint=self.LABELS_HINT)
+        initial_epoch, shuffle_seed = self._start_epochs(
+            x, callbacks, lambda: self._fit_optimizer(x, batch_size), initial_epoch)
+        if self.NEEDS_PRETRAINING and not self.is_pretrained:
+            warnings.warn("The autoencoder was not pretrained: call pretrain(x) first, or fit "
+                          "starts from the codes of a random network.", stacklevel=3)
+        self._initialize_for_fit(x, batch_size=batch_size, verbose=verbose)
+        if epochs is None:
+            epochs = self._default_epochs(x, batch_size, initial_epoch)
+        callbacks = [*self._fit_callbacks(x, batch_size, callbacks or []), *(callbacks or [])]
+        fit_arguments = dict(verbose=verbose, callbacks=callbacks,
+                             validation_data=validation_data, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            history = self._fit_stream(x, epochs, initial_epoch, **fit_arguments)
+        else:
+            history = self._fit_epochs(self._epoch_arrays(x), batch_size, epochs, initial_epoch,
+                                       shuffle_seed, shuffle, **fit_arguments)
+        self._after_fit(x, batch_size)
+        return history
+
+    def _fit_optimizer(self, x, batch_size):
+        """The optimizer `fit` compiles with, unless the user compiled (hook)."""
+        return keras.optimizers.Adam()
+
+    def _initialize_for_fit(self, x, batch_size, verbose):
+        """The method's one-time initialisation on the (prepared) data, skipped when the
+        model holds it already, e.g. restored from a backup (hook)."""
+
+    def _default_epochs(self, x, batch_size, initial_epoch):
+        return self.EPOCHS
+
+    def _fit_callbacks(self, x, batch_size, user_callbacks):
+        """The method's own callbacks, run before the user's (hook)."""
+        return []
+
+    def _epoch_arrays(self, x):
+        """The arrays whose rows make each batch (hook: DEC adds a row index)."""
+        return (x,)
+
+    def _after_fit(self, x, batch_size):
+        """What the method does once the epochs are over (hook)."""
+
     def _compile_once(self, make_optimizer):
         """Compiles with `make_optimizer()` unless the user compiled, under the strategy."""
         with self.distribute_strategy.scope():
@@ -404,6 +482,26 @@ class AutoencoderClusteringModel(ClusteringModel):
             }
         )
         return config
+
+
+class NearestCentroidHead:
+    """For methods whose head is `centroid_head`, a `NearestCentroidSoftmax` on the code
+    (AEC, DAC): the head, the model's call and the centroids. Mixed in before
+    `AutoencoderClusteringModel`; the method calls `_build_centroid_head()`."""
+
+    def _build_centroid_head(self):
+        self.centroid_head = NearestCentroidSoftmax(self.n_clusters, name="centroid_head")
+        self.centroid_head.build((None, self.embedding_dim))
+
+    def call(self, inputs, training=None):
+        return self.centroid_head(self.encoder(inputs, training=training))
+
+    def soft_assignment_head(self):
+        return self.centroid_head
+
+    def code_centroids(self):
+        """The cluster centroids in code space, `(K, embedding_dim)`."""
+        return self.centroid_head.centroids.numpy()
 
 
 class _AddReconstructionLoss(keras.layers.Layer):

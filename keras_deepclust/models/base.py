@@ -9,10 +9,9 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from keras_deepclust._validation import check_array, check_n_clusters
+from keras_deepclust.clusterers import fit_on_sample
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
 from keras_deepclust.layers import HardAssignment
 from keras_deepclust.layers.preprocessing import check_scaling, stream_scaling_statistics
@@ -120,54 +119,6 @@ def _check_backend():
         )
 
 
-def fit_on_sample(estimator, codes, max_samples, random_state=None):
-    """Fits a scikit-learn clusterer on at most `max_samples` rows of `codes` (a seeded
-    random sample when there are more) and labels every row.
-
-    k-means with many restarts on millions of codes costs minutes for centres that a
-    sample of 100,000 places as well; the codes of all rows (N x code size, 40 MB for
-    a million 10-d codes) are still labelled, by `predict`.
-
-    Returns:
-        `(estimator, labels)`, the labels `(n_samples,)` int32.
-    """
-    if len(codes) <= max_samples:
-        return estimator, estimator.fit_predict(codes).astype(np.int32)
-    rows = np.sort(np.random.default_rng(random_state).choice(len(codes), max_samples,
-                                                              replace=False))
-    estimator.fit(codes[rows])
-    return estimator, estimator.predict(codes).astype(np.int32)
-
-
-CODE_CLUSTERERS = ("kmeans", "gmm")
-
-
-def check_code_clusterer(kind, name):
-    """`kind` if it names one of `CODE_CLUSTERERS`, else a ValueError naming `name`."""
-    if kind not in CODE_CLUSTERERS:
-        raise ValueError(f"{name} must be one of {CODE_CLUSTERERS}, got {kind!r}.")
-    return kind
-
-
-def code_clusterer(kind, n_clusters, n_init, random_state):
-    """The unfitted scikit-learn clusterer that starts a method from pretrained codes:
-    k-means ("kmeans") or a full-covariance Gaussian mixture fitted by EM ("gmm"),
-    best of `n_init` restarts."""
-    if kind == "kmeans":
-        return KMeans(n_clusters, n_init=n_init, random_state=random_state)
-    return GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
-                           random_state=random_state)
-
-
-def nearest_centroid(codes, centroids):
-    """Index of the nearest of `centroids` (K x d) for each of `codes` (N x d), as an
-    `(N,)` int32 array; computed in float64 through N x K distances, never N x K x d."""
-    codes, centroids = np.asarray(codes, np.float64), np.asarray(centroids, np.float64)
-    squared = (np.sum(codes**2, axis=1, keepdims=True) - 2 * codes @ centroids.T
-               + np.sum(centroids**2, axis=1))
-    return np.argmin(squared, axis=1).astype(np.int32)
-
-
 class ClusteringModel(keras.Model):
     """Base class: a `keras.Model` whose `predict` returns soft assignments (N x K).
 
@@ -186,6 +137,10 @@ class ClusteringModel(keras.Model):
     ITERATIVE_FIT = True
     # What `keras-deepclust methods` prints: the method's paper.
     PAPER = ""
+    # The constructor options (and `fit` options) the command line may set; its flags
+    # for other options are refused for this method.
+    OPTIONS = ("scaling",)
+    FIT_OPTIONS = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -309,6 +264,16 @@ class ClusteringModel(keras.Model):
         self._seed()
         return x, validation_data
 
+    def _descend(self, tape, loss, variables):
+        """One optimizer step down `loss` (recorded by `tape`) over `variables`. The
+        gradients are divided by the replicas in sync: Keras does not scale a custom
+        `train_step`'s loss under `tf.distribute`, whose replicas' gradients are summed
+        (by two, exactly, on two replicas: the same step as dividing the loss)."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply([None if g is None else g / replicas for g in gradients],
+                             variables)
+
     def _fit_clusterer(self, estimator, codes):
         """`fit_on_sample` with this model's sample bound and seed."""
         return fit_on_sample(estimator, codes, self.CLUSTERER_MAX_SAMPLES, self.random_state)
@@ -323,7 +288,8 @@ class ClusteringModel(keras.Model):
     def predict(self, x, batch_size=256, verbose=0, **kwargs):
         """Soft cluster assignments, an `(n_samples, n_clusters)` float32 array."""
         self._check_ready_to_assign()
-        return super().predict(self.prepare_inputs(x), batch_size=batch_size, verbose=verbose, **kwargs)
+        return super().predict(self.prepare_inputs(x), batch_size=batch_size, verbose=verbose,
+                               **kwargs)
 
     def predict_proba(self, x, batch_size=256, verbose=0):
         """Cluster probabilities, an `(n_samples, n_clusters)` float32 array (what
@@ -333,8 +299,8 @@ class ClusteringModel(keras.Model):
     def evaluate(self, x=None, y=None, batch_size=256, **kwargs):
         """`keras.Model.evaluate` on the raw `x` (scaled like `fit`'s); `y` must be None."""
         if y is not None:
-            raise ValueError("evaluate() does not use labels; score clusters with "
-                             "keras_deepclust.metrics.clustering_scores(y, model.predict_labels(x)).")
+            raise ValueError("evaluate() does not use labels; score clusters with keras_deepclust"
+                             ".metrics.clustering_scores(y, model.predict_labels(x)).")
         return super().evaluate(self.prepare_inputs(x), batch_size=batch_size, **kwargs)
 
     def predict_labels(self, x, batch_size=256, verbose=0):

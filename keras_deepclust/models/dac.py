@@ -17,7 +17,6 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.cluster import KMeans
 
 from keras_deepclust._validation import (
     check_array,
@@ -26,8 +25,12 @@ from keras_deepclust._validation import (
     data_fingerprint,
 )
 from keras_deepclust.callbacks import ClusteringMetrics
-from keras_deepclust.layers import NearestCentroidSoftmax
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
+from keras_deepclust.clusterers import make_clusterer
+from keras_deepclust.models.autoencoder import (
+    AutoencoderClusteringModel,
+    NearestCentroidHead,
+    steps_per_epoch,
+)
 from keras_deepclust.models.base import register_method
 
 logger = logging.getLogger(__name__)
@@ -124,7 +127,7 @@ def _pair_kernel_sums(columns, codes, max_elements):
 
 @register_method("dac")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DAC(AutoencoderClusteringModel):
+class DAC(NearestCentroidHead, AutoencoderClusteringModel):
     """DAC (Lu & Li): an autoencoder trained on a clustering-weighted MSE, then k-means.
 
     Workflow: `fit(x)` samples `n_weight_samples` rows, labels them (by k-means on
@@ -203,6 +206,7 @@ class DAC(AutoencoderClusteringModel):
     PAPER = ("Lu and Li, DAC: Deep Autoencoder-based Clustering, a General Deep "
              "Learning Framework of Representation Learning")
     STREAMING_FIT = True  # weights from a reservoir sample, k-means on a sample of codes
+    FIT_OPTIONS = ("weight_labels",)
     EPOCHS = 200  # the paper's training epochs, when `fit(epochs=None)`
 
     def __init__(
@@ -257,8 +261,7 @@ class DAC(AutoencoderClusteringModel):
         return {**super()._network_options(), "decoder_activation": self.decoder_activation}
 
     def _build_head(self):
-        self.centroid_head = NearestCentroidSoftmax(self.n_clusters, name="nearest_centroid")
-        self.centroid_head.build((None, self.embedding_dim))
+        self._build_centroid_head()
         self._feature_weights = self.add_weight(
             shape=(math.prod(self.sample_shape),), initializer="ones", trainable=False,
             name="feature_weights",
@@ -271,16 +274,6 @@ class DAC(AutoencoderClusteringModel):
             shape=(4,), dtype="float64", initializer="zeros", trainable=False,
             name="weights_fingerprint",
         )
-
-    def call(self, inputs, training=None):
-        return self.centroid_head(self.encoder(inputs, training=training))
-
-    def soft_assignment_head(self):
-        return self.centroid_head
-
-    def code_centres(self):
-        """The k-means centroids in code space, `(K, embedding_dim)`."""
-        return self.centroid_head.centroids.numpy()
 
     # ---------------------------------------------------------- feature weights
     @property
@@ -378,76 +371,56 @@ class DAC(AutoencoderClusteringModel):
                 f"k-means pseudo-labels need at least n_clusters={self.n_clusters} sampled "
                 f"rows, got {len(sampled)}; raise n_weight_samples or pass weight_labels."
             )
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        return kmeans.fit_predict(sampled)
+        return make_clusterer("kmeans", self.n_clusters, self.n_init,
+                              self.random_state).fit_predict(sampled)
 
     # ------------------------------------------------------------------ training
-    def fit(
-        self,
-        x=None,
-        y=None,
-        weight_labels=None,
-        epochs=None,
-        batch_size=256,
-        verbose="auto",
-        callbacks=None,
-        validation_data=None,
-        shuffle=True,
-        initial_epoch=0,
-        **kwargs,
-    ):
+    LABELS_HINT = "; to compute the feature weights from known labels, pass weight_labels"
+
+    def fit(self, x=None, y=None, weight_labels=None, **kwargs):
         """Computes the feature weights, trains the autoencoder on Eq. 6, then k-means.
 
-        Same arguments as `keras.Model.fit`, with these differences:
+        Arguments as in `AutoencoderClusteringModel.fit` (`epochs=None`: the paper's
+        200), and:
 
         Args:
-            x: the data to cluster, `(n_samples, ...)` (raw: see `scaling`), or a
-                `tf.data.Dataset` of batches of it (then `batch_size` is the dataset's
-                own, `shuffle` is up to it, and the weights are computed anew).
-            y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
-                against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
             weight_labels: `(n_samples,)` labels used only for the feature weights of
-                Eq. 5 (the paper's setting); None uses k-means pseudo-labels.
-            epochs: passes over `x`; None takes the paper's 200.
-            validation_data: `x_val` or `(x_val,)`; reports the same losses.
-            callbacks: as in `keras.Model.fit`. With a `ClusteringMetrics` among them,
-                the centroids are refitted on the codes at every epoch end, before
-                the scores; otherwise only after the last epoch (other callbacks
-                calling `predict` during training see the previous centroids).
+                Eq. 5 (the paper's setting); None uses k-means pseudo-labels. A stream's
+                weights are always computed anew, from pseudo-labels.
+            callbacks: with a `ClusteringMetrics` among them, the centroids are refitted
+                on the codes at every epoch end, before the scores; otherwise only after
+                the last epoch (other callbacks calling `predict` during training see the
+                previous centroids).
 
         Returns:
             The `History`, with `loss`, `weighted_mse` and `l2` per epoch.
         """
-        x, validation_data = self._check_fit_arguments(
-            x, y, validation_data, kwargs, batch_size,
-            labels_hint="; to compute the feature weights from known labels, pass weight_labels",
-        )
-        streamed = isinstance(x, tf.data.Dataset)
-        if weight_labels is not None and not streamed:
+        if weight_labels is not None and not isinstance(x, tf.data.Dataset):
             weight_labels = check_labels(weight_labels, len(x), "weight_labels")
-        initial_epoch, shuffle_seed = self._start_epochs(
-            x, callbacks,
-            lambda: self._default_optimizer(steps_per_epoch(x, batch_size)), initial_epoch)
-        if streamed or not np.array_equal(self._weights_fingerprint.numpy(),
-                                          _fingerprint(x, weight_labels)):
-            self.compute_feature_weights(x, weight_labels, verbose=verbose)
-        callbacks = list(callbacks or [])
-        if any(isinstance(callback, ClusteringMetrics) for callback in callbacks):
-            callbacks.insert(0, keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: self.fit_centroids(x, batch_size=batch_size)
-            ))
-        epochs = self.EPOCHS if epochs is None else epochs
-        if streamed:
-            history = self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
-                                       callbacks=callbacks, validation_data=validation_data,
-                                       **kwargs)
-        else:
-            history = self._fit_epochs(
-                (x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
-                verbose=verbose, callbacks=callbacks, validation_data=validation_data, **kwargs,
-            )
+        self._weight_labels = weight_labels
+        try:
+            return super().fit(x, y, **kwargs)
+        finally:
+            self._weight_labels = None
+
+    # ------------------------------------------------------- fit skeleton hooks
+    def _fit_optimizer(self, x, batch_size):
+        return self._default_optimizer(steps_per_epoch(x, batch_size))
+
+    def _initialize_for_fit(self, x, batch_size, verbose):
+        labels = getattr(self, "_weight_labels", None)
+        if isinstance(x, tf.data.Dataset) or not np.array_equal(
+                self._weights_fingerprint.numpy(), _fingerprint(x, labels)):
+            self.compute_feature_weights(x, labels, verbose=verbose)
+
+    def _fit_callbacks(self, x, batch_size, user_callbacks):
+        if any(isinstance(callback, ClusteringMetrics) for callback in user_callbacks):
+            return [keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: self.fit_centroids(x, batch_size=batch_size))]
+        return []
+
+    def _after_fit(self, x, batch_size):
         self.fit_centroids(x, batch_size=batch_size)
-        return history
 
     def _default_optimizer(self, steps_per_epoch):
         schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -465,7 +438,7 @@ class DAC(AutoencoderClusteringModel):
         x = self.prepare_inputs(x, adapt=True)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         kmeans, labels = self._fit_clusterer(
-            KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state), codes)
+            make_clusterer("kmeans", self.n_clusters, self.n_init, self.random_state), codes)
         self.centroid_head.set_centroids(kmeans.cluster_centers_.astype(np.float32))
         return labels
 
@@ -481,10 +454,7 @@ class DAC(AutoencoderClusteringModel):
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             loss, weighted_mse, l2 = self._compute_losses(x, training=True)
-            # Keras does not scale a custom train_step's loss under tf.distribute.
-            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply(gradients, variables)
+        self._descend(tape, loss, variables)
         return self._update_trackers(loss, weighted_mse, l2)
 
     def test_step(self, data):

@@ -23,6 +23,7 @@ from keras import ops
 
 from keras_deepclust import networks
 from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust.clusterers import check_clusterer, make_clusterer
 from keras_deepclust.distribute import is_multi_worker
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
@@ -30,7 +31,7 @@ from keras_deepclust.layers import (
     NearestCentroidSoftmax,
 )
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
-from keras_deepclust.models.base import check_code_clusterer, code_clusterer, register_method
+from keras_deepclust.models.base import register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 CLUSTERING_UNITS = (512, 256)
@@ -150,7 +151,7 @@ class DAMIC(AutoencoderClusteringModel):
         init_epochs: epochs of the per-cluster fine-tuning of the autoencoders and of
             the clustering network's fit to the initial labels, each.
         n_init: k-means (or EM) restarts of the initialisation.
-        init_clusterer: what labels the pretrained codes for the initialisation:
+        init: what labels the pretrained codes for the initialisation:
             "kmeans" (the paper) or "gmm", the most probable component of a
             full-covariance Gaussian mixture fitted by EM (on Fashion-MNIST codes it
             starts from more accurate clusters than k-means; see benchmarks/README.md).
@@ -176,6 +177,7 @@ class DAMIC(AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 200}
+    OPTIONS = ("scaling", "init")
     EPOCHS = 50  # joint training epochs when `fit(epochs=None)`; the slides give none
     PAPER = ("Chazan, Gannot and Goldberger, Deep Clustering Based on a Mixture of "
              "Autoencoders, MLSP 2019")
@@ -188,12 +190,12 @@ class DAMIC(AutoencoderClusteringModel):
         clustering_units=CLUSTERING_UNITS,
         init_epochs=20,
         n_init=20,
-        init_clusterer="kmeans",
+        init="kmeans",
         init_learning_rate=1e-3,
         learning_rate=1e-4,
         **kwargs,
     ):
-        check_code_clusterer(init_clusterer, "init_clusterer")
+        check_clusterer(init, "init")
         if network != "dense":
             raise ValueError(
                 f"DAMIC supports network='dense' only (dense cluster autoencoders), got "
@@ -209,7 +211,7 @@ class DAMIC(AutoencoderClusteringModel):
         )
         self.init_epochs = check_positive_int(init_epochs, "init_epochs")
         self.n_init = check_positive_int(n_init, "n_init")
-        self.init_clusterer = init_clusterer
+        self.init = init
         self.init_learning_rate = float(init_learning_rate)
         self.learning_rate = float(learning_rate)
         self._loss_tracker = keras.metrics.Mean(name="loss")
@@ -279,7 +281,7 @@ class DAMIC(AutoencoderClusteringModel):
     def initialize(self, x, batch_size=256, verbose=0):
         """Initialises the mixture and the clustering network from the pretrained AE.
 
-        k-means or a Gaussian mixture (`init_clusterer`, `n_init` restarts) labels
+        k-means or a Gaussian mixture (`init`, `n_init` restarts) labels
         the pretrained codes of `x`; every cluster autoencoder becomes a copy of the
         pretrained one and is fine-tuned for `init_epochs` on the samples of its own
         cluster (all K at once, with a reconstruction loss masked by the labels); the
@@ -301,7 +303,7 @@ class DAMIC(AutoencoderClusteringModel):
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
         clusterer, labels = self._fit_clusterer(
-            code_clusterer(self.init_clusterer, self.n_clusters, self.n_init, self.random_state),
+            make_clusterer(self.init, self.n_clusters, self.n_init, self.random_state),
             codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
         if isinstance(x, tf.data.Dataset):
@@ -323,8 +325,8 @@ class DAMIC(AutoencoderClusteringModel):
 
     def _label_codes_like(self, clusterer):
         """A TensorFlow function labelling codes as the fitted `clusterer` does, by the
-        argmax of its exportable head (nearest centre, or most probable component)."""
-        if self.init_clusterer == "kmeans":
+        argmax of its exportable head (nearest centroid, or most probable component)."""
+        if self.init == "kmeans":
             head = NearestCentroidSoftmax(self.n_clusters)
             head.build(clusterer.cluster_centers_.shape)
             head.set_centroids(clusterer.cluster_centers_)
@@ -361,58 +363,20 @@ class DAMIC(AutoencoderClusteringModel):
             model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose)
 
     # ------------------------------------------------------------ clustering
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=256,
-        epochs=None,
-        verbose="auto",
-        callbacks=None,
-        validation_data=None,
-        shuffle=True,
-        initial_epoch=0,
-        **kwargs,
-    ):
-        """Joint training of the cluster autoencoders and the clustering network.
+    # ------------------------------------------------------- fit skeleton hooks
+    # `fit(x)` trains the cluster autoencoders and the clustering network jointly.
+    def _fit_optimizer(self, x, batch_size):
+        return keras.optimizers.Adam(self.learning_rate)
 
-        Same arguments as `keras.Model.fit`, with these differences:
-
-        Args:
-            x: the data to cluster, `(n_samples, ...)`, or a `tf.data.Dataset` of
-                batches of it (then `batch_size` is the dataset's own and `shuffle` is
-                up to it).
-            y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
-                against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
-            epochs: passes over `x`; None takes `EPOCHS` (50).
-            validation_data: `x_val` or `(x_val,)`; reports the mixture loss on it.
-
-        Returns:
-            The `History`; `history.history["min_cluster_size"]` has the size of the
-            smallest cluster after each epoch. `self.cluster_monitor` keeps this fit's
-            `ClusterSizeMonitor` (all cluster sizes in `sizes`).
-        """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
-        initial_epoch, shuffle_seed = self._start_epochs(
-            x, callbacks, lambda: keras.optimizers.Adam(self.learning_rate), initial_epoch)
-        if not self.is_pretrained:
-            warnings.warn(
-                "The autoencoder was not pretrained: call pretrain(x) first, or the mixture "
-                "is initialised from a random network.",
-                stacklevel=2,
-            )
+    def _initialize_for_fit(self, x, batch_size, verbose):
         if not self.initialized:
             self.initialize(x, batch_size=batch_size, verbose=verbose)
+
+    def _fit_callbacks(self, x, batch_size, user_callbacks):
+        """The cluster sizes after each epoch, kept as `self.cluster_monitor` (its
+        `sizes`; `history.history["min_cluster_size"]` has the smallest)."""
         self.cluster_monitor = ClusterSizeMonitor(x, batch_size=batch_size)
-        epochs = self.EPOCHS if epochs is None else epochs
-        callbacks = [self.cluster_monitor, *(callbacks or [])]
-        if isinstance(x, tf.data.Dataset):
-            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
-                                    callbacks=callbacks, validation_data=validation_data, **kwargs)
-        return self._fit_epochs(
-            (x,), batch_size, epochs, initial_epoch, shuffle_seed, shuffle, verbose=verbose,
-            callbacks=callbacks, validation_data=validation_data, **kwargs,
-        )
+        return [self.cluster_monitor]
 
     def per_example_loss(self, inputs, training=None):
         """`(batch,)` mixture loss of `inputs` under the current model."""
@@ -427,9 +391,7 @@ class DAMIC(AutoencoderClusteringModel):
                      + self.clustering_head.trainable_variables)
         with tf.GradientTape() as tape:
             loss = ops.mean(self.per_example_loss(x, training=True))
-            # Keras does not scale a custom train_step's loss under tf.distribute.
-            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+        self._descend(tape, loss, variables)
         self._loss_tracker.update_state(loss)
         return {"loss": self._loss_tracker.result()}
 
@@ -459,7 +421,7 @@ class DAMIC(AutoencoderClusteringModel):
                 "clustering_units": list(self.clustering_units),
                 "init_epochs": self.init_epochs,
                 "n_init": self.n_init,
-                "init_clusterer": self.init_clusterer,
+                "init": self.init,
                 "init_learning_rate": self.init_learning_rate,
                 "learning_rate": self.learning_rate,
             }

@@ -12,23 +12,25 @@ objective is L_c alone, as Eq. 5 reduces to for gamma = 1, L_r = 0.
 """
 
 import math
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_deepclust import losses
-from keras_deepclust._validation import check_n_clusters, check_positive_int, data_fingerprint
-from keras_deepclust.callbacks import TargetDistributionUpdater
-from keras_deepclust.layers import ClusteringLayer
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, steps_per_epoch
-from keras_deepclust.models.base import (
-    check_code_clusterer,
-    code_clusterer,
-    nearest_centroid,
-    register_method,
+from keras_deepclust._validation import (
+    check_n_clusters,
+    check_positive_int,
+    data_fingerprint,
 )
+from keras_deepclust.callbacks import TargetDistributionUpdater
+from keras_deepclust.clusterers import check_clusterer, make_clusterer, nearest_centroid
+from keras_deepclust.layers import ClusteringLayer
+from keras_deepclust.models.autoencoder import (
+    AutoencoderClusteringModel,
+    steps_per_epoch,
+)
+from keras_deepclust.models.base import register_method
 from keras_deepclust.models.snapshot import EncoderSnapshot
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
@@ -44,7 +46,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;
     `fit(x)` initialises the centroids on the codes (once; k-means, or a Gaussian
-    mixture with `centroid_init="gmm"`), then trains encoder (and decoder) and
+    mixture with `init="gmm"`), then trains encoder (and decoder) and
     centroids with the clustering objective. The target
     distribution P is refreshed from all of `x` every `update_interval` steps, and
     training stops when fewer than `tol` of the labels changed between two
@@ -73,8 +75,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         tol: delta, stop when the fraction of changed labels between two refreshes is
             below it.
         n_init: restarts of the k-means (or mixture) fit of the centroid initialisation.
-        centroid_init: how `fit` places the centroids on the pretrained codes:
-            "kmeans" (the papers) takes the k-means centres; "gmm" takes the means of
+        init: how `fit` places the centroids on the pretrained codes:
+            "kmeans" (the papers) takes the k-means centroids; "gmm" takes the means of
             a full-covariance Gaussian mixture fitted by EM, which follows elongated
             clusters better (on Fashion-MNIST it starts DCEC from higher accuracy;
             see benchmarks/README.md).
@@ -86,7 +88,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             prediction and export never augment.
         augment_clustering: with an `augmentation`, whether `fit` trains on augmented
             images too (True, DEC-DA) or only `pretrain` does (False: on Fashion-MNIST,
-            augmented pretraining with `centroid_init="gmm"` gave the best DCEC; see
+            augmented pretraining with `init="gmm"` gave the best DCEC; see
             benchmarks/README.md).
         sample_shape: shape of one sample; inferred from the data when None.
         random_state: int seed for weights, shuffling, noise and k-means, or None.
@@ -105,6 +107,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     """
 
     STREAMING_FIT = True  # the target of a stream is recomputed per batch (_StreamTarget)
+    OPTIONS = ("scaling", "init", "augmentation", "augment_clustering")
 
     def __init__(
         self,
@@ -116,7 +119,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         update_interval=140,
         tol=0.001,
         n_init=20,
-        centroid_init="kmeans",
+        init="kmeans",
         augmentation=None,
         augment_clustering=True,
         **kwargs,
@@ -139,7 +142,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
-        self.centroid_init = check_code_clusterer(centroid_init, "centroid_init")
+        self.init = check_clusterer(init, "init")
         self.augmentation = augmentation
         self.augment_clustering = bool(augment_clustering)
         self._target = self._add_row_state("target_distribution", (self.n_clusters,))
@@ -170,8 +173,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     def soft_assignment_head(self):
         return self.clustering
 
-    def code_centres(self):
-        """The cluster centres in code space, `(K, embedding_dim)`."""
+    def code_centroids(self):
+        """The cluster centroids in code space, `(K, embedding_dim)`."""
         return self.clustering.centroids.numpy()
 
     @property
@@ -200,8 +203,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     # ------------------------------------------------------------ clustering
     def initialize_centroids(self, x, batch_size=256):
-        """Sets the centroids from the codes of `x`: the k-means centres, or the means
-        of a full-covariance Gaussian mixture (`centroid_init`), best of `n_init` fits.
+        """Sets the centroids from the codes of `x`: the k-means centroids, or the means
+        of a full-covariance Gaussian mixture (`init`), best of `n_init` fits.
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
@@ -215,9 +218,9 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
         clusterer, labels = self._fit_clusterer(
-            code_clusterer(self.centroid_init, self.n_clusters, self.n_init, self.random_state),
+            make_clusterer(self.init, self.n_clusters, self.n_init, self.random_state),
             codes)
-        if self.centroid_init == "kmeans":
+        if self.init == "kmeans":
             centroids = clusterer.cluster_centers_
         else:  # the Student-t head assigns the nearest mean, not the mixture's component
             centroids = clusterer.means_
@@ -270,62 +273,26 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self._target_fingerprint.assign(data_fingerprint(x) if fingerprint is None else fingerprint)
         return delta
 
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=256,
-        epochs=None,
-        verbose="auto",
-        callbacks=None,
-        validation_data=None,
-        shuffle=True,
-        initial_epoch=0,
-        **kwargs,
-    ):
-        """Clustering phase. Same arguments as `keras.Model.fit`, with these differences:
-
-        Args:
-            x: the data to cluster, `(n_samples, ...)`; also the set P is computed on.
-                Or a `tf.data.Dataset` of batches of samples, read once per refresh
-                (then `batch_size` is the dataset's own and `shuffle` is up to it).
-            y: must be None: clustering does not train on labels. To log ACC/NMI/ARI
-                against known labels, pass `keras_deepclust.callbacks.ClusteringMetrics`.
-            epochs: None runs until `tol` stops training, at most `MAX_ITERATIONS` steps
-                (a stream is counted in one more pass to know its steps per epoch).
-            validation_data: `x_val` or `(x_val, y_val)`; the validation loss uses a
-                target computed from each validation batch itself.
-
-        Returns:
-            The `History`; `history.history["delta_label"]` has the label change at the
-            last target update of each epoch. `self.target_updater` keeps this fit's
-            `TargetDistributionUpdater` (its `updates` and `stopped_step`).
-        """
-        x, validation_data = self._check_fit_arguments(x, y, validation_data, kwargs, batch_size)
-        initial_epoch, shuffle_seed = self._start_epochs(
-            x, callbacks, keras.optimizers.Adam, initial_epoch)
-        if not self.is_pretrained:
-            warnings.warn(
-                "The autoencoder was not pretrained: call pretrain(x) first, or the centroids "
-                "are initialised on the codes of a random network.",
-                stacklevel=2,
-            )
+    # ------------------------------------------------------- fit skeleton hooks
+    def _initialize_for_fit(self, x, batch_size, verbose):
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
-        if epochs is None:
-            epochs = initial_epoch + math.ceil(MAX_ITERATIONS / steps_per_epoch(x, batch_size))
+
+    def _default_epochs(self, x, batch_size, initial_epoch):
+        """Until `tol` stops training, at most `MAX_ITERATIONS` steps (a stream is
+        counted in one more pass to know its steps per epoch)."""
+        return initial_epoch + math.ceil(MAX_ITERATIONS / steps_per_epoch(x, batch_size))
+
+    def _fit_callbacks(self, x, batch_size, user_callbacks):
+        """The target refresh; kept as `self.target_updater` (its `updates` and
+        `stopped_step`; `history.history["delta_label"]` has the label change at the
+        last refresh of each epoch). A stream's P is recomputed per batch."""
         self.target_updater = TargetDistributionUpdater(
-            x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size
-        )
-        callbacks = [self.target_updater, *(callbacks or [])]
-        if isinstance(x, tf.data.Dataset):
-            return self._fit_stream(x, epochs, initial_epoch, verbose=verbose,
-                                    callbacks=callbacks, validation_data=validation_data, **kwargs)
-        return self._fit_epochs(
-            (x, np.arange(len(x), dtype=np.int32)), batch_size, epochs, initial_epoch,
-            shuffle_seed, shuffle, verbose=verbose, callbacks=callbacks,
-            validation_data=validation_data, **kwargs,
-        )
+            x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size)
+        return [self.target_updater]
+
+    def _epoch_arrays(self, x):
+        return (x, np.arange(len(x), dtype=np.int32))  # the row index into the stored P
 
     # ------------------------------------------------------------ train steps
     def _compute_losses(self, x, target, training):
@@ -357,11 +324,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             loss = tf.reduce_mean(per_example)
             if self.losses:
                 loss += tf.add_n(self.losses)
-            # Keras does not scale a custom train_step's loss under tf.distribute.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = loss / replicas
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply(gradients, variables)
+        self._descend(tape, loss, variables)
         return self._update_trackers(loss, clustering_loss, reconstruction_loss)
 
     def test_step(self, data):
@@ -394,7 +357,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
                 "update_interval": self.update_interval,
                 "tol": self.tol,
                 "n_init": self.n_init,
-                "centroid_init": self.centroid_init,
+                "init": self.init,
                 "augmentation": self._augmentation_config(),
                 "augment_clustering": self.augment_clustering,
             }

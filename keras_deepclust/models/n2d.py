@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust.clusterers import check_clusterer
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
     NearestCentroidSoftmax,
@@ -34,7 +35,6 @@ from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import refuse_epoch_arguments, register_method
 from keras_deepclust.models.two_stage import (
     COVARIANCE_TYPES,
-    HEADS,
     FittedClustererHead,
 )
 from keras_deepclust.networks import _SeededInitializers
@@ -74,7 +74,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             not change with K when K is chosen). At most `embedding_dim`.
         n_neighbors: UMAP's neighbourhood size (paper: 20).
         min_dist: UMAP's minimum distance (paper: 0).
-        head: "gmm" (paper) or "kmeans".
+        clusterer: "gmm" (paper) or "kmeans", fitted on the manifold.
         covariance_type: of the Gaussian mixture.
         n_init: restarts of the mixture or k-means (the fit of highest likelihood,
             or lowest inertia, is kept). 1 as in N2D's code: 10 restarts did not raise
@@ -120,6 +120,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
              "ICPR 2020")
     STREAMING_FIT = True  # embeds a stream, UMAP on a bounded sample of the codes
     ITERATIVE_FIT = False
+    OPTIONS = ("scaling", "manifold_head")
 
     def __init__(
         self,
@@ -128,7 +129,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         n_components=10,
         n_neighbors=20,
         min_dist=0.0,
-        head="gmm",
+        clusterer="gmm",
         covariance_type="full",
         n_init=1,
         max_iter=100,
@@ -156,8 +157,6 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         if manifold_head not in MANIFOLD_HEADS:
             raise ValueError(
                 f"manifold_head must be one of {MANIFOLD_HEADS}, got {manifold_head!r}.")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
@@ -165,7 +164,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             raise ValueError(
                 f"manifold_learning_rate must be > 0, got {manifold_learning_rate!r}.")
         self.min_dist = float(min_dist)
-        self.head = head
+        self.clusterer = check_clusterer(clusterer, "clusterer")
         self.covariance_type = covariance_type
         self.n_init = check_positive_int(n_init, "n_init")
         self.max_iter = check_positive_int(max_iter, "max_iter")
@@ -197,7 +196,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
     def _build_head(self):
         self.manifold = keras.Sequential(self._manifold_layers(), name="manifold_head")
         self.manifold.build((None, self.embedding_dim))
-        if self.head == "kmeans":
+        if self.clusterer == "kmeans":
             self.assignment = NearestCentroidSoftmax(self.n_clusters, name="kmeans_head")
         else:
             self.assignment = GaussianMixturePosterior(self.n_clusters, name="gmm_head")
@@ -325,7 +324,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         head_labels = np.argmax(self.assignment(self.manifold_points_), axis=1)
         logs["manifold_agreement"] = float(np.mean(head_labels == clusterer.predict(points)))
         if verbose != 0:
-            print(f"N2D: UMAP on {len(points)} codes, {self.head} on {self.n_components} "
+            print(f"N2D: UMAP on {len(points)} codes, {self.clusterer} on {self.n_components} "
                   "dimensions: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
         history = keras.callbacks.History()
         history.history = {k: [v] for k, v in logs.items()}
@@ -371,7 +370,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         config = super().get_config()
         config.update({
             "n_components": self.n_components, "n_neighbors": self.n_neighbors,
-            "min_dist": self.min_dist, "head": self.head,
+            "min_dist": self.min_dist, "clusterer": self.clusterer,
             "covariance_type": self.covariance_type, "n_init": self.n_init,
             "max_iter": self.max_iter,
             "manifold_head": self.manifold_head, "manifold_neighbors": self.manifold_neighbors,

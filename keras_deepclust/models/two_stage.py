@@ -10,30 +10,29 @@ assigner.
 
 import keras
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust.clusterers import check_clusterer, make_clusterer
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import refuse_epoch_arguments, register_method
 
-HEADS = ("kmeans", "gmm")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 class FittedClustererHead:
     """What the models whose head copies a scikit-learn k-means or Gaussian mixture
-    share. The model sets `head`, `covariance_type`, `n_init`, `max_iter` and builds
+    share. The model sets `clusterer`, `covariance_type`, `n_init`, `max_iter` and builds
     `assignment` (the head layer) and a `_head_fitted` weight."""
 
     def soft_assignment_head(self):
         return self.assignment
 
-    def code_centres(self):
+    def code_centroids(self):
         """The k-means centroids or the mixture's means, in the space the head reads."""
-        centres = self.assignment.centroids if self.head == "kmeans" else self.assignment.means
-        return centres.numpy()
+        head = self.assignment
+        centroids = head.centroids if self.clusterer == "kmeans" else head.means
+        return centroids.numpy()
 
     @property
     def head_fitted(self):
@@ -42,26 +41,22 @@ class FittedClustererHead:
 
     def _check_ready_to_assign(self):
         if not self.head_fitted:
-            raise ValueError(f"The {self.head} head is not fitted yet: call fit(x) after "
+            raise ValueError(f"The {self.clusterer} head is not fitted yet: call fit(x) after "
                              "pretrain(x).")
 
     def make_clusterer(self):
         """The unfitted scikit-learn estimator this model fits."""
-        if self.head == "kmeans":
-            return KMeans(self.n_clusters, n_init=self.n_init, max_iter=self.max_iter,
-                          random_state=self.random_state)
-        return GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
-                               n_init=self.n_init, max_iter=self.max_iter,
-                               random_state=self.random_state)
+        return make_clusterer(self.clusterer, self.n_clusters, self.n_init, self.random_state,
+                              covariance_type=self.covariance_type, max_iter=self.max_iter)
 
     def _set_head(self, clusterer, points):
         """Copies the fitted `clusterer` into the head and keeps it as `clusterer_`.
 
         Returns:
-            The logs: `loss` (k-means: mean squared distance to the centre; mixture:
+            The logs: `loss` (k-means: mean squared distance to the centroid; mixture:
             negative mean log-likelihood) and, for the mixture, `bic`, on `points`.
         """
-        if self.head == "kmeans":
+        if self.clusterer == "kmeans":
             self.assignment.set_centroids(clusterer.cluster_centers_.astype(np.float32))
             logs = {"loss": float(-clusterer.score(points) / len(points))}
         else:
@@ -84,7 +79,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
     Args:
         n_clusters: number of clusters K (>= 2).
         network: "dense" or "conv" (see `AutoencoderClusteringModel`).
-        head: "kmeans" or "gmm".
+        clusterer: "kmeans" or "gmm" (a Gaussian mixture fitted by EM).
         covariance_type: of the Gaussian mixture: "full", "tied", "diag" or
             "spherical".
         n_init: restarts of k-means or EM.
@@ -113,7 +108,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
         self,
         n_clusters=10,
         network="dense",
-        head="kmeans",
+        clusterer="kmeans",
         covariance_type="full",
         n_init=10,
         max_iter=100,
@@ -121,15 +116,13 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
         **kwargs,
     ):
         super().__init__(n_clusters=n_clusters, network=network, **kwargs)
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
             )
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-        self.head = head
+        self.clusterer = check_clusterer(clusterer, "clusterer")
         self.covariance_type = covariance_type
         self.n_init = check_positive_int(n_init, "n_init")
         self.max_iter = check_positive_int(max_iter, "max_iter")
@@ -137,7 +130,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
         self._build_if_shape_known()
 
     def _build_head(self):
-        if self.head == "kmeans":
+        if self.clusterer == "kmeans":
             self.assignment = NearestCentroidSoftmax(
                 self.n_clusters, temperature=self.temperature, name="kmeans_head"
             )
@@ -171,7 +164,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
 
         Returns:
             A `keras.callbacks.History` with one entry: `loss` (k-means: mean
-            squared distance to the centre; GMM: negative mean log-likelihood) and,
+            squared distance to the centroid; GMM: negative mean log-likelihood) and,
             for the GMM, `bic`.
         """
         refuse_epoch_arguments(self, kwargs)
@@ -181,7 +174,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
         clusterer, _ = self._fit_clusterer(self.make_clusterer(), codes)
         logs = self._set_head(clusterer, codes)
         if verbose != 0:
-            print(f"{self.head} on {len(codes)} codes of size {codes.shape[1]}: "
+            print(f"{self.clusterer} on {len(codes)} codes of size {codes.shape[1]}: "
                   + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
         history = keras.callbacks.History()
         history.history = {k: [v] for k, v in logs.items()}
@@ -189,7 +182,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"head": self.head, "covariance_type": self.covariance_type,
+        config.update({"clusterer": self.clusterer, "covariance_type": self.covariance_type,
                        "n_init": self.n_init, "max_iter": self.max_iter,
                        "temperature": self.temperature})
         return config
@@ -198,35 +191,37 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
 @register_method("ae-kmeans")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class AEKMeans(TwoStageClustering):
-    """Dense AE + k-means: `TwoStageClustering` with `network="dense"`, `head="kmeans"`."""
+    """Dense AE + k-means: `TwoStageClustering` with `network="dense"`,
+    `clusterer="kmeans"`."""
 
-    def __init__(self, n_clusters=10, network="dense", head="kmeans", **kwargs):
-        super().__init__(n_clusters, network=network, head=head, **kwargs)
+    def __init__(self, n_clusters=10, network="dense", clusterer="kmeans", **kwargs):
+        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
 
 
 @register_method("cae-kmeans")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class CAEKMeans(TwoStageClustering):
-    """Convolutional AE + k-means: `TwoStageClustering` with `network="conv"`, `head="kmeans"`."""
+    """Convolutional AE + k-means: `TwoStageClustering` with `network="conv"`,
+    `clusterer="kmeans"`."""
 
-    def __init__(self, n_clusters=10, network="conv", head="kmeans", **kwargs):
-        super().__init__(n_clusters, network=network, head=head, **kwargs)
+    def __init__(self, n_clusters=10, network="conv", clusterer="kmeans", **kwargs):
+        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
 
 
 @register_method("ae-gmm")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class AEGMM(TwoStageClustering):
-    """Dense AE + Gaussian mixture: `TwoStageClustering` with `network="dense"`, `head="gmm"`."""
+    """Dense AE + Gaussian mixture: `TwoStageClustering` with `network="dense"`, `clusterer="gmm"`."""
 
-    def __init__(self, n_clusters=10, network="dense", head="gmm", **kwargs):
-        super().__init__(n_clusters, network=network, head=head, **kwargs)
+    def __init__(self, n_clusters=10, network="dense", clusterer="gmm", **kwargs):
+        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
 
 
 @register_method("cae-gmm")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class CAEGMM(TwoStageClustering):
     """Convolutional AE + Gaussian mixture: `TwoStageClustering` with `network="conv"`,
-    `head="gmm"`."""
+    `clusterer="gmm"`."""
 
-    def __init__(self, n_clusters=10, network="conv", head="gmm", **kwargs):
-        super().__init__(n_clusters, network=network, head=head, **kwargs)
+    def __init__(self, n_clusters=10, network="conv", clusterer="gmm", **kwargs):
+        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)

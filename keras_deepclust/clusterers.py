@@ -1,0 +1,65 @@
+"""The one factory of the package's k-means and Gaussian-mixture fits, and the helpers
+that go with them. numpy and scikit-learn only."""
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+
+def fit_on_sample(estimator, codes, max_samples, random_state=None):
+    """Fits a scikit-learn clusterer on at most `max_samples` rows of `codes` (a seeded
+    random sample when there are more) and labels every row.
+
+    k-means with many restarts on millions of codes costs minutes for centroids that a
+    sample of 100,000 places as well; the codes of all rows (N x code size, 40 MB for
+    a million 10-d codes) are still labelled, by `predict`.
+
+    Returns:
+        `(estimator, labels)`, the labels `(n_samples,)` int32.
+    """
+    if len(codes) <= max_samples:
+        return estimator, estimator.fit_predict(codes).astype(np.int32)
+    rows = np.sort(np.random.default_rng(random_state).choice(len(codes), max_samples,
+                                                              replace=False))
+    estimator.fit(codes[rows])
+    return estimator, estimator.predict(codes).astype(np.int32)
+
+
+CLUSTERERS = ("kmeans", "gmm")
+
+
+def check_clusterer(kind, name, allowed=CLUSTERERS):
+    """`kind` if it is one of `allowed`, else a ValueError naming `name`."""
+    if kind not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {kind!r}.")
+    return kind
+
+
+def make_clusterer(kind, n_clusters, n_init=10, random_state=None, covariance_type="full",
+                   max_iter=None):
+    """The unfitted scikit-learn clusterer of every k-means or Gaussian-mixture fit in
+    the package: k-means ("kmeans") or a Gaussian mixture fitted by EM ("gmm", full
+    covariance unless asked), best of `n_init` restarts; `max_iter` None keeps
+    scikit-learn's default (300 for k-means, 100 for EM)."""
+    check_clusterer(kind, "clusterer")
+    iterations = {} if max_iter is None else {"max_iter": max_iter}
+    if kind == "kmeans":
+        return KMeans(n_clusters, n_init=n_init, random_state=random_state, **iterations)
+    return GaussianMixture(n_clusters, covariance_type=covariance_type, n_init=n_init,
+                           random_state=random_state, **iterations)
+
+
+def centroids_of(clusterer):
+    """The k-means centres or the mixture's means of a fitted clusterer, `(K, d)`."""
+    if hasattr(clusterer, "cluster_centers_"):
+        return clusterer.cluster_centers_
+    return clusterer.means_
+
+
+def nearest_centroid(codes, centroids):
+    """Index of the nearest of `centroids` (K x d) for each of `codes` (N x d), as an
+    `(N,)` int32 array; computed in float64 through N x K distances, never N x K x d."""
+    codes, centroids = np.asarray(codes, np.float64), np.asarray(centroids, np.float64)
+    squared = (np.sum(codes**2, axis=1, keepdims=True) - 2 * codes @ centroids.T
+               + np.sum(centroids**2, axis=1))
+    return np.argmin(squared, axis=1).astype(np.int32)
