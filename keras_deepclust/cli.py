@@ -319,7 +319,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         fit_arguments.update(epochs=epochs, callbacks=fit_callbacks)
     history = model.fit(x, **fit_arguments)
     cluster_seconds = time.perf_counter() - start
-    labels = model.predict_labels(x)
+    labels = model.labels_
 
     pretrain_log = pretrain_history.history if pretrain_history is not None else {}
     report = {
@@ -371,9 +371,12 @@ _OPTION_FLAGS = {"--augment": "augmentation", "--augment-phases": "augment_clust
 _FIT_OPTION_FLAGS = {"--weight-labels": "weight_labels"}
 
 
+def _flag_value(args, flag):
+    return getattr(args, flag[2:].replace("-", "_"), None)
+
+
 def _given(args, flag):
-    value = getattr(args, flag[2:].replace("-", "_"), None)
-    return value not in (None, False)
+    return _flag_value(args, flag) not in (None, False)
 
 
 def _model_options(args):
@@ -395,7 +398,7 @@ def _model_options(args):
         options["augment_clustering"] = (args.augment_phases or "both") == "both"
     for flag in ("--init", "--manifold-head"):
         if _given(args, flag):
-            options[_OPTION_FLAGS[flag]] = getattr(args, flag[2:].replace("-", "_"))
+            options[_OPTION_FLAGS[flag]] = _flag_value(args, flag)
     return options
 
 
@@ -530,7 +533,7 @@ def _export(args):
     for export_format, metadata in results.items():
         parity = metadata["parity"]
         print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e} "
-              f"(tolerance {parity.get('probability_tolerance', 0):.1e}), "
+              f"(tolerance {parity['probability_tolerance']:.1e}), "
               f"cluster agreement {parity['cluster_agreement']:.4f} on {parity['n_samples']} rows")
     print(f"wrote {args.out}")
     return 0

@@ -380,7 +380,7 @@ def _assign_frames(frames, spec):
                                 spec["verify_checksum"])
     for frame in _rebatch(frames, spec["batch_size"]):
         x = _feature_matrix(frame, spec)
-        outputs = assigner.assign(x.reshape(len(x), *assigner.sample_shape))
+        outputs = assigner.assign(x)  # flat rows of an image model are reshaped there
         new = {spec["output_col"]: outputs["cluster"].astype(np.int32, copy=False)}
         if spec["probabilities_col"] is not None:
             new[spec["probabilities_col"]] = list(outputs["probabilities"])

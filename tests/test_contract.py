@@ -76,6 +76,7 @@ def check_labels_probabilities_and_cluster_sizes(model, x, history):
     assert probabilities.shape == (len(x), N_CLUSTERS)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(np.argmax(probabilities, axis=1), labels)
+    np.testing.assert_array_equal(model.labels_, labels)  # the fit's labels of x
     assert history.cluster_sizes == np.bincount(labels, minlength=N_CLUSTERS).tolist()
     assert history.empty_clusters == [k for k, n in enumerate(history.cluster_sizes) if n == 0]
     # The scaling was learnt from the raw rows: the network sees unit-scale inputs.

@@ -67,9 +67,10 @@ def method_name(model):
 
 
 def _reporting_cluster_sizes(fit):
-    """Wraps a method's `fit` so that every fit ends by counting the samples of each
-    cluster on `x`: the sizes go to `history.cluster_sizes`, the empty clusters to
-    `history.empty_clusters`, and a warning names them."""
+    """Wraps a method's `fit` so that every fit ends by labelling `x` once: the labels
+    go to `model.labels_` (as on scikit-learn's clusterers), the cluster sizes to
+    `history.cluster_sizes`, the empty clusters to `history.empty_clusters`, and a
+    warning names them."""
 
     @functools.wraps(fit)
     def wrapper(self, x=None, *args, **kwargs):
@@ -80,8 +81,8 @@ def _reporting_cluster_sizes(fit):
             history = fit(self, x, *args, **kwargs)
         finally:
             self._fitting = False
-        sizes = np.bincount(self.predict_labels(x, batch_size=kwargs.get("batch_size", 256)),
-                            minlength=self.n_clusters)
+        self.labels_ = self.predict_labels(x, batch_size=kwargs.get("batch_size", 256))
+        sizes = np.bincount(self.labels_, minlength=self.n_clusters)
         history.cluster_sizes = sizes.tolist()
         history.empty_clusters = np.flatnonzero(sizes == 0).tolist()
         if history.empty_clusters:
@@ -97,16 +98,16 @@ def _reporting_cluster_sizes(fit):
 
 def refuse_epoch_arguments(model, fit_kwargs):
     """Raises for the `keras.Model.fit` arguments a fit without epochs cannot honour."""
-    def given(value):  # an array (validation_data) has no truth value: test by type
+    def is_set(value):  # an array (validation_data) has no truth value: test by type
         return value is not None and not (isinstance(value, (int, float)) and value == 0)
 
-    given = sorted(name for name in ("epochs", "callbacks", "validation_data",
-                                     "validation_split", "initial_epoch", "steps_per_epoch")
-                   if given(fit_kwargs.get(name)))
-    if given:
+    refused = sorted(name for name in ("epochs", "callbacks", "validation_data",
+                                       "validation_split", "initial_epoch", "steps_per_epoch")
+                     if is_set(fit_kwargs.get(name)))
+    if refused:
         raise ValueError(
             f"{type(model).__name__}.fit fits its clusterer once, with no epochs, so it "
-            f"cannot honour {', '.join(given)}: train the autoencoder with "
+            f"cannot honour {', '.join(refused)}: train the autoencoder with "
             "pretrain(x, epochs=..., callbacks=...) instead.")
 
 

@@ -251,6 +251,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
         self.lr_decay = float(lr_decay)
         self.n_init = check_positive_int(n_init, "n_init")
         self.normalize_weights = bool(normalize_weights)
+        self._weight_labels = None  # `fit`'s weight_labels while it runs
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "weighted_mse", "l2")
         }
@@ -408,7 +409,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
         return self._default_optimizer(steps_per_epoch(x, batch_size))
 
     def _initialize_for_fit(self, x, batch_size, verbose):
-        labels = getattr(self, "_weight_labels", None)
+        labels = self._weight_labels
         if isinstance(x, tf.data.Dataset) or not np.array_equal(
                 self._weights_fingerprint.numpy(), _fingerprint(x, labels)):
             self.compute_feature_weights(x, labels, verbose=verbose)
