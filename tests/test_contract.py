@@ -146,3 +146,13 @@ def test_constant_features_and_bad_scalings_are_refused():
         model.pretrain(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="scaling must be one of"):
         get_method("dec")(n_clusters=3, scaling="zscore")
+    images = np.full((20, 8, 8, 1), 3, np.uint8)
+    with pytest.raises(ValueError, match="every value of the images is the same"):
+        get_method("cae-kmeans")(n_clusters=3, scaling="minmax", **CONV).pretrain(images)
+    import tensorflow as tf
+
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 5), np.float32)).batch(4)
+    with pytest.raises(ValueError, match="yields no rows to learn the input scaling from"):
+        get_method("ae-kmeans")(n_clusters=3, **DENSE).pretrain(empty)
+    with pytest.raises(ValueError, match="evaluate\\(\\) does not use labels"):
+        get_method("ae-kmeans")(n_clusters=3, **DENSE).evaluate(x, np.zeros(len(x)))

@@ -108,3 +108,25 @@ def test_bad_export_arguments(tmp_path, model):
         kdc_export.export(model, tmp_path, formats=("pb",))
     with pytest.raises(ValueError, match=r"sample has samples of shape \(5,\)"):
         export_onnx(model, tmp_path / "m.onnx", sample=np.zeros((3, 5), "float32"))
+
+
+def test_parity_tolerance_follows_the_models_own_sensitivity_and_spares_near_ties():
+    from keras_deepclust.export._common import compare
+
+    reference = {"probabilities": np.array([[0.9, 0.1], [0.5002, 0.4998]], np.float32),
+                 "cluster": np.array([0, 0], np.int32)}
+    # The second row is a near-tie (margin 4e-4): its id may flip when the tolerance
+    # (ten times the sensitivity, 1e-3 here) exceeds the margin.
+    flipped = {"probabilities": np.array([[0.9, 0.1], [0.4999, 0.5001]], np.float32),
+               "cluster": np.array([0, 1], np.int32)}
+    parity = compare(dict(reference, sensitivity=1e-4), flipped)
+    assert parity["probability_tolerance"] == pytest.approx(1e-3)
+    assert parity["near_ties"] == 1 and parity["cluster_agreement"] == 0.5
+    # Without that sensitivity the tolerance is 1e-5: the same outputs are refused.
+    with pytest.raises(ExportParityError, match=r"differ from Keras by up to 0.0003 \(tolerance "
+                       r"1e-05\) and 1 cluster ids differ outside near-ties"):
+        compare(reference, flipped)
+    # A confident row whose id changes is never a near-tie.
+    wrong = dict(reference, cluster=np.array([1, 0], np.int32))
+    with pytest.raises(ExportParityError, match="1 cluster ids differ outside near-ties"):
+        compare(dict(reference, sensitivity=1e-4), wrong)
