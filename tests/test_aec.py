@@ -37,13 +37,13 @@ def test_centroid_update_reassignment_and_empty_cluster(blobs):
     model = AEC(3, random_state=0, sample_shape=(6,), **TINY)
     codes = model.embed(x).astype(np.float64)
     previous = np.r_[np.zeros(45), np.ones(45)].astype(np.int32)  # cluster 2 empty
-    model._assignments.assign(previous)
+    model.assignment.store(model.prepare_inputs(x), previous)
     logs = model.update_centroids_and_assignments(x)
     expected = np.stack([codes[:45].mean(0), codes[45:].mean(0), np.zeros(3)])
     farthest = np.argmax(((codes - expected[previous]) ** 2).sum(1))
     expected[2] = codes[farthest]
     np.testing.assert_allclose(model.code_centroids(), expected, rtol=1e-5)
-    labels = model._assignments.numpy()
+    labels = model.assignment.values.numpy()
     nearest = ((codes[:, None] - expected[None]) ** 2).sum(-1).argmin(1)
     nearest[farthest] = 2
     np.testing.assert_array_equal(labels, nearest)
@@ -52,12 +52,21 @@ def test_centroid_update_reassignment_and_empty_cluster(blobs):
     assert logs["label_change"] == pytest.approx(np.mean(nearest != previous))
 
 
-def test_random_initial_assignment_is_balanced_and_repeatable(blobs):
+def test_random_initial_assignment_is_a_seeded_hash_of_each_row(blobs):
     x, _ = blobs
-    first = AEC(4, random_state=3, **TINY).initialize_assignments(x)
-    second = AEC(4, random_state=3, **TINY).initialize_assignments(x)
-    np.testing.assert_array_equal(first, second)
-    assert np.bincount(first).tolist() == [23, 23, 22, 22]
+    model = AEC(4, random_state=3, **TINY)
+    first = model.initialize_assignments(x)
+    np.testing.assert_array_equal(first, AEC(4, random_state=3, **TINY).initialize_assignments(x))
+    # By hand: the scaled row's float32 bits times seeded multipliers, summed with
+    # int64 wrap-around, modulo K.
+    bits = np.asarray(model.prepare_inputs(x), np.float32).view(np.int32).astype(np.int64)
+    multipliers = np.random.default_rng(3).integers(1, 2**31 - 1, 6)
+    with np.errstate(over="ignore"):
+        expected = np.mod((bits * multipliers).sum(1), 4)
+    np.testing.assert_array_equal(first, expected)
+    assert set(np.bincount(first, minlength=4)) <= set(range(12, 35))  # 22.5 expected
+    other = AEC(4, random_state=4, **TINY).initialize_assignments(x)
+    assert np.mean(other != first) > 0.5
 
 
 @pytest.mark.parametrize("init", ["kmeans", "gmm"])
@@ -89,7 +98,7 @@ def test_fit_alternates_logs_the_paper_columns_and_learns(blobs):
                                                            rel=1e-5)
     labels = model.predict_labels(x)
     assert labels.dtype == np.int32 and labels.shape == (90,)
-    np.testing.assert_array_equal(labels, model._assignments.numpy())
+    np.testing.assert_array_equal(labels, model.assignment.values.numpy())
     assert metrics.clustering_scores(y, labels)["acc"] > 0.9
 
 
@@ -100,7 +109,7 @@ def test_save_load_resume_and_export(tmp_path, tiny_images, round_trip):
     model.fit(x, epochs=2, batch_size=16, verbose=0)
     loaded = round_trip(model, x)
     assert loaded.has_assignments_for(x)
-    np.testing.assert_array_equal(loaded._assignments.numpy(), model._assignments.numpy())
+    np.testing.assert_array_equal(loaded.assignment.values.numpy(), model.assignment.values.numpy())
     loaded.fit(x, epochs=3, initial_epoch=2, batch_size=16, verbose=0)  # resumes
     kdc_export.export(loaded, tmp_path / "export", formats=("onnx",), sample=x[:20])
 

@@ -95,7 +95,7 @@ def test_train_step_fits_the_augmented_soft_labels_to_the_clean_target(tiny_imag
     model.pretrain(x, epochs=20, batch_size=16, verbose=0)
     model.initialize_centroids(x)
     model.update_target_distribution(x)
-    p = model._target.numpy()
+    p = model.target_distribution()
     np.testing.assert_allclose(p, losses.target_distribution(model.predict(x)), rtol=1e-5)
 
     def kl(target, q):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_deepclust import datasets
 from keras_deepclust.backup import ClusteringBackup
-from keras_deepclust.models import AEC, DAC, DAMIC, DEC, IDEC, AEKMeans
+from keras_deepclust.models import AEC, DAC, DAMIC, DEC, AEKMeans
 from keras_deepclust.models.autoencoder import steps_per_epoch
 
 TINY = {"hidden_units": (16,), "embedding_dim": 3}
@@ -117,38 +117,8 @@ def test_bad_streams(blobs, tmp_path):
 # Per-row methods: the fit on a stream in row order (batch 16) must equal the fit on the
 # array with shuffle=False. AEC starts from k-means (its random start hashes a stream's
 # rows instead of drawing a permutation), DAC's weights use every row (m >= N).
-ROW_STATE_RECIPES = {
-    "IDEC": (IDEC, {"update_interval": 3, "tol": 0.0}, 2),
-    "DEC": (DEC, {"update_interval": 3, "tol": 0.0}, 2),
-    "AEC": (AEC, {"init": "kmeans"}, 0),
-    "DAC": (DAC, {"n_weight_samples": 200, "n_init": 3}, 0),
-}
-
-
-@pytest.mark.parametrize("name", list(ROW_STATE_RECIPES))
-def test_fit_on_a_stream_equals_the_fit_on_the_array(blobs, name):
-    cls, options, pretrain_epochs = ROW_STATE_RECIPES[name]
-    x = blobs[0]
-
-    def fit(data):
-        model = cls(3, random_state=0, **TINY, **options)
-        if pretrain_epochs:
-            model.pretrain(x, epochs=pretrain_epochs, verbose=0)
-        history = model.fit(data, epochs=3, batch_size=16, shuffle=False, verbose=0)
-        return model, history.history
-
-    in_memory, expected = fit(x)
-    streamed, got = fit(tf.data.Dataset.from_tensor_slices(x).batch(16))
-    assert got.keys() == expected.keys()
-    for key in expected:
-        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-7, err_msg=key)
-    for a, b in zip(in_memory.trainable_weights, streamed.trainable_weights, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
-    if name in ("IDEC", "DEC"):  # the same refreshes, the first one aside (None: no
-        # previous snapshot of a stream; the array compares with the k-means labels)
-        np.testing.assert_allclose(streamed.target_updater.updates[1:],
-                                   in_memory.target_updater.updates[1:])
-        assert int(tf.shape(streamed._target)[0]) == 0  # no N x K state was stored
+# That a fit on a stream equals the fit on the array, for every method, is part of
+# the contract (tests/test_contract.py).
 
 
 def test_dec_on_a_stream_stops_on_tol_and_counts_its_epochs(blobs):
@@ -158,6 +128,7 @@ def test_dec_on_a_stream_stops_on_tol_and_counts_its_epochs(blobs):
     stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
     model.fit(stream, verbose=0)  # epochs=None: until tol, steps counted on the stream
     assert model.target_updater.stopped_step == 4
+    assert model.target_distribution().shape == (0, 3)  # no N x K state was stored
     steps = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec(
         (6,), tf.float32)).batch(16)  # unknown cardinality: counted in a pass
     assert steps_per_epoch(steps, 16) == 6 == steps_per_epoch(x, 16)
@@ -168,34 +139,35 @@ def test_aec_stream_assignment_handles_a_random_start_and_empty_clusters(blobs):
     stream = tf.data.Dataset.from_tensor_slices(x).batch(16)
     model = AEC(3, random_state=0, **TINY)
     model.fit(stream, epochs=1, verbose=0)
-    # The random start: a seeded hash of each row's values, every cluster used.
-    model.initialize_assignments(stream)
-    assignment = model._stream_assignment
-    # The assignment works on the batches as the networks see them: scaled.
+    # The state works on the batches as the networks see them: scaled.
     scaled = model.prepare_inputs(stream)
     low, high = x.min(0), x.max(0)  # AEC's sigmoid output: min-max for tables
     np.testing.assert_allclose(np.concatenate(list(scaled.as_numpy_iterator())),
                                (x - low) / (high - low), rtol=1e-4, atol=1e-5)
-    start = np.concatenate([assignment.labels(batch, False).numpy() for batch in scaled])
-    assert set(np.bincount(start, minlength=3)) <= set(range(15, 46))
+
+    def stream_state():
+        return np.concatenate([state.numpy() for _, state in model.assignment.chunks(scaled)])
+
+    # The random start is the array's, row by row.
+    model.initialize_assignments(stream)
+    in_memory = AEC(3, random_state=0, **TINY)
+    in_memory.copy_autoencoder_from(model)
+    np.testing.assert_array_equal(stream_state(), in_memory.initialize_assignments(x))
     # An assignment that leaves cluster 2 empty: both paths re-seed it from the code
     # farthest from its own centroid and move that row to it.
     codes = model.embed(x)
     centroids = np.stack([codes[:45].mean(0), codes[45:].mean(0), codes.mean(0) + 100])
-    assignment.take(model.encoder, centroids)
-    previous = np.concatenate([assignment.labels(batch, True).numpy() for batch in scaled])
+    model.centroid_head.set_centroids(centroids.astype(np.float32))
+    model.assignment.take(scaled, None)
+    previous = stream_state()
     assert 2 not in previous
     got = model.update_centroids_and_assignments(stream)
-    got_centres = model.code_centroids()
-    in_memory = AEC(3, random_state=0, **TINY)
-    in_memory.copy_autoencoder_from(model)
-    in_memory._assignments.assign(previous)
+    in_memory.assignment.store(in_memory.prepare_inputs(x), previous)
     expected = in_memory.update_centroids_and_assignments(x)
     assert got["empty_clusters"] == expected["empty_clusters"] == 1
     assert got == pytest.approx(expected)
-    np.testing.assert_allclose(got_centres, in_memory.code_centroids(), atol=1e-6)
-    labels = np.concatenate([assignment.labels(batch, True).numpy() for batch in scaled])
-    np.testing.assert_array_equal(labels, in_memory._assignments.numpy())
+    np.testing.assert_allclose(model.code_centroids(), in_memory.code_centroids(), atol=1e-6)
+    np.testing.assert_array_equal(stream_state(), in_memory.assignment.values.numpy())
 
 
 @pytest.mark.parametrize("init", ["kmeans", "gmm"])

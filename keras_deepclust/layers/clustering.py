@@ -54,11 +54,7 @@ class ClusteringLayer(keras.layers.Layer):
 
     def call(self, inputs):
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        squared_distances = ops.sum(
-            ops.square(ops.expand_dims(inputs, axis=1) - self.centroids), axis=2
-        )
-        kernel = ops.power(1.0 + squared_distances / self.alpha, -(self.alpha + 1.0) / 2.0)
-        return kernel / ops.sum(kernel, axis=1, keepdims=True)
+        return student_t_assignments(inputs, self.centroids, self.alpha)
 
     def set_centroids(self, centroids):
         """Assigns new centroid values (e.g. from k-means), checking their shape."""
@@ -71,6 +67,14 @@ class ClusteringLayer(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_clusters": self.n_clusters, "alpha": self.alpha})
         return config
+
+
+def student_t_assignments(codes, centroids, alpha):
+    """q_ij of `codes` `(n, d)` to `centroids` `(K, d)` under a Student's t kernel with
+    `alpha` degrees of freedom, `(n, K)` rows summing to 1."""
+    squared_distances = ops.sum(ops.square(ops.expand_dims(codes, axis=1) - centroids), axis=2)
+    kernel = ops.power(1.0 + squared_distances / alpha, -(alpha + 1.0) / 2.0)
+    return kernel / ops.sum(kernel, axis=1, keepdims=True)
 
 
 def assign_checked(variable, value, name):

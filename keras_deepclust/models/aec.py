@@ -17,16 +17,11 @@ import numpy as np
 import tensorflow as tf
 from scipy.spatial.distance import pdist
 
-from keras_deepclust._validation import check_n_clusters, data_fingerprint
-from keras_deepclust.clusterers import (
-    CLUSTERERS,
-    centroids_of,
-    make_clusterer,
-    nearest_centroid,
-)
+from keras_deepclust._validation import check_n_clusters
+from keras_deepclust.clusterers import CLUSTERERS, centroids_of, make_clusterer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, NearestCentroidHead
 from keras_deepclust.models.base import register_method
-from keras_deepclust.models.snapshot import EncoderSnapshot
+from keras_deepclust.models.row_state import FrozenRowState
 
 INITS = ("random", *CLUSTERERS)
 OPTIMIZERS = ("adam", "sgd")
@@ -84,7 +79,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
     OPTIONS = ("scaling", "init")
     PAPER = ("Song, Liu, Huang, Wang and Tan, Auto-encoder Based Data Clustering, "
              "CIARP 2013")
-    STREAMING_FIT = True  # a stream's assignment is recomputed per batch (_StreamAssignment)
+    STREAMING_FIT = True  # a stream's assignment is recomputed per batch (FrozenRowState)
 
     def __init__(
         self,
@@ -118,9 +113,10 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         self.optimizer_name = optimizer
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
-        self._assignments = self._add_row_state("assignments", dtype="int32")
-        self._assignments_fingerprint = self._add_row_state("assignments_fingerprint", dtype="float64")
-        self._stream_assignment = None  # a _StreamAssignment once a fit streams
+        # Each row's nearest centroid at the last re-assignment (Eq. 5).
+        self.assignment = FrozenRowState(
+            self, "assignments", _nearest, centroids=lambda: self.centroid_head.centroids,
+            dtype="int32", initial=self._random_assignment)
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "reconstruction_loss", "compactness_loss")}
         self._build_if_shape_known()
@@ -134,8 +130,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         return keras.optimizers.Adam(learning_rate=self.learning_rate)
 
     def _after_pretraining(self):
-        self._assignments.assign(tf.zeros((0,), tf.int32))
-        self._stream_assignment = None
+        self.assignment.forget()
 
     # ------------------------------------------------------------ the objective
     def compute_losses(self, x, training=False):
@@ -175,7 +170,11 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
 
     # ------------------------------------------------------------ alternation
     def initialize_assignments(self, x, batch_size=256):
-        """The initial assignment C^0 (random or k-means on the codes) and its centroids.
+        """The initial assignment C^0 and its centroids (Eq. 6).
+
+        `init="random"`: a seeded hash of each row's values, so a stream starts as its
+        array does; "kmeans" or "gmm": each code's nearest k-means centre or mixture
+        mean (10 restarts, seeded), as the head assigns.
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
@@ -185,51 +184,38 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
             The assignment, `(n_samples,)` int32; None for a stream (not kept).
         """
         x = self.prepare_inputs(x, adapt=True)
-        if isinstance(x, tf.data.Dataset):
-            return self._initialize_stream_assignment(x)
-        rng = np.random.default_rng(self.random_state)
         if self.init == "random":
-            # Every cluster gets at least one sample, so every initial centroid exists.
-            labels = rng.permutation(np.arange(len(x)) % self.n_clusters).astype(np.int32)
-        else:  # each code's nearest centroid, as a stream's start (and the head) assign
+            self.assignment.start(x)
+        else:
             codes = self.finite_codes(x, batch_size=batch_size)
-            labels = nearest_centroid(codes, self._initial_centroids(codes))
-        self._assignments.assign(labels)
-        self._assignments_fingerprint.assign(data_fingerprint(x))
-        self.update_centroids_and_assignments(x, batch_size=batch_size, reassign=False)
-        return labels
-
-    def _initialize_stream_assignment(self, dataset):
-        self._stream_assignment = _StreamAssignment(self)
-        if self.init != "random":
-            codes = self.finite_codes(dataset)
             check_n_clusters(self.n_clusters, len(codes))
-            self._stream_assignment.take(self.encoder, self._initial_centroids(codes))
-        self.update_centroids_and_assignments(dataset, reassign=False)
-        return None
+            clusterer, _ = self._fit_clusterer(
+                make_clusterer(self.init, self.n_clusters, 10, self.random_state), codes)
+            self.centroid_head.set_centroids(centroids_of(clusterer).astype(np.float32))
+            self.assignment.take(x, [(codes, None)])
+        self.update_centroids_and_assignments(x, batch_size=batch_size, reassign=False)
+        return None if isinstance(x, tf.data.Dataset) else self.assignment.values.numpy()
 
-    def _initial_centroids(self, codes):
-        """The k-means centres or mixture means (`init`) of the codes, 10 restarts."""
-        clusterer, _ = self._fit_clusterer(
-            make_clusterer(self.init, self.n_clusters, 10, self.random_state), codes)
-        return centroids_of(clusterer)
+    def _random_assignment(self, x):
+        """A seeded hash of each row's bits, modulo K: repeatable, a function of the row
+        alone, and close to uniform over the clusters."""
+        n_features = int(np.prod(x.shape[1:]))
+        multipliers = np.random.default_rng(self.random_state).integers(1, 2**31 - 1, n_features)
+        bits = tf.cast(tf.bitcast(tf.reshape(x, (tf.shape(x)[0], -1)), tf.int32), tf.int64)
+        mixed = tf.reduce_sum(bits * tf.constant(multipliers, tf.int64), axis=1)  # wraps around
+        return tf.cast(tf.math.floormod(mixed, self.n_clusters), tf.int32)
 
     def has_assignments_for(self, x):
         """Whether the stored assignment belongs to this very `x` (resuming a fit), or,
         for a stream, whether an assignment of streams exists."""
-        if isinstance(x, tf.data.Dataset):
-            return self._stream_assignment is not None
-        x = self.prepare_inputs(x)
-        return int(tf.shape(self._assignments)[0]) == len(x) and np.allclose(
-            self._assignments_fingerprint.numpy(), data_fingerprint(x)
-        )
+        return self.assignment.holds(self.prepare_inputs(x))
 
     def update_centroids_and_assignments(self, x, batch_size=256, reassign=True):
         """One centroid update (Eq. 6) from the stored assignment, then (with `reassign`)
         the re-assignment (Eq. 5) of every sample to its nearest new centroid.
 
         A cluster without samples is re-seeded with the code farthest from its own
-        centroid (and that sample moves to it).
+        centroid (which then is that sample's nearest).
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (read
@@ -241,27 +227,25 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
             `{"centroid_distance", "empty_clusters", "label_change"}` for the logs.
         """
         x = self.prepare_inputs(x)
-        if isinstance(x, tf.data.Dataset):
-            return self._stream_assignment.update(x, reassign)
-        codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
-        previous = self._assignments.numpy()
-        counts = np.bincount(previous, minlength=self.n_clusters)
-        sums = np.zeros((self.n_clusters, codes.shape[1]))
-        np.add.at(sums, previous, codes)
+        chunks = self.assignment.chunks(x, batch_size=batch_size)
+        k = self.n_clusters
+        sums, counts = np.zeros((k, self.embedding_dim)), np.zeros(k, np.int64)
+        for codes, labels in chunks:
+            sums += tf.math.unsorted_segment_sum(tf.cast(codes, tf.float64), labels, k).numpy()
+            counts += tf.math.bincount(labels, minlength=k, maxlength=k, dtype=tf.int64).numpy()
         centroids = sums / np.maximum(counts, 1)[:, None]
         empty = np.flatnonzero(counts == 0)
         if len(empty):
-            distance_to_own = np.sum((codes - centroids[previous]) ** 2, axis=1)
-            farthest = np.argsort(distance_to_own)[::-1][: len(empty)]
-            centroids[empty] = codes[farthest]
+            centroids[empty] = _farthest_codes(chunks, centroids, len(empty))
         self.centroid_head.set_centroids(centroids.astype(np.float32))
-        labels = previous
+        change = 0.0
         if reassign:
-            labels = nearest_centroid(codes, centroids)
-            if len(empty):
-                labels[farthest] = empty
-            self._assignments.assign(labels)
-        return _alternation_logs(centroids, len(empty), float(np.mean(labels != previous)))
+            new_centroids = self.centroid_head.centroids
+            changed = sum(int(tf.math.count_nonzero(_nearest(codes, new_centroids) != labels))
+                          for codes, labels in chunks)
+            change = changed / int(counts.sum())
+            self.assignment.take(x, chunks)
+        return _alternation_logs(centroids, len(empty), change)
 
     # ------------------------------------------------------- fit skeleton hooks
     # `fit(x)` is Algorithm 1: `epochs` is T, the number of alternations (one SGD
@@ -270,7 +254,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
     def _fit_optimizer(self, x, batch_size):
         return self._default_pretrain_optimizer()
 
-    def _initialize_for_fit(self, x, batch_size, verbose):
+    def _initialize_for_fit(self, x, batch_size, verbose, shuffle):
         if not self.has_assignments_for(x):
             self.initialize_assignments(x, batch_size=batch_size)
 
@@ -301,94 +285,21 @@ def _alternation_logs(centroids, n_empty, label_change):
             "label_change": label_change}
 
 
-class _StreamAssignment:
-    """AEC's assignment of a stream (see `EncoderSnapshot`): each row's nearest centroid
-    under the encoder and centroids of the last re-assignment, recomputed when needed;
-    before the first one, the random initial assignment is a seeded hash of the row.
-
-    Args:
-        model: the `AEC` whose encoder and centroids are followed.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.encoder = EncoderSnapshot(model.encoder, model.distribute_strategy)
-        self.centroids = tf.Variable(tf.zeros((model.n_clusters, model.embedding_dim)),
-                                   trainable=False)
-        n_features = int(np.prod(model.sample_shape))
-        rng = np.random.default_rng(model.random_state)
-        self.hash_multipliers = tf.constant(rng.integers(1, 2**31 - 1, n_features), tf.int64)
-        self._sums = tf.function(self._batch_sums)
-        self._distances = tf.function(self._batch_distances)
-        self._changes = tf.function(self._batch_changes)
-
-    def take(self, encoder, centroids):
-        """Makes the assignment the nearest of `centroids` under `encoder`'s current codes."""
-        self.encoder.take(encoder)
-        self.centroids.assign(np.asarray(centroids, np.float32))
-
-    def labels(self, x, ready):
-        """The assignment of a batch, `(batch,)` int32 (`ready`: `self.encoder.ready`,
-        an argument so that the compiled passes trace both cases)."""
-        if not ready:
-            return self._row_hash(x)
-        return _nearest(self.encoder(x), self.centroids)
-
-    def _row_hash(self, x):
-        bits = tf.cast(tf.bitcast(tf.reshape(x, (tf.shape(x)[0], -1)), tf.int32), tf.int64)
-        mixed = tf.reduce_sum(bits * self.hash_multipliers, axis=1)  # wraps around
-        return tf.cast(tf.math.floormod(mixed, self.model.n_clusters), tf.int32)
-
-    def _batch_sums(self, x, ready):
-        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
-        labels = self.labels(x, ready)
-        k = self.model.n_clusters
-        return (tf.math.unsorted_segment_sum(codes, labels, k),
-                tf.math.bincount(labels, minlength=k, maxlength=k))
-
-    def _batch_distances(self, x, centroids, ready):
-        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
-        own = tf.gather(centroids, self.labels(x, ready))
-        return tf.reduce_sum(tf.square(codes - own), axis=1), codes
-
-    def _batch_changes(self, x, centroids, ready):
-        codes = tf.cast(self.model.encoder(x, training=False), tf.float64)
-        return tf.reduce_sum(tf.cast(_nearest(codes, centroids) != self.labels(x, ready), tf.int32))
-
-    def update(self, dataset, reassign):
-        """Centroid update (Eq. 6) and, with `reassign`, re-assignment (Eq. 5) of a
-        stream, as `AEC.update_centroids_and_assignments` does for arrays."""
-        k = self.model.n_clusters
-        sums, counts = np.zeros((k, self.model.embedding_dim)), np.zeros(k, np.int64)
-        for batch in dataset:
-            batch_sums, batch_counts = self._sums(batch, self.encoder.ready)
-            sums += batch_sums.numpy()
-            counts += batch_counts.numpy()
-        centroids = sums / np.maximum(counts, 1)[:, None]
-        empty = np.flatnonzero(counts == 0)
-        if len(empty):  # re-seeded by the codes farthest from their own centroid
-            centroids[empty] = self._farthest_codes(dataset, centroids, len(empty))
-        self.model.centroid_head.set_centroids(centroids.astype(np.float32))
-        change = 0.0
-        if reassign:
-            ready = self.encoder.ready
-            changed = sum(int(self._changes(batch, centroids, ready)) for batch in dataset)
-            change = float(changed / counts.sum())
-            self.take(self.model.encoder, centroids)
-        return _alternation_logs(centroids, len(empty), change)
-
-    def _farthest_codes(self, dataset, centroids, n):
-        best_distances, best_codes = np.empty(0), np.empty((0, centroids.shape[1]))
-        for batch in dataset:
-            distances, codes = self._distances(batch, centroids, self.encoder.ready)
-            best_distances = np.concatenate([best_distances, distances.numpy()])
-            best_codes = np.concatenate([best_codes, codes.numpy()])
-            keep = np.argsort(best_distances, kind="stable")[::-1][:n]
-            best_distances, best_codes = best_distances[keep], best_codes[keep]
-        return best_codes
+def _farthest_codes(chunks, centroids, n):
+    """The `n` codes farthest from the centroid of their own assignment."""
+    best_distances, best_codes = np.empty(0), np.empty((0, centroids.shape[1]))
+    for codes, labels in chunks:
+        codes = np.asarray(codes, np.float64)
+        distances = np.sum((codes - centroids[np.asarray(labels)]) ** 2, axis=1)
+        best_distances = np.concatenate([best_distances, distances])
+        best_codes = np.concatenate([best_codes, codes])
+        keep = np.argsort(best_distances, kind="stable")[::-1][:n]
+        best_distances, best_codes = best_distances[keep], best_codes[keep]
+    return best_codes
 
 
 def _nearest(codes, centroids):
-    distances = tf.reduce_sum(tf.square(codes[:, None, :] - tf.cast(centroids, codes.dtype)[None]),
-                              axis=-1)
+    """Each code's nearest centroid, `(n,)` int32, in the codes' precision (the head's)."""
+    centroids = tf.cast(centroids, codes.dtype)
+    distances = tf.reduce_sum(tf.square(codes[:, None, :] - centroids[None]), axis=-1)
     return tf.argmin(distances, axis=1, output_type=tf.int32)

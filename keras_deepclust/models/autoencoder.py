@@ -299,7 +299,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         if self.NEEDS_PRETRAINING and not self.is_pretrained:
             warnings.warn("The autoencoder was not pretrained: call pretrain(x) first, or fit "
                           "starts from the codes of a random network.", stacklevel=3)
-        self._initialize_for_fit(x, batch_size=batch_size, verbose=verbose)
+        self._initialize_for_fit(x, batch_size=batch_size, verbose=verbose, shuffle=shuffle)
         if epochs is None:
             epochs = self._default_epochs(x, batch_size, initial_epoch)
         callbacks = [*self._fit_callbacks(x, batch_size, callbacks or []), *(callbacks or [])]
@@ -317,7 +317,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         """The optimizer `fit` compiles with, unless the user compiled (hook)."""
         return keras.optimizers.Adam()
 
-    def _initialize_for_fit(self, x, batch_size, verbose):
+    def _initialize_for_fit(self, x, batch_size, verbose, shuffle):
         """The method's one-time initialisation on the (prepared) data, skipped when the
         model holds it already, e.g. restored from a backup (hook)."""
 

@@ -408,7 +408,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
     def _fit_optimizer(self, x, batch_size):
         return self._default_optimizer(steps_per_epoch(x, batch_size))
 
-    def _initialize_for_fit(self, x, batch_size, verbose):
+    def _initialize_for_fit(self, x, batch_size, verbose, shuffle):
         labels = self._weight_labels
         if isinstance(x, tf.data.Dataset) or not np.array_equal(
                 self._weights_fingerprint.numpy(), _fingerprint(x, labels)):

@@ -32,7 +32,7 @@ from keras_deepclust.layers import (
 )
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
 from keras_deepclust.models.base import register_method
-from keras_deepclust.models.snapshot import EncoderSnapshot
+from keras_deepclust.models.row_state import EncoderSnapshot
 
 CLUSTERING_UNITS = (512, 256)
 # Seed offsets of the DAMIC-only weights, above those of the pretrained autoencoder
@@ -278,7 +278,7 @@ class DAMIC(AutoencoderClusteringModel):
     def _after_pretraining(self):
         self._initialized.assign(0)  # the mixture was initialised from the old autoencoder
 
-    def initialize(self, x, batch_size=256, verbose=0):
+    def initialize(self, x, batch_size=256, verbose=0, shuffle=True):
         """Initialises the mixture and the clustering network from the pretrained AE.
 
         k-means or a Gaussian mixture (`init`, `n_init` restarts) labels
@@ -294,6 +294,8 @@ class DAMIC(AutoencoderClusteringModel):
                 streams by).
             batch_size: samples per step (of arrays).
             verbose: verbosity of the two fine-tuning fits.
+            shuffle: shuffle the rows of arrays at each fine-tuning epoch (a stream is
+                read in its own order).
 
         Returns:
             The initial labels, `(n_samples,)` int32.
@@ -302,24 +304,27 @@ class DAMIC(AutoencoderClusteringModel):
         self._seed()
         codes = self.finite_codes(x, batch_size=batch_size)
         check_n_clusters(self.n_clusters, len(codes))
-        clusterer, labels = self._fit_clusterer(
+        clusterer, _ = self._fit_clusterer(
             make_clusterer(self.init, self.n_clusters, self.n_init, self.random_state),
             codes)
         self.mixture.set_from_autoencoder(self.encoder, self.decoder)
+        # Labelled as the clusterer's exportable head does, arrays and streams alike.
+        label_codes = self._label_codes_like(clusterer)
+        labels = label_codes(codes).numpy()
         if isinstance(x, tf.data.Dataset):
-            labelled = self._with_initial_labels(x, self._label_codes_like(clusterer))
+            labelled = self._with_initial_labels(x, label_codes)
             one_hot = labelled.map(lambda batch, y: (batch, tf.one_hot(y, self.n_clusters)))
             self._fit_part(self.mixture.squared_errors, _assigned_squared_error, one_hot, None,
-                           batch_size, verbose)
+                           batch_size, verbose, shuffle)
             self._fit_part(self.call, "sparse_categorical_crossentropy", labelled, None,
-                           batch_size, verbose)
+                           batch_size, verbose, shuffle)
         else:
             self._fit_part(
                 self.mixture.squared_errors, _assigned_squared_error, x,
-                np.eye(self.n_clusters, dtype=np.float32)[labels], batch_size, verbose,
+                np.eye(self.n_clusters, dtype=np.float32)[labels], batch_size, verbose, shuffle,
             )
             self._fit_part(self.call, "sparse_categorical_crossentropy", x, labels, batch_size,
-                           verbose)
+                           verbose, shuffle)
         self._initialized.assign(1)
         return labels
 
@@ -344,7 +349,7 @@ class DAMIC(AutoencoderClusteringModel):
         encoder.take(self.encoder)
         return dataset.map(lambda batch: (batch, label_codes(encoder(batch))))
 
-    def _fit_part(self, network, loss, x, y, batch_size, verbose):
+    def _fit_part(self, network, loss, x, y, batch_size, verbose, shuffle):
         """Fits `network` (a callable on the inputs) to `y` with Adam for `init_epochs`
         (`x` may be a stream of `(x, y)` batches, and `y` None)."""
         with self.distribute_strategy.scope():
@@ -358,9 +363,10 @@ class DAMIC(AutoencoderClusteringModel):
             model.fit(x, epochs=self.init_epochs, verbose=verbose, shuffle=False)
         elif is_multi_worker(self.distribute_strategy):
             self._multi_worker_fit(model, (x, y), batch_size, self.init_epochs,
-                                   seed=self._epoch_seed(), verbose=verbose)
+                                   seed=self._epoch_seed() if shuffle else None, verbose=verbose)
         else:
-            model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose)
+            model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose,
+                      shuffle=shuffle)
 
     # ------------------------------------------------------------ clustering
     # ------------------------------------------------------- fit skeleton hooks
@@ -368,9 +374,9 @@ class DAMIC(AutoencoderClusteringModel):
     def _fit_optimizer(self, x, batch_size):
         return keras.optimizers.Adam(self.learning_rate)
 
-    def _initialize_for_fit(self, x, batch_size, verbose):
+    def _initialize_for_fit(self, x, batch_size, verbose, shuffle):
         if not self.initialized:
-            self.initialize(x, batch_size=batch_size, verbose=verbose)
+            self.initialize(x, batch_size=batch_size, verbose=verbose, shuffle=shuffle)
 
     def _fit_callbacks(self, x, batch_size, user_callbacks):
         """The cluster sizes after each epoch, kept as `self.cluster_monitor` (its

@@ -18,20 +18,17 @@ import numpy as np
 import tensorflow as tf
 
 from keras_deepclust import losses
-from keras_deepclust._validation import (
-    check_n_clusters,
-    check_positive_int,
-    data_fingerprint,
-)
+from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.clusterers import check_clusterer, make_clusterer, nearest_centroid
 from keras_deepclust.layers import ClusteringLayer
+from keras_deepclust.layers.clustering import student_t_assignments
 from keras_deepclust.models.autoencoder import (
     AutoencoderClusteringModel,
     steps_per_epoch,
 )
 from keras_deepclust.models.base import register_method
-from keras_deepclust.models.snapshot import EncoderSnapshot
+from keras_deepclust.models.row_state import FrozenRowState
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
@@ -106,7 +103,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     ```
     """
 
-    STREAMING_FIT = True  # the target of a stream is recomputed per batch (_StreamTarget)
+    STREAMING_FIT = True  # a stream's refresh state is recomputed per batch (FrozenRowState)
     OPTIONS = ("scaling", "init", "augmentation", "augment_clustering")
 
     def __init__(
@@ -145,10 +142,11 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self.init = check_clusterer(init, "init")
         self.augmentation = augmentation
         self.augment_clustering = bool(augment_clustering)
-        self._target = self._add_row_state("target_distribution", (self.n_clusters,))
-        self._previous_labels = self._add_row_state("previous_labels", dtype="int32")
-        self._target_fingerprint = self._add_row_state("target_fingerprint", dtype="float64")
-        self._stream_target = None  # a _StreamTarget once a fit streams
+        # q at the last refresh; the target P of a row is target_distribution(q, f).
+        self.refresh_assignments = FrozenRowState(
+            self, "refresh_assignments",
+            lambda codes, centroids: student_t_assignments(codes, centroids, self.alpha),
+            centroids=lambda: self.clustering.centroids, trailing_shape=(self.n_clusters,))
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("loss", "clustering_loss", "reconstruction_loss")
@@ -166,6 +164,9 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self._centroids_ready = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="centroids_ready"
         )
+        # The soft cluster frequencies f at the last refresh; zeros: no target yet.
+        self._frequency = self.add_weight(shape=(self.n_clusters,), initializer="zeros",
+                                          trainable=False, name="cluster_frequency")
 
     def call(self, inputs, training=None):
         return self.clustering(self.encoder(inputs, training=training))
@@ -197,9 +198,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self._forget_target()
 
     def _forget_target(self):
-        self._target.assign(tf.zeros((0, self.n_clusters)))
-        if self._stream_target is not None:
-            self._stream_target.ready = False
+        self.refresh_assignments.forget()
+        self._frequency.assign(tf.zeros((self.n_clusters,)))
 
     # ------------------------------------------------------------ clustering
     def initialize_centroids(self, x, batch_size=256):
@@ -226,9 +226,9 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             centroids = clusterer.means_
             labels = nearest_centroid(codes, centroids)
         self.clustering.set_centroids(centroids.astype(np.float32))
-        if not isinstance(x, tf.data.Dataset):  # a stream's labels are not kept
-            self._previous_labels.assign(labels)
         self._forget_target()
+        # The first refresh compares its labels with these.
+        self.refresh_assignments.take(x, [(codes, None)])
         self._centroids_ready.assign(1)
         return labels
 
@@ -236,45 +236,54 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         """Whether the stored target distribution was computed on this very `x`
         (`fingerprint`: `data_fingerprint(x)`, when the caller has it already).
         Never for a stream, whose frequencies f are recomputed at every fit."""
-        if isinstance(x, tf.data.Dataset) or int(tf.shape(self._target)[0]) != len(x):
+        if isinstance(x, tf.data.Dataset) or not self._frequency.numpy().any():
             return False
-        x = self.prepare_inputs(x)  # the target was computed on the scaled inputs
-        fingerprint = data_fingerprint(x) if fingerprint is None else fingerprint
-        return np.allclose(self._target_fingerprint.numpy(), fingerprint)
+        # The target was computed on the scaled inputs.
+        return self.refresh_assignments.holds(self.prepare_inputs(x), fingerprint)
+
+    def target_distribution(self):
+        """The target P of the rows of the array of the last refresh, `(n_samples, K)`
+        (empty before the first refresh and after a stream's)."""
+        return np.asarray(losses.target_distribution(self.refresh_assignments.values,
+                                                     self._frequency))
 
     def update_target_distribution(self, x, batch_size=256, fingerprint=None):
-        """Recomputes P from all of `x` (Eq. 8) and stores it for the next steps.
+        """Refreshes the target P (Eq. 8) from all of `x`: freezes each row's soft
+        assignment q and the cluster frequencies f, from which the steps until the next
+        refresh take P = target_distribution(q, f).
 
         `fingerprint` is `data_fingerprint(x)` when the caller has it already (the
         refresh callback computes it once per fit, not at every refresh).
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches (then
-                P is not stored: see `fit`).
+                q is recomputed per batch from a frozen copy of the encoder instead of
+                stored: see `FrozenRowState`).
             batch_size: batch size of the prediction (of arrays).
             fingerprint: `data_fingerprint(x)`, or None.
 
         Returns:
-            The fraction of hard labels that changed since the previous update (or
-            since the k-means initialisation), or None when there is nothing to
+            The fraction of hard labels that changed since the previous refresh (or
+            since the centroids' initialisation), or None when there is nothing to
             compare with.
         """
         x = self.prepare_inputs(x)
-        if isinstance(x, tf.data.Dataset):
-            if self._stream_target is None:
-                self._stream_target = _StreamTarget(self)
-            return self._stream_target.refresh(x)
-        q = self.predict(x, batch_size=batch_size)
-        labels = np.argmax(q, axis=1).astype(np.int32)
-        previous = self._previous_labels.numpy()
-        delta = float(np.mean(labels != previous)) if previous.shape == labels.shape else None
-        self._target.assign(np.asarray(losses.target_distribution(q)))
-        self._previous_labels.assign(labels)
-        self._target_fingerprint.assign(data_fingerprint(x) if fingerprint is None else fingerprint)
-        return delta
+        chunks = self.refresh_assignments.chunks(x, batch_size=batch_size)
+        frequency, rows, changed, compared = np.zeros(self.n_clusters), 0, 0, False
+        for codes, previous in chunks:
+            q = self.clustering(codes)
+            frequency += tf.reduce_sum(q, axis=0).numpy()
+            rows += int(tf.shape(q)[0])
+            if previous is not None:
+                compared = True
+                changed += int(tf.math.count_nonzero(
+                    tf.argmax(q, axis=1) != tf.argmax(previous, axis=1)))
+        self.refresh_assignments.take(x, chunks, fingerprint)
+        self._frequency.assign(frequency.astype(np.float32))
+        return changed / rows if compared else None
 
     # ------------------------------------------------------- fit skeleton hooks
-    def _initialize_for_fit(self, x, batch_size, verbose):
+    def _initialize_for_fit(self, x, batch_size, verbose, shuffle):
         if not self.centroids_initialized:
             self.initialize_centroids(x, batch_size=batch_size)
 
@@ -305,12 +314,10 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         return reconstruction_loss + self.gamma * clustering_loss, clustering_loss, reconstruction_loss
 
     def train_step(self, data):
-        if isinstance(data, tuple):  # arrays: (x, row index[, None]) into the stored target
-            x, index = data[0], data[1]
-            target = tf.gather(self._target, index)
-        else:  # a stream: the target of its batch, from the last refresh's snapshot
-            x = data
-            target = self._stream_target(x)
+        # Arrays come with the row index into the stored state; a stream recomputes it.
+        x, index = data[:2] if isinstance(data, tuple) else (data, None)
+        target = tf.stop_gradient(losses.target_distribution(
+            self.refresh_assignments(x, index), self._frequency))
         if self.augmentation is not None and self.augment_clustering:
             # After the target: P is the clean batch's.
             x = self.augmentation(x, training=True)
@@ -371,61 +378,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         # Built again on its first call; kept, its shape tuple would come back a list.
         config.pop("build_config", None)
         return config
-
-
-class _StreamTarget:
-    """DEC's target P for a stream (see `EncoderSnapshot`): the encoder, centroids and
-    cluster frequencies f of the last refresh, from which the P of any batch is
-    recomputed exactly."""
-
-    def __init__(self, model):
-        self.encoder = EncoderSnapshot(model.encoder, model.distribute_strategy)
-        with model.distribute_strategy.scope():
-            self.clustering = ClusteringLayer(model.n_clusters, alpha=model.alpha)
-            self.clustering.build((None, model.embedding_dim))
-            self.frequency = tf.Variable(tf.ones((model.n_clusters,)), trainable=False)
-        self._batch_pass = tf.function(self._batch_statistics)
-        self._model = model
-
-    @property
-    def ready(self):
-        return self.encoder.ready
-
-    @ready.setter
-    def ready(self, value):
-        self.encoder.ready = value
-
-    def soft_assignments(self, x):
-        return self.clustering(self.encoder(x))
-
-    def __call__(self, x):
-        return tf.stop_gradient(
-            losses.target_distribution(self.soft_assignments(x), self.frequency))
-
-    def _batch_statistics(self, x, compare):
-        q = self._model(x, training=False)
-        changed = 0
-        if compare:
-            old = tf.argmax(self.soft_assignments(x), axis=1, output_type=tf.int32)
-            changed = tf.reduce_sum(tf.cast(tf.argmax(q, axis=1, output_type=tf.int32) != old,
-                                            tf.int32))
-        return tf.reduce_sum(q, axis=0), changed, tf.shape(x)[0]
-
-    def refresh(self, dataset):
-        """One pass over `dataset`: the new f, the label change since the snapshot,
-        then a new snapshot. Returns the change (None for a first snapshot)."""
-        model = self._model
-        frequency, changed, rows = np.zeros(model.n_clusters), 0, 0
-        for batch in dataset:
-            batch_frequency, batch_changed, batch_rows = self._batch_pass(batch, self.ready)
-            frequency += batch_frequency.numpy()
-            changed += int(batch_changed)
-            rows += int(batch_rows)
-        delta = changed / rows if self.ready else None
-        self.encoder.take(model.encoder)
-        self.clustering.centroids.assign(model.clustering.centroids)
-        self.frequency.assign(frequency.astype(np.float32))
-        return delta
 
 
 @register_method("dec")
