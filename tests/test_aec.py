@@ -57,16 +57,26 @@ def test_random_initial_assignment_is_a_seeded_hash_of_each_row(blobs):
     model = AEC(4, random_state=3, **TINY)
     first = model.initialize_assignments(x)
     np.testing.assert_array_equal(first, AEC(4, random_state=3, **TINY).initialize_assignments(x))
-    # By hand: the scaled row's float32 bits times seeded multipliers, summed with
-    # int64 wrap-around, modulo K.
-    bits = np.asarray(model.prepare_inputs(x), np.float32).view(np.int32).astype(np.int64)
-    multipliers = np.random.default_rng(3).integers(1, 2**31 - 1, 6)
-    with np.errstate(over="ignore"):
-        expected = np.mod((bits * multipliers).sum(1), 4)
+    # By hand: the scaled row's float32 bits, a seeded universal hash modulo the prime
+    # 2^31 - 1, then modulo K (Python integers: no overflow).
+    prime = 2**31 - 1
+    bits = np.asarray(model.prepare_inputs(x), np.float32).view(np.int32)
+    multipliers = np.random.default_rng(3).integers(1, prime, 6)
+    expected = [sum(int(b) * int(a) for b, a in zip(row, multipliers)) % prime % 4
+                for row in bits]
     np.testing.assert_array_equal(first, expected)
     assert set(np.bincount(first, minlength=4)) <= set(range(12, 35))  # 22.5 expected
     other = AEC(4, random_state=4, **TINY).initialize_assignments(x)
     assert np.mean(other != first) > 0.5
+
+
+def test_random_start_uses_every_cluster_on_values_that_end_in_zero_bits():
+    """Pixels k/16 (the digits) have float32 bits that are multiples of a power of two;
+    a hash that only multiplies and wraps would leave the odd clusters empty."""
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 17, (500, 6)) / 16).astype(np.float32)
+    labels = AEC(10, random_state=0, scaling="none", **TINY).initialize_assignments(x)
+    assert np.bincount(labels, minlength=10).min() >= 25  # 50 expected per cluster
 
 
 @pytest.mark.parametrize("init", ["kmeans", "gmm"])

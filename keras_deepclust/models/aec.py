@@ -197,13 +197,17 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         return None if isinstance(x, tf.data.Dataset) else self.assignment.values.numpy()
 
     def _random_assignment(self, x):
-        """A seeded hash of each row's bits, modulo K: repeatable, a function of the row
-        alone, and close to uniform over the clusters."""
+        """A seeded universal hash of each row's bits, modulo K: sum_i a_i b_i mod p
+        (p = 2^31 - 1, a prime; a_i drawn from `random_state`), then modulo K.
+        Repeatable, a function of the row alone, and close to uniform over the
+        clusters even when the bits share factors (values k/16 end in zero bits)."""
+        prime = 2**31 - 1
         n_features = int(np.prod(x.shape[1:]))
-        multipliers = np.random.default_rng(self.random_state).integers(1, 2**31 - 1, n_features)
+        multipliers = np.random.default_rng(self.random_state).integers(1, prime, n_features)
         bits = tf.cast(tf.bitcast(tf.reshape(x, (tf.shape(x)[0], -1)), tf.int32), tf.int64)
-        mixed = tf.reduce_sum(bits * tf.constant(multipliers, tf.int64), axis=1)  # wraps around
-        return tf.cast(tf.math.floormod(mixed, self.n_clusters), tf.int32)
+        terms = tf.math.floormod(tf.math.floormod(bits, prime) * multipliers, prime)  # < 2^62
+        hashed = tf.math.floormod(tf.reduce_sum(terms, axis=1), prime)
+        return tf.cast(tf.math.floormod(hashed, self.n_clusters), tf.int32)
 
     def has_assignments_for(self, x):
         """Whether the stored assignment belongs to this very `x` (resuming a fit), or,

@@ -2,6 +2,7 @@
 the method registry used by the CLI, export and benchmarks."""
 
 import functools
+import inspect
 import numbers
 import warnings
 import weakref
@@ -44,6 +45,35 @@ def register_method(name):
         return cls
 
     return decorator
+
+
+def method_variant(base, class_name, method_name, description, paper=None, **defaults):
+    """A registered, Keras-serialisable method that is `base` with other `defaults`
+    (a user may still pass any of them), e.g. DCEC = `DeepEmbeddedClustering` with
+    `network="conv"`, `reconstruction=True`.
+
+    Assign the result to `class_name` in the calling module, which Keras finds it by.
+    """
+
+    def __init__(self, n_clusters=10, **kwargs):
+        base.__init__(self, n_clusters, **{**defaults, **kwargs})
+
+    signature = inspect.signature(base.__init__)
+    __init__.__signature__ = signature.replace(parameters=[
+        parameter.replace(default=defaults.get(name, parameter.default))
+        for name, parameter in signature.parameters.items()])
+    settings = ", ".join(f"`{name}={value!r}`" for name, value in defaults.items())
+    namespace = {
+        "__init__": __init__,
+        "__doc__": f"{description}\n\n`{base.__name__}` with {settings}; see it for all arguments.",
+        "__module__": base.__module__,
+        "__qualname__": class_name,
+    }
+    if paper is not None:
+        namespace["PAPER"] = paper
+    cls = type(class_name, (base,), namespace)
+    return register_method(method_name)(
+        keras.saving.register_keras_serializable(package="keras_deepclust")(cls))
 
 
 def list_methods():

@@ -27,7 +27,7 @@ from keras_deepclust.models.autoencoder import (
     AutoencoderClusteringModel,
     steps_per_epoch,
 )
-from keras_deepclust.models.base import register_method
+from keras_deepclust.models.base import method_variant
 from keras_deepclust.models.row_state import FrozenRowState
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
@@ -380,60 +380,22 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         return config
 
 
-@register_method("dec")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class DEC(DeepEmbeddedClustering):
-    """DEC (Xie et al., 2016): dense SAE, clustering loss only.
-
-    `DeepEmbeddedClustering` with `network="dense"`, `reconstruction=False`; see it for
-    all arguments.
-    """
-
-    PAPER = ("Xie, Girshick and Farhadi, Unsupervised Deep Embedding for Clustering "
-             "Analysis, ICML 2016")
-
-    def __init__(self, n_clusters=10, network="dense", reconstruction=False, **kwargs):
-        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
-
-
-@register_method("idec")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class IDEC(DeepEmbeddedClustering):
-    """IDEC (Guo et al., 2017): dense SAE, reconstruction + gamma * clustering loss.
-
-    `DeepEmbeddedClustering` with `network="dense"`, `reconstruction=True`.
-    """
-
-    PAPER = ("Guo, Gao, Liu and Yin, Improved Deep Embedded Clustering with Local "
-             "Structure Preservation, IJCAI 2017")
-
-    def __init__(self, n_clusters=10, network="dense", reconstruction=True, **kwargs):
-        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
-
-
-@register_method("dec-conv")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class DECConv(DeepEmbeddedClustering):
-    """DEC-conv: convolutional CAE, clustering loss only.
-
-    `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=False`.
-    """
-
-    PAPER = _DCEC_PAPER
-
-    def __init__(self, n_clusters=10, network="conv", reconstruction=False, **kwargs):
-        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
-
-
-@register_method("dcec")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class DCEC(DeepEmbeddedClustering):
-    """DCEC (Guo et al., 2017): convolutional CAE, reconstruction + gamma * clustering loss.
-
-    `DeepEmbeddedClustering` with `network="conv"`, `reconstruction=True`.
-    """
-
-    PAPER = _DCEC_PAPER
-
-    def __init__(self, n_clusters=10, network="conv", reconstruction=True, **kwargs):
-        super().__init__(n_clusters, network=network, reconstruction=reconstruction, **kwargs)
+DEC = method_variant(
+    DeepEmbeddedClustering, "DEC", "dec", "DEC (Xie et al., 2016): dense SAE, clustering loss only.",
+    paper="Xie, Girshick and Farhadi, Unsupervised Deep Embedding for Clustering Analysis, "
+          "ICML 2016",
+    network="dense", reconstruction=False)
+IDEC = method_variant(
+    DeepEmbeddedClustering, "IDEC", "idec",
+    "IDEC (Guo et al., 2017): dense SAE, reconstruction + gamma * clustering loss.",
+    paper="Guo, Gao, Liu and Yin, Improved Deep Embedded Clustering with Local Structure "
+          "Preservation, IJCAI 2017",
+    network="dense", reconstruction=True)
+DECConv = method_variant(
+    DeepEmbeddedClustering, "DECConv", "dec-conv",
+    "DEC-conv: convolutional CAE, clustering loss only.", paper=_DCEC_PAPER,
+    network="conv", reconstruction=False)
+DCEC = method_variant(
+    DeepEmbeddedClustering, "DCEC", "dcec",
+    "DCEC (Guo et al., 2017): convolutional CAE, reconstruction + gamma * clustering loss.",
+    paper=_DCEC_PAPER, network="conv", reconstruction=True)

@@ -15,7 +15,7 @@ from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.clusterers import check_clusterer, make_clusterer
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import refuse_epoch_arguments, register_method
+from keras_deepclust.models.base import method_variant, refuse_epoch_arguments
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -188,40 +188,11 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
         return config
 
 
-@register_method("ae-kmeans")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class AEKMeans(TwoStageClustering):
-    """Dense AE + k-means: `TwoStageClustering` with `network="dense"`,
-    `clusterer="kmeans"`."""
-
-    def __init__(self, n_clusters=10, network="dense", clusterer="kmeans", **kwargs):
-        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
-
-
-@register_method("cae-kmeans")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class CAEKMeans(TwoStageClustering):
-    """Convolutional AE + k-means: `TwoStageClustering` with `network="conv"`,
-    `clusterer="kmeans"`."""
-
-    def __init__(self, n_clusters=10, network="conv", clusterer="kmeans", **kwargs):
-        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
-
-
-@register_method("ae-gmm")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class AEGMM(TwoStageClustering):
-    """Dense AE + Gaussian mixture: `TwoStageClustering` with `network="dense"`, `clusterer="gmm"`."""
-
-    def __init__(self, n_clusters=10, network="dense", clusterer="gmm", **kwargs):
-        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
-
-
-@register_method("cae-gmm")
-@keras.saving.register_keras_serializable(package="keras_deepclust")
-class CAEGMM(TwoStageClustering):
-    """Convolutional AE + Gaussian mixture: `TwoStageClustering` with `network="conv"`,
-    `clusterer="gmm"`."""
-
-    def __init__(self, n_clusters=10, network="conv", clusterer="gmm", **kwargs):
-        super().__init__(n_clusters, network=network, clusterer=clusterer, **kwargs)
+AEKMeans = method_variant(TwoStageClustering, "AEKMeans", "ae-kmeans", "Dense AE + k-means.",
+                          network="dense", clusterer="kmeans")
+CAEKMeans = method_variant(TwoStageClustering, "CAEKMeans", "cae-kmeans",
+                           "Convolutional AE + k-means.", network="conv", clusterer="kmeans")
+AEGMM = method_variant(TwoStageClustering, "AEGMM", "ae-gmm", "Dense AE + Gaussian mixture.",
+                       network="dense", clusterer="gmm")
+CAEGMM = method_variant(TwoStageClustering, "CAEGMM", "cae-gmm",
+                        "Convolutional AE + Gaussian mixture.", network="conv", clusterer="gmm")
