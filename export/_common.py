@@ -20,6 +20,26 @@ class ExportParityError(RuntimeError):
     """The exported artifact does not reproduce the Keras model's assignments."""
 
 
+def float32_assigner(model, include_embedding=False):
+    """`model.assigner()` computed in float32. A model trained under a mixed-precision
+    policy ("mixed_bfloat16", "mixed_float16") is copied with float32 layers first: its
+    weights are float32 already, and ONNX Runtime and LiteRT run no bfloat16 kernels."""
+    if all(layer.compute_dtype == "float32" for layer in _layers(model)):
+        return model.assigner(include_embedding=include_embedding)
+    from keras_deepclust.layers.precision import dtype_policy
+
+    with dtype_policy("float32"):
+        copy = type(model).from_config(model.get_config())
+        copy.set_weights(model.get_weights())
+    return copy.assigner(include_embedding=include_embedding)
+
+
+def _layers(layer):
+    yield layer
+    for child in getattr(layer, "layers", ()):
+        yield from _layers(child)
+
+
 def parity_sample(model, sample=None, n=64, random_state=0):
     """The raw rows the artifact is checked on: `sample` (checked), or `n` rows that
     the model's input scaling maps to uniform noise in [0, 1]."""
@@ -122,7 +142,7 @@ def write_checked_file(model, path, suffix, write, run, sample=None, include_emb
     path = Path(path)
     if path.suffix != suffix:
         raise ValueError(f"The file name must end with {suffix}, got {path}.")
-    assigner = model.assigner(include_embedding=include_embedding)
+    assigner = float32_assigner(model, include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = keras_reference(assigner, x)
     with atomic_path(path) as tmp:

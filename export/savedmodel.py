@@ -6,6 +6,7 @@ from keras_deepclust._io import atomic_path
 from keras_deepclust.export._common import (
     build_metadata,
     compare,
+    float32_assigner,
     keras_reference,
     parity_sample,
 )
@@ -51,7 +52,7 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
     """
     import tensorflow as tf
 
-    assigner = model.assigner(include_embedding=include_embedding)
+    assigner = float32_assigner(model, include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = keras_reference(assigner, x)
     with new_version_folder(base_dir, name, version) as (folder, version):

@@ -20,6 +20,13 @@ def relu_tanh(x):
     return keras.ops.tanh(keras.ops.relu(x))
 
 
+def float32_output(tensor, name):
+    """`tensor` cast to float32 by an identity layer: the networks' outputs, which the
+    float32 heads and losses take, under a mixed-precision policy (see
+    `keras_deepclust.layers.precision`; a no-op under float32)."""
+    return keras.layers.Activation("linear", dtype="float32", name=name)(tensor)
+
+
 def resolve_activation(name):
     """A Keras activation name, "relu_tanh", a callable or None (linear)."""
     return relu_tanh if name == "relu_tanh" else name
@@ -94,7 +101,7 @@ def dense_autoencoder(
         embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
         name="embedding",
     )(h)
-    encoder = keras.Model(inputs, code, name="encoder")
+    encoder = keras.Model(inputs, float32_output(code, "code_float32"), name="encoder")
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")
     h = code_in
@@ -107,7 +114,7 @@ def dense_autoencoder(
     )(h)
     if len(input_shape) > 1:
         h = keras.layers.Reshape(input_shape, name="unflatten")(h)
-    decoder = keras.Model(code_in, h, name="decoder")
+    decoder = keras.Model(code_in, float32_output(h, "reconstruction_float32"), name="decoder")
     return encoder, decoder
 
 
@@ -174,7 +181,7 @@ def conv_autoencoder(
         embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
         name="embedding",
     )(h)
-    encoder = keras.Model(inputs, code, name="encoder")
+    encoder = keras.Model(inputs, float32_output(code, "code_float32"), name="encoder")
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")
     bottom = sizes[-1]
@@ -195,7 +202,7 @@ def conv_autoencoder(
         overshoot = (2 * current[0] - target[0], 2 * current[1] - target[1])
         if any(overshoot):
             h = keras.layers.Cropping2D(((0, overshoot[0]), (0, overshoot[1])), name=f"crop_{i}")(h)
-    decoder = keras.Model(code_in, h, name="decoder")
+    decoder = keras.Model(code_in, float32_output(h, "reconstruction_float32"), name="decoder")
     return encoder, decoder
 
 

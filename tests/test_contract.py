@@ -83,6 +83,34 @@ def test_method_contract(name, tmp_path):
     check_bad_inputs(model, x)
 
 
+@pytest.mark.parametrize("name", list_methods())
+def test_method_trains_under_mixed_bfloat16_and_exports_float32(name, tmp_path):
+    import keras
+
+    from keras_deepclust import export
+    from keras_deepclust.layers.precision import dtype_policy
+    from keras_deepclust.serving import ClusterAssigner
+
+    with dtype_policy("mixed_bfloat16"):
+        model, _, x, history = fit_tiny(name)
+        labels, probabilities = model.predict_labels(x), model.predict_proba(x)
+        results = export.export(model, tmp_path, formats=("onnx",), name=name, sample=x)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    # The networks computed in bfloat16; what follows the codes in float32.
+    dense = [layer for layer in model.encoder.layers if layer.weights]
+    assert dense[0].compute_dtype == "bfloat16" and dense[0].weights[0].dtype == "float32"
+    assert model.soft_assignment_head().compute_dtype == "float32"
+    assert all(np.isfinite(values).all() for values in history.history.values())
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # The export is a float32 copy of the weights: exact against it, and near the
+    # bfloat16 model's own labels.
+    parity = results["onnx"]["parity"]
+    assert parity["cluster_agreement"] >= 1.0 - parity["near_ties"] / len(x)
+    exported = ClusterAssigner(tmp_path / f"{name}.onnx").predict_labels(x)
+    assert np.mean(exported == labels) >= 0.9
+
+
 def check_labels_probabilities_and_cluster_sizes(model, x, history):
     labels, probabilities = model.predict_labels(x), model.predict_proba(x)
     assert labels.shape == (len(x),) and labels.dtype == np.int32

@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from keras_deepclust._validation import check_n_clusters
+from keras_deepclust.layers.precision import Float32Layer
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class ClusteringLayer(keras.layers.Layer):
+class ClusteringLayer(Float32Layer):
     """Soft-assigns embedded points to `n_clusters` centroids with a Student's t kernel.
 
     q_ij = (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha + 1) / 2), normalised over j

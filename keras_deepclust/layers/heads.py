@@ -5,10 +5,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_deepclust.layers.clustering import assign_checked
+from keras_deepclust.layers.precision import Float32Layer
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class HardAssignment(keras.layers.Layer):
+class HardAssignment(Float32Layer):
     """Cluster id of each row of soft assignments: argmax over the last axis, as int32.
 
     Uses `tf.argmax(..., output_type=tf.int32)` on purpose: `keras.ops.argmax` on the
@@ -35,7 +36,7 @@ class HardAssignment(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class NearestCentroidSoftmax(keras.layers.Layer):
+class NearestCentroidSoftmax(Float32Layer):
     """Soft assignment to the nearest centroid: softmax_k(-||z - c_k||^2 / temperature).
 
     The exportable head of k-means-based methods: its argmax is k-means' `predict`.
@@ -82,7 +83,7 @@ class NearestCentroidSoftmax(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class GaussianMixturePosterior(keras.layers.Layer):
+class GaussianMixturePosterior(Float32Layer):
     """Posterior p(k | z) of a Gaussian mixture, for any covariance type.
 
     Every covariance type is held in full form: `precisions_cholesky` (K, d, d) with

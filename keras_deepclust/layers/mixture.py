@@ -94,8 +94,9 @@ class MixtureOfAutoencoders(keras.layers.Layer):
 
     def squared_errors(self, inputs):
         """`(batch, K)` squared Euclidean reconstruction errors ||x - f_k(x)||^2."""
-        flat = ops.reshape(inputs, (-1, self.n_features))
-        return ops.sum(ops.square(flat[:, None, :] - self(inputs)), axis=-1)
+        flat = ops.cast(ops.reshape(inputs, (-1, self.n_features)), "float32")
+        # In float32 under a mixed policy: the autoencoders' outputs are 16-bit.
+        return ops.sum(ops.square(flat[:, None, :] - ops.cast(self(inputs), "float32")), axis=-1)
 
     def set_from_autoencoder(self, encoder, decoder):
         """Copies one pretrained dense autoencoder into every one of the K autoencoders.

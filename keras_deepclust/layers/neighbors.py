@@ -6,10 +6,11 @@ import tensorflow as tf
 
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers.clustering import assign_checked
+from keras_deepclust.layers.precision import Float32Layer
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class NeighborInterpolation(keras.layers.Layer):
+class NeighborInterpolation(Float32Layer):
     """Maps a point to the weighted mean of the targets of its nearest stored points.
 
     This is how UMAP's `transform` places a new point before refining it: among the

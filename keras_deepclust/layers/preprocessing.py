@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_deepclust.layers.precision import Float32Layer
+
 # "auto": images to [0, 1], tables standardised per feature (see `scaling_statistics`).
 SCALINGS = ("auto", "standard", "minmax", "none")
 
@@ -96,7 +98,7 @@ def _from_moments(moments, scaling, sample_shape, uint8=False):
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class InputScaling(keras.layers.Layer):
+class InputScaling(Float32Layer):
     """`(x - offset) / scale`, elementwise, with `offset` and `scale` learnt by `adapt`.
 
     The first layer of every exported assigner, so the raw rows a model was fitted on

@@ -299,8 +299,14 @@ class ClusteringModel(keras.Model):
         """One optimizer step down `loss` (recorded by `tape`) over `variables`. The
         gradients are divided by the replicas in sync: Keras does not scale a custom
         `train_step`'s loss under `tf.distribute`, whose replicas' gradients are summed
-        (by two, exactly, on two replicas: the same step as dividing the loss)."""
+        (by two, exactly, on two replicas: the same step as dividing the loss).
+
+        Under "mixed_float16" `compile` wraps the optimizer in a `LossScaleOptimizer`,
+        whose `apply` unscales the gradients: the loss is scaled here to match (a no-op
+        for any other optimizer)."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tape:  # the scaling is part of the recorded computation
+            loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply([None if g is None else g / replicas for g in gradients],
                              variables)

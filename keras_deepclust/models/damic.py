@@ -230,8 +230,8 @@ class DAMIC(AutoencoderClusteringModel):
         )
         self.mixture.build((None, *self.sample_shape))
         self.clustering_trunk = self._build_trunk()
-        self.clustering_head = keras.layers.Dense(
-            self.n_clusters, activation="softmax", name="clustering_head",
+        self.clustering_head = keras.layers.Dense(  # float32: a softmax (layers.precision)
+            self.n_clusters, activation="softmax", name="clustering_head", dtype="float32",
             kernel_initializer=keras.initializers.GlorotUniform(self._derived_seed(_HEAD_SEED)),
         )
         self.clustering_head.build(self.clustering_trunk.output.shape)
