@@ -268,7 +268,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             compare with.
         """
         x = self.prepare_inputs(x)
-        chunks = self.refresh_assignments.chunks(x, batch_size=batch_size)
+        chunks = self.refresh_assignments.chunks(x, batch_size=batch_size, fingerprint=fingerprint)
         frequency, rows, changed, compared = np.zeros(self.n_clusters), 0, 0, False
         for codes, previous in chunks:
             q = self.clustering(codes)

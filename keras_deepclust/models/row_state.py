@@ -136,9 +136,10 @@ class FrozenRowState:
             return self.initial(x)
         raise RuntimeError("The row state of this stream was never taken; initialise first.")
 
-    def chunks(self, x, batch_size=256):
+    def chunks(self, x, batch_size=256, fingerprint=None):
         """`(codes, state)` pairs covering `x`: the codes under the current encoder, and
-        the frozen state of the same rows (None if there is none).
+        the frozen state of the same rows (None if there is none; `fingerprint`:
+        `data_fingerprint(x)`, when the caller has it already).
 
         Arrays come as one chunk, encoded once; a stream as one chunk per batch, an
         iterable that reads the stream again each time it is iterated.
@@ -146,7 +147,7 @@ class FrozenRowState:
         if isinstance(x, tf.data.Dataset):
             return _StreamChunks(self, x)
         codes = tf.convert_to_tensor(self.model.finite_codes(x, batch_size=batch_size))
-        state = self.values if self.holds(x) else None
+        state = self.values if self.holds(x, fingerprint) else None
         return [(codes, state)]
 
     def _batch_pass(self):
