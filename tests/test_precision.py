@@ -35,7 +35,7 @@ def test_float16_scales_the_loss_so_that_steps_match_float32(blobs):
     assert change16 == pytest.approx(change32, rel=0.2)
 
 
-def test_cli_precision_flag_trains_mixed_and_records_it(tmp_path, tiny_images):
+def test_cli_precision_flag_trains_mixed_and_records_it(tmp_path, tiny_images, capsys):
     np.savez(tmp_path / "images.npz", x=tiny_images[0], y=tiny_images[1])
     out = tmp_path / "run"
     assert cli.main(["fit", "cae-kmeans", "--dataset", str(tmp_path / "images.npz"), "--quick",
@@ -48,3 +48,4 @@ def test_cli_precision_flag_trains_mixed_and_records_it(tmp_path, tiny_images):
     with pytest.raises(SystemExit):
         cli.main(["fit", "cae-kmeans", "--dataset", str(tmp_path / "images.npz"),
                   "--precision", "float8", "--out", str(out)])
+    assert "--precision: invalid choice: 'float8'" in capsys.readouterr().err

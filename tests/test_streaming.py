@@ -129,6 +129,9 @@ def test_dec_on_a_stream_stops_on_tol_and_counts_its_epochs(blobs):
     model.fit(stream, verbose=0)  # epochs=None: until tol, steps counted on the stream
     assert model.target_updater.stopped_step == 4
     assert model.target_distribution().shape == (0, 3)  # no N x K state was stored
+    model.refresh_assignments.forget()
+    with pytest.raises(RuntimeError, match="row state of this stream was never taken"):
+        model.refresh_assignments(tf.constant(x[:4]))
     steps = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec(
         (6,), tf.float32)).batch(16)  # unknown cardinality: counted in a pass
     assert steps_per_epoch(steps, 16) == 6 == steps_per_epoch(x, 16)
