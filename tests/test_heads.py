@@ -60,6 +60,13 @@ def test_neighbor_interpolation_is_umaps_weighted_mean_of_the_nearest_targets(co
     weights = np.exp(-(d - d[:, :1]) / (d.mean(1, keepdims=True) - d[:, :1]))
     expected = (weights[..., None] * targets[nearest]).sum(1) / weights.sum(1, keepdims=True)
     np.testing.assert_allclose(np.asarray(layer(queries)), expected, rtol=1e-4, atol=1e-4)
+    # A reference itself (up to float32 rounding of its code) maps to its own target, and
+    # a point on two coinciding references to the mean of theirs.
+    layer.set_references(np.concatenate([references[:299], references[:1]]),
+                         np.concatenate([targets[:299], [[7.0, -7.0]]]))
+    itself = references[:200] * np.float32(1 + 1e-7)
+    expected = np.concatenate([[(targets[0] + [7.0, -7.0]) / 2], targets[1:200]])
+    np.testing.assert_allclose(np.asarray(layer(itself)), expected, rtol=1e-6)
     with pytest.raises(ValueError, match=r"between n_neighbors=3 and capacity=320 rows, got 2"):
         layer.set_references(references[:2], targets[:2])
     with pytest.raises(ValueError, match="300 references but 299 targets"):

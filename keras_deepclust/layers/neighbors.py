@@ -17,6 +17,10 @@ class NeighborInterpolation(Float32Layer):
     `n_neighbors` nearest reference codes, at the mean of their embedding coordinates,
     weighted by exp(-(d - d_1) / sigma) with d_1 the nearest distance and sigma the
     mean distance beyond it (a closed-form stand-in for UMAP's fuzzy membership).
+    A point that coincides with stored points (within `COINCIDENCE` of the mean
+    neighbour distance, i.e. float32 rounding) takes the mean of their targets
+    exactly, so the rows the references came from map back to their own targets
+    (N2D's fitted rows keep UMAP's coordinates, hence the method's own labels).
     Nothing is trained; the layer holds the references as non-trainable weights of
     a fixed `capacity`, of which the first `set_references` rows count, and exports
     with plain ops (MatMul, TopK, Gather).
@@ -38,6 +42,8 @@ class NeighborInterpolation(Float32Layer):
     coordinates = layer(new_codes)
     ```
     """
+
+    COINCIDENCE = 1e-3
 
     def __init__(self, n_neighbors, capacity, output_dim, **kwargs):
         super().__init__(**kwargs)
@@ -89,8 +95,12 @@ class NeighborInterpolation(Float32Layer):
         offsets = inputs[:, None, :] - tf.gather(references, index)
         distances = tf.sqrt(tf.reduce_sum(tf.square(offsets), axis=-1))
         nearest = distances[:, :1]
-        sigma = tf.maximum(tf.reduce_mean(distances, axis=-1, keepdims=True) - nearest, 1e-6)
-        weights = tf.exp(-(distances - nearest) / sigma)
+        mean = tf.reduce_mean(distances, axis=-1, keepdims=True)
+        weights = tf.exp(-(distances - nearest) / tf.maximum(mean - nearest, 1e-6))
+        coincident = tf.cast(distances <= self.COINCIDENCE * mean, weights.dtype)
+        # Float arithmetic rather than tf.where/reduce_any: plain ops on every export path.
+        any_coincident = tf.reduce_max(coincident, axis=-1, keepdims=True)
+        weights = any_coincident * coincident + (1.0 - any_coincident) * weights
         weights = weights / tf.reduce_sum(weights, axis=-1, keepdims=True)
         return tf.reduce_sum(weights[..., None] * tf.gather(self.targets, index), axis=1)
 
