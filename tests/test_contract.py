@@ -84,18 +84,27 @@ def test_method_contract(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_method_trains_under_mixed_bfloat16_and_exports_float32(name, tmp_path):
+def test_method_trains_as_on_a_gpu_xla_and_mixed_bfloat16_and_exports_float32(
+        name, tmp_path, monkeypatch):
+    """The path a GPU machine takes: every step XLA-compiled (the default when a GPU is
+    visible, emulated here), under a mixed policy, exported as float32."""
     import keras
 
     from keras_deepclust import export
     from keras_deepclust.layers.precision import dtype_policy
+    from keras_deepclust.models import autoencoder
     from keras_deepclust.serving import ClusterAssigner
 
+    compiled = []
+    monkeypatch.setattr(autoencoder, "_gpu_visible", lambda: compiled.append(True) or True)
     with dtype_policy("mixed_bfloat16"):
         model, _, x, history = fit_tiny(name)
         labels, probabilities = model.predict_labels(x), model.predict_proba(x)
         results = export.export(model, tmp_path, formats=("onnx",), name=name, sample=x)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert compiled  # the pretraining at least asked for XLA ...
+    if model.ITERATIVE_FIT:  # ... and so did the clustering steps
+        assert model.jit_compile is True
     # The networks computed in bfloat16; what follows the codes in float32.
     dense = [layer for layer in model.encoder.layers if layer.weights]
     assert dense[0].compute_dtype == "bfloat16" and dense[0].weights[0].dtype == "float32"
