@@ -211,12 +211,18 @@ def check_bad_inputs(model, x):
             model.fit(x, epochs=3)
 
 
-def test_constant_features_and_bad_scalings_are_refused():
+def test_constant_features_scale_to_zero_and_bad_scalings_are_refused():
     x, _ = raw_table()
-    x[:, 2] = 7.0
-    model = get_method("ae-kmeans")(n_clusters=3, **DENSE)
-    with pytest.raises(ValueError, match=r"feature\(s\) \[2\] of the 5 are constant"):
+    x[:, 2] = 7.0  # as the digits' blank border pixels, flattened
+    for scaling in ("standard", "minmax"):
+        model = get_method("ae-kmeans")(n_clusters=3, scaling=scaling, **DENSE)
         model.pretrain(x, epochs=1, verbose=0)
+        scaled = model.preprocess(np.concatenate([x, x[:1] + [0, 0, 2.0, 0, 0]]))
+        assert np.all(scaled[:-1, 2] == 0) and scaled[-1, 2] == 2.0  # scale 1, offset 7
+        assert np.isfinite(scaled).all() and scaled[:, 3].std() > 0
+    with pytest.raises(ValueError, match=r"'standard': every feature is constant, so there "
+                                         r"is nothing to cluster"):
+        get_method("ae-kmeans")(n_clusters=3, **DENSE).pretrain(np.ones((20, 5)), verbose=0)
     with pytest.raises(ValueError, match="scaling must be one of"):
         get_method("dec")(n_clusters=3, scaling="zscore")
     images = np.full((20, 8, 8, 1), 3, np.uint8)

@@ -36,9 +36,11 @@ def scaling_statistics(x, scaling):
       [0, 1] kept as they are; anything else min-max scaled.
     - "none": offset 0, scale 1.
 
+    A constant feature keeps scale 1 (it scales to 0), as in scikit-learn's scalers.
+
     Raises:
-        ValueError: a constant feature (tables) or constant data (images) under
-            "standard" or "minmax", naming the features.
+        ValueError: every feature constant (tables), or constant data (images), under
+            "standard" or "minmax".
     """
     values = np.asarray(x, np.float64)
     axis = 0 if values.ndim == 2 else None
@@ -88,12 +90,15 @@ def _from_moments(moments, scaling, sample_shape, uint8=False):
         offset, scale = moments["mean"], moments["std"]
     else:
         offset, scale = moments["min"], moments["max"] - moments["min"]
-    constant = np.flatnonzero(np.atleast_1d(scale) == 0)
-    if len(constant):
-        what = (f"feature(s) {constant[:10].tolist()} of the {sample_shape[0]} are constant"
-                if len(sample_shape) == 1 else "every value of the images is the same")
-        raise ValueError(f"Cannot scale the inputs by {scaling!r}: {what}, so their "
-                         "scale is 0. Drop constant features, or pass scaling='none'.")
+    scale = np.atleast_1d(np.array(scale, np.float64))
+    if np.all(scale == 0):
+        what = ("every feature is constant" if len(sample_shape) == 1
+                else "every value of the images is the same")
+        raise ValueError(f"Cannot scale the inputs by {scaling!r}: {what}, so there is "
+                         "nothing to cluster.")
+    # As scikit-learn's scalers do: a constant feature (the digits' always-blank border
+    # pixels) keeps scale 1, so it scales to 0 and carries no weight.
+    scale[scale == 0] = 1.0
     return (offset * ones).astype(np.float32), (scale * ones).astype(np.float32)
 
 
