@@ -1,4 +1,4 @@
-"""DEC on digits, ours (Keras 3 / TensorFlow) against ClustPy (PyTorch), side by side on CPU.
+"""DEC, ours (Keras 3 / TensorFlow) against ClustPy (PyTorch), side by side on CPU.
 
     python benchmarks/clustpy_speed.py --seeds 0 1 2 --limited-run always --limited-threads 1
 
@@ -63,6 +63,7 @@ def run_ours(args, x, seed):
 
     from keras_deepclust.models import DEC
     imports = time.perf_counter() - start
+    keras.mixed_precision.set_global_policy(args.precision)
 
     phases = {}
     t0 = time.perf_counter()
@@ -227,15 +228,17 @@ def child_main(args):
 
 # ---------------------------------------------------------------- parent
 def parse_variant(text):
-    """"T:N" -> (update_interval T, k-means n_init N) for our side."""
-    interval, n_init = (int(v) for v in text.split(":"))
-    return interval, n_init
+    """"T:N[:POLICY]" -> (update_interval T, k-means n_init N, Keras dtype policy) for
+    our side; the policy defaults to float32."""
+    interval, n_init, *policy = text.split(":")
+    return int(interval), int(n_init), policy[0] if policy else "float32"
 
 
 def variant_name(side, variant=None):
     if side == "clustpy":
         return "ClustPy"
-    return f"ours T={variant[0]} n_init={variant[1]}"
+    policy = "" if variant[2] == "float32" else f" {variant[2]}"
+    return f"ours T={variant[0]} n_init={variant[1]}{policy}"
 
 
 def launch(args, side, seed, data_path, workdir, variant=None, threads=0):
@@ -247,7 +250,8 @@ def launch(args, side, seed, data_path, workdir, variant=None, threads=0):
                  "clustering_lr"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if variant is not None:
-        command += ["--update-interval", str(variant[0]), "--n-init", str(variant[1])]
+        command += ["--update-interval", str(variant[0]), "--n-init", str(variant[1]),
+                    "--precision", variant[2]]
     env = dict(os.environ, TQDM_DISABLE="1", TF_CPP_MIN_LOG_LEVEL="2")
     if threads:  # OpenMP/BLAS too: torch's intra-op pool and scikit-learn's k-means
         env.update({name: str(threads) for name in (
@@ -267,7 +271,7 @@ def launch(args, side, seed, data_path, workdir, variant=None, threads=0):
                   startup_and_imports_s=wall - result["seconds"],
                   loadavg_1min_before=load_before, loadavg_1min_after=os.getloadavg()[0])
     if variant is not None:
-        result.update(update_interval=variant[0], n_init=variant[1])
+        result.update(update_interval=variant[0], n_init=variant[1], precision=variant[2])
     return result
 
 
@@ -322,7 +326,7 @@ def markdown(report):
     s = report["settings"]
     summary = report["summary"]
     lines = [
-        "# DEC on digits: keras-deepclust against ClustPy (CPU)",
+        f"# DEC on {s['dataset']}: keras-deepclust against ClustPy (CPU)",
         "",
         f"`{report['command']}`",
         "",
@@ -451,7 +455,8 @@ def parent_main(args):
             "pretrain_optimizer": f"Adam lr {args.pretrain_lr:g}",
             "clustering_optimizer": f"Adam lr {args.clustering_lr:g}",
             "network": f"{x.shape[1]}-{'-'.join(map(str, LAYERS_HIDDEN))}-{EMBEDDING} ReLU",
-            "ours_variants": [{"update_interval": v[0], "n_init": v[1], "tol": 0.0}
+            "ours_variants": [{"update_interval": v[0], "n_init": v[1], "tol": 0.0,
+                               "precision": v[2]}
                               for v in variants],
             "clustpy": {"target": "per batch, from the batch's own Q",
                         "kmeans_n_init": "sklearn default ('auto' = 1)",
@@ -485,9 +490,10 @@ def main(argv=None):
     parser.add_argument("--clustering-lr", type=float, default=1e-4,
                         help="ClustPy's default for DEC's clustering phase")
     parser.add_argument("--ours-variants", nargs="+", default=["140:20", "140:1"],
-                        help="our settings as T:N, T = update_interval (steps between target "
-                             "refreshes; ClustPy: every batch, from the batch itself), N = "
-                             "k-means n_init (ClustPy: sklearn's default, 1)")
+                        help="our settings as T:N[:POLICY], T = update_interval (steps "
+                             "between target refreshes; ClustPy: every batch, from the batch "
+                             "itself), N = k-means n_init (ClustPy: sklearn's default, 1), "
+                             "POLICY a Keras dtype policy (default float32; ClustPy: float32)")
     parser.add_argument("--threads", type=int, default=0,
                         help="0 = library defaults; N limits TF/torch intra- and inter-op "
                              "(and OpenMP/BLAS through the environment)")
@@ -506,6 +512,7 @@ def main(argv=None):
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--update-interval", type=int, default=140, help=argparse.SUPPRESS)
     parser.add_argument("--n-init", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side == "parent":
         parent_main(args)

@@ -130,12 +130,16 @@ def summarise(rows, dataset, order=ORDER):
     return "\n".join(lines)
 
 
-def run_benchmark(script, argv, args, default_stem, run_seed, order):
+def run_benchmark(script, argv, args, default_stem, run_seed, order, rows=None, note=None):
     """Runs k-means on the inputs and `run_seed(x, y, seed, args, emit)` for every seed,
     writing one JSON line per run as it comes and, at the end, the Markdown table
-    headed by the command that made it."""
+    headed by the command that made it (and `note`). With `rows`, every seed runs on the
+    same seeded sample of that many rows."""
     x, y = datasets.load(args.dataset)
     x = datasets.scale_to_unit(x)  # pixels in [0, 1], as the committed runs had them
+    if rows is not None and rows < len(x):
+        keep = np.sort(np.random.default_rng(0).choice(len(x), rows, replace=False))
+        x, y = x[keep], y[keep]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.name or default_stem
@@ -160,7 +164,7 @@ def run_benchmark(script, argv, args, default_stem, run_seed, order):
     table = summarise(rows, args.dataset, order=order)
     (out / f"{stem}.md").write_text(
         f"Command: `{command}`\n\nMean ± std over seeds {args.seeds} "
-        f"({len(x)} samples).\n\n{table}\n")
+        f"({len(x)} samples{'; ' + note if note else ''}).\n\n{table}\n")
     print(table)
 
 

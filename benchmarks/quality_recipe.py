@@ -3,14 +3,18 @@ pretrained P epochs, CAE+GMM and CAE+k-means on its codes, then DCEC from it, wi
 after 25/50/75/100 clustering epochs. One JSON line per seed on stdout.
 
     python benchmarks/quality_recipe.py 150 0 1 2 3 4 > benchmarks/results/quality_recipe_digits_p150.jsonl
+    python benchmarks/quality_recipe.py 150 0 1 2 --precision mixed_bfloat16
+
+`--precision` trains under that Keras dtype policy (the line records it and the seconds).
 """
 
+import argparse
 import json
-import sys
 import time
 
 from keras_deepclust import datasets, metrics
 from keras_deepclust.callbacks import ClusteringMetrics
+from keras_deepclust.layers.precision import dtype_policy
 from keras_deepclust.models import CAEGMM, DCEC, CAEKMeans
 
 
@@ -33,12 +37,18 @@ def run(pretrain_epochs, seed, x, y):
     return result
 
 
-def main(argv):
-    pretrain_epochs, seeds = int(argv[0]), [int(s) for s in argv[1:]]
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pretrain_epochs", type=int)
+    parser.add_argument("seeds", type=int, nargs="+")
+    parser.add_argument("--precision", default="float32")
+    args = parser.parse_args(argv)
     x, y = datasets.load_digits()
-    for seed in seeds:
-        print(json.dumps(run(pretrain_epochs, seed, x, y)), flush=True)
+    for seed in args.seeds:
+        with dtype_policy(args.precision):
+            result = run(args.pretrain_epochs, seed, x, y)
+        print(json.dumps({**result, "precision": args.precision}), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
