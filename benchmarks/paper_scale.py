@@ -25,12 +25,11 @@ import numpy as np
 import tensorflow as tf
 from dec_family import run_benchmark, scores_of
 
-from keras_deepclust.layers.precision import dtype_policy
+from keras_deepclust.layers.precision import POLICIES, dtype_policy
 from keras_deepclust.models import get_method, list_methods
 
 # The papers' pretraining where the package's default departs from it (see docs/methods).
 PAPER_PRETRAIN_EPOCHS = {"n2d": 1000}
-POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def parse_args(argv):
@@ -67,7 +66,7 @@ def run_method(name, x, y, seed, args, emit):
     model = cls(n_clusters=len(np.unique(y)), random_state=seed)
     row = {"seed": seed, "method": name, "network": model.network,
            "precision": args.precision, "device": device()}
-    if getattr(model, "NEEDS_PRETRAINING", False):
+    if model.NEEDS_PRETRAINING:
         epochs = (args.pretrain_epochs or PAPER_PRETRAIN_EPOCHS.get(name)
                   or cls.PRETRAIN_EPOCHS[model.network])
         start = time.perf_counter()

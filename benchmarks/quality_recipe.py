@@ -14,7 +14,7 @@ import time
 
 from keras_deepclust import datasets, metrics
 from keras_deepclust.callbacks import ClusteringMetrics
-from keras_deepclust.layers.precision import dtype_policy
+from keras_deepclust.layers.precision import POLICIES, dtype_policy
 from keras_deepclust.models import CAEGMM, DCEC, CAEKMeans
 
 
@@ -41,7 +41,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pretrain_epochs", type=int)
     parser.add_argument("seeds", type=int, nargs="+")
-    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--precision", default="float32", choices=POLICIES)
     args = parser.parse_args(argv)
     x, y = datasets.load_digits()
     for seed in args.seeds:

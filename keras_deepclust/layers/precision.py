@@ -12,6 +12,10 @@ import contextlib
 
 import keras
 
+# The Keras dtype policies every method trains under (the CLI's --precision lists them too,
+# literally, to answer --help without importing Keras).
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
 
 class Float32Layer(keras.layers.Layer):
     """A layer that computes in float32 whatever the global dtype policy (its inputs are
