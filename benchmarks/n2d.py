@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from dec_family import run_benchmark, scores_of
 
+from keras_deepclust.layers import ImageAugmentation
 from keras_deepclust.models import N2D
 from keras_deepclust.models.n2d import MANIFOLD_HEADS
 
@@ -30,6 +31,8 @@ def parse_args(argv):
     parser.add_argument("--network", default="dense", choices=["dense", "conv"])
     parser.add_argument("--pretrain-epochs", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.0, help="denoising pretraining")
+    parser.add_argument("--augment", type=float, nargs=2, default=None,
+                        metavar=("SHIFT", "DEGREES"), help="augmented pretraining (DEC-DA's)")
     parser.add_argument("--n-init", type=int, default=None,
                         help="restarts of the mixture (default: N2D's)")
     parser.add_argument("--manifold-head", default="neighbors", choices=MANIFOLD_HEADS)
@@ -47,6 +50,8 @@ def run_seed(x, y, seed, args, emit):
     options = {"manifold_head": args.manifold_head}
     if args.n_init is not None:
         options["n_init"] = args.n_init
+    if args.augment is not None:
+        options["augmentation"] = ImageAugmentation(*args.augment, seed=seed)
     model = N2D(len(set(y.tolist())), network=args.network, random_state=seed, **options)
     start = time.perf_counter()
     model.pretrain(x[fit_rows], epochs=args.pretrain_epochs, batch_size=args.batch_size,

@@ -53,7 +53,8 @@ def test_bad_arguments_and_shapes_are_named():
         ImageAugmentation(rotation=200)
     with pytest.raises(ValueError, match="expected ndim=4"):
         ImageAugmentation()(np.zeros((2, 64), np.float32), training=True)
-    with pytest.raises(TypeError, match="augmentation must be a Keras layer or None, got str"):
+    with pytest.raises(TypeError, match="augmentation must be a Keras layer, 'auto' or None, "
+                                        "got 'flip'"):
         DCEC(n_clusters=3, augmentation="flip")
     with pytest.raises(ValueError, match=r"image-shaped samples .* got samples of shape \(6,\)"):
         IDEC(n_clusters=3, augmentation=ImageAugmentation()).build((None, 6))

@@ -11,7 +11,7 @@ from keras_deepclust import losses, networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
-from keras_deepclust.layers import InputScaling, NearestCentroidSoftmax
+from keras_deepclust.layers import ImageAugmentation, InputScaling, NearestCentroidSoftmax
 from keras_deepclust.models.base import ClusteringModel
 
 
@@ -24,8 +24,10 @@ class AutoencoderClusteringModel(ClusteringModel):
 
     Args:
         n_clusters: number of clusters K (>= 2).
-        network: "dense" (d-500-500-2000-10 by default) or "conv"
-            (conv32(5)-conv64(5)-conv128(3)-FC10 by default).
+        network: "dense" (d-500-500-2000-10 by default), "conv"
+            (conv32(5)-conv64(5)-conv128(3)-FC10 by default), or "auto": "conv" for
+            image-shaped samples `(h, w, c)` when the method has a conv network,
+            "dense" otherwise (resolved when the model is built).
         embedding_dim: size of the code.
         hidden_units: widths of the dense encoder (network="dense").
         filters: filters of the conv encoder (network="conv").
@@ -34,6 +36,13 @@ class AutoencoderClusteringModel(ClusteringModel):
         embedding_activation: activation of the code (None = linear).
         output_activation: activation of the reconstruction (None = linear).
         sample_shape: shape of one sample; inferred from the data when None.
+        augmentation: None, or a Keras layer that augments a batch of images when
+            called with `training=True`, e.g. `layers.ImageAugmentation()`: `pretrain`
+            then reconstructs augmented images, as DEC-DA (Guo et al., ACML 2018)
+            does. Needs image-shaped samples `(h, w, c)`; prediction and export never
+            augment. "auto": DEC-DA's `ImageAugmentation()` (shifts of up to a tenth of
+            the size, rotations of up to 10 degrees, seeded by `random_state`) for
+            images, None for tables (resolved when the model is built).
         scaling: how the first `pretrain`/`fit` scales the raw inputs, a layer saved
             and exported with the model (`input_scaling`): "auto" takes images to
             [0, 1] and standardises tables per feature (min-max when the output
@@ -59,14 +68,16 @@ class AutoencoderClusteringModel(ClusteringModel):
         embedding_activation=None,
         output_activation=None,
         sample_shape=None,
+        augmentation=None,
         random_state=None,
         **kwargs,
     ):
         super().__init__(
             n_clusters=n_clusters, sample_shape=None, random_state=random_state, **kwargs
         )
-        if network not in networks.BUILDERS:
-            raise ValueError(f"network must be one of {sorted(networks.BUILDERS)}, got {network!r}.")
+        if network not in (*networks.BUILDERS, "auto"):
+            raise ValueError(f"network must be one of {sorted(networks.BUILDERS) + ['auto']}, "
+                             f"got {network!r}.")
         self.network = network
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.hidden_units = tuple(hidden_units)
@@ -75,6 +86,13 @@ class AutoencoderClusteringModel(ClusteringModel):
         self.activation = activation
         self.embedding_activation = embedding_activation
         self.output_activation = output_activation
+        if isinstance(augmentation, dict):  # from get_config
+            augmentation = keras.saving.deserialize_keras_object(augmentation)
+        if not (augmentation is None or isinstance(augmentation, keras.layers.Layer)
+                or (isinstance(augmentation, str) and augmentation == "auto")):
+            raise TypeError("augmentation must be a Keras layer, 'auto' or None, got "
+                            f"{augmentation!r}.")
+        self.augmentation = augmentation
         self._pending_sample_shape = sample_shape
         self._row_state = {}
 
@@ -97,6 +115,11 @@ class AutoencoderClusteringModel(ClusteringModel):
         if self.built:
             return
         self.sample_shape = tuple(int(s) for s in input_shape[1:])
+        self._resolve_auto_options()
+        if self.augmentation is not None and len(self.sample_shape) != 3:
+            raise ValueError(
+                "augmentation needs image-shaped samples (height, width, channels), got "
+                f"samples of shape {self.sample_shape}.")
         self.input_scaling = InputScaling(self._input_scaling_mode(), name="input_scaling")
         self.input_scaling.build((None, *self.sample_shape))
         self.encoder, self.decoder = networks.BUILDERS[self.network](
@@ -108,6 +131,14 @@ class AutoencoderClusteringModel(ClusteringModel):
         )
         self._build_head()
         self.built = True
+
+    def _resolve_auto_options(self):
+        """Replaces `network="auto"` and `augmentation="auto"` by what suits the samples."""
+        images = len(self.sample_shape) == 3
+        if self.network == "auto":
+            self.network = "conv" if images and "conv" in self.PRETRAIN_EPOCHS else "dense"
+        if isinstance(self.augmentation, str):  # "auto"
+            self.augmentation = ImageAugmentation(seed=self.random_state) if images else None
 
     def _input_scaling_mode(self):
         """`scaling`, with "auto" on tables made "minmax" when the reconstruction ends
@@ -153,8 +184,8 @@ class AutoencoderClusteringModel(ClusteringModel):
             optimizer: a Keras optimizer or its name; None takes the method's paper
                 setting.
             noise_stddev: std of Gaussian noise added to the inputs (denoising AE).
-                A model with an `augmentation` (the DEC family) pretrains on augmented
-                batches and reconstructs the augmented images, as DEC-DA does.
+                A model with an `augmentation` pretrains on augmented batches and
+                reconstructs the augmented images, as DEC-DA does.
             verbose, callbacks, validation_split: as in `keras.Model.fit`. With a
                 `keras_deepclust.backup.ClusteringBackup` among the callbacks, the
                 pretraining resumes from its backup and shuffles by (seed, epoch).
@@ -221,8 +252,8 @@ class AutoencoderClusteringModel(ClusteringModel):
         return keras.Model(inputs, reconstruction, name="autoencoder"), None
 
     def _augmentation(self):
-        """The layer that augments training batches, or None (subclass hook)."""
-        return None
+        """The layer that augments training batches, or None."""
+        return self.augmentation
 
     def _after_pretraining(self):
         """Forgets clustering state that belonged to the old codes (subclass hook)."""
@@ -479,8 +510,17 @@ class AutoencoderClusteringModel(ClusteringModel):
                 "activation": self.activation,
                 "embedding_activation": self.embedding_activation,
                 "output_activation": self.output_activation,
+                "augmentation": self._augmentation_config(),
             }
         )
+        return config
+
+    def _augmentation_config(self):
+        if self.augmentation is None or isinstance(self.augmentation, str):
+            return self.augmentation
+        config = keras.saving.serialize_keras_object(self.augmentation)
+        # Built again on its first call; kept, its shape tuple would come back a list.
+        config.pop("build_config", None)
         return config
 
 

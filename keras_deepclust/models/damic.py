@@ -196,7 +196,7 @@ class DAMIC(AutoencoderClusteringModel):
         **kwargs,
     ):
         check_clusterer(init, "init")
-        if network != "dense":
+        if network not in ("dense", "auto"):  # "auto" is dense here: no conv network
             raise ValueError(
                 f"DAMIC supports network='dense' only (dense cluster autoencoders), got "
                 f"{network!r}."

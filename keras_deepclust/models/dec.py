@@ -80,9 +80,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         augmentation: None, or a Keras layer that augments a batch of images when
             called with `training=True`, e.g. `layers.ImageAugmentation()`. As in
             DEC-DA (Guo et al., ACML 2018), `pretrain` then reconstructs augmented
-            images, and `fit` fits the soft labels of augmented images to the target
-            computed on the clean ones. Needs image-shaped samples `(h, w, c)`;
-            prediction and export never augment.
+            images (see `AutoencoderClusteringModel`), and `fit` fits the soft labels
+            of augmented images to the target computed on the clean ones.
         augment_clustering: with an `augmentation`, whether `fit` trains on augmented
             images too (True, DEC-DA) or only `pretrain` does (False: on Fashion-MNIST,
             augmented pretraining with `init="gmm"` gave the best DCEC; see
@@ -121,12 +120,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         augment_clustering=True,
         **kwargs,
     ):
-        super().__init__(n_clusters=n_clusters, network=network, **kwargs)
-        if isinstance(augmentation, dict):  # from get_config
-            augmentation = keras.saving.deserialize_keras_object(augmentation)
-        if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
-            raise TypeError(
-                f"augmentation must be a Keras layer or None, got {type(augmentation).__name__}.")
+        super().__init__(n_clusters=n_clusters, network=network, augmentation=augmentation,
+                         **kwargs)
         if not gamma > 0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}.")
         if not alpha > 0:
@@ -140,7 +135,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
         self.init = check_clusterer(init, "init")
-        self.augmentation = augmentation
         self.augment_clustering = bool(augment_clustering)
         # q at the last refresh; the target P of a row is target_distribution(q, f).
         self.refresh_assignments = FrozenRowState(
@@ -155,10 +149,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
 
     # ----------------------------------------------------------------- building
     def _build_head(self):
-        if self.augmentation is not None and len(self.sample_shape) != 3:
-            raise ValueError(
-                "augmentation needs image-shaped samples (height, width, channels), got "
-                f"samples of shape {self.sample_shape}.")
         self.clustering = ClusteringLayer(self.n_clusters, alpha=self.alpha, name="clustering")
         self.clustering.build((None, self.embedding_dim))
         self._centroids_ready = self.add_weight(
@@ -189,9 +179,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         if self.network == "dense":
             return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
         return keras.optimizers.Adam()
-
-    def _augmentation(self):
-        return self.augmentation
 
     def _after_pretraining(self):
         self._centroids_ready.assign(0)  # old centroids belong to the old codes
@@ -365,19 +352,11 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
                 "tol": self.tol,
                 "n_init": self.n_init,
                 "init": self.init,
-                "augmentation": self._augmentation_config(),
                 "augment_clustering": self.augment_clustering,
             }
         )
         return config
 
-    def _augmentation_config(self):
-        if self.augmentation is None:
-            return None
-        config = keras.saving.serialize_keras_object(self.augmentation)
-        # Built again on its first call; kept, its shape tuple would come back a list.
-        config.pop("build_config", None)
-        return config
 
 
 DEC = method_variant(

@@ -100,8 +100,8 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             maps every row): UMAP's cost grows faster than linearly and a sample of
             this size already fixes the manifold of 10-class image data.
         **kwargs: `AutoencoderClusteringModel` arguments (embedding_dim,
-            hidden_units, filters, kernel_sizes, activations, sample_shape,
-            random_state, name).
+            hidden_units, filters, kernel_sizes, activations, augmentation (of the
+            pretraining images, as DEC-DA's), sample_shape, random_state, name).
 
     Example:
 
@@ -120,7 +120,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
              "ICPR 2020")
     STREAMING_FIT = True  # embeds a stream, UMAP on a bounded sample of the codes
     ITERATIVE_FIT = False
-    OPTIONS = ("scaling", "manifold_head")
+    OPTIONS = ("scaling", "manifold_head", "augmentation")
 
     def __init__(
         self,
