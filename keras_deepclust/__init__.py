@@ -48,6 +48,8 @@ _LAZY_ATTRIBUTES = {
     "DAC": "keras_deepclust.models",
     "DAMIC": "keras_deepclust.models",
     "N2D": "keras_deepclust.models",
+    "AutoClustering": "keras_deepclust.models",
+    "fit_auto": "keras_deepclust.models",
     "get_method": "keras_deepclust.models",
     "list_methods": "keras_deepclust.models",
 }

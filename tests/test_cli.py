@@ -169,8 +169,8 @@ def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_
     with pytest.raises(ValueError, match=r"--augment-phases needs --augment SHIFT DEGREES"):
         cli._model_options(args)
     for method, flag_values, message in (
-            ("ae-kmeans", ["0.1", "10"], "--augment is for dcec, dec, dec-conv, idec only, "
-                                         "not ae-kmeans"),
+            ("ae-kmeans", ["0.1", "10"], "--augment is for auto, dcec, dec, dec-conv, idec, "
+                                         "n2d only, not ae-kmeans"),
             ("dcec", ["1.5", "10"], "shift must be a fraction in [0, 1), got 1.5")):
         assert cli.main(["fit", method, "--dataset", str(image_npz), "--augment", *flag_values,
                          "--out", str(out)]) == 2

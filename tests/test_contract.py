@@ -22,12 +22,14 @@ OPTIONS = {
     "dac": {"hidden_units": (16, 8), "n_weight_samples": 100, "n_init": 2},
     "damic": {**DENSE, "clustering_units": (8,), "init_epochs": 2, "n_init": 2},
     "n2d": {**DENSE, "n_components": 2, "n_neighbors": 5},
+    "auto": {**CONV, "n_components": 2, "n_neighbors": 5},
     "aec": {"hidden_units": (16,), "embedding_dim": 3},
 }
 
 
 def _is_conv(name):
-    return get_method(name)(n_clusters=2).network == "conv"
+    """Whether the method gets images: conv networks, and "auto" (conv on images)."""
+    return get_method(name)(n_clusters=2).network in ("conv", "auto")
 
 
 def raw_table(n=90, seed=0):

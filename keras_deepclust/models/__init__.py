@@ -1,6 +1,7 @@
 """Clustering models. Each registers a CLI method name (see `list_methods`)."""
 
 from keras_deepclust.models.aec import AEC
+from keras_deepclust.models.auto import AutoClustering, fit_auto
 from keras_deepclust.models.base import ClusteringModel, get_method, list_methods, register_method
 from keras_deepclust.models.dac import DAC
 from keras_deepclust.models.damic import DAMIC
@@ -12,6 +13,7 @@ __all__ = [
     "AEC",
     "AEGMM",
     "AEKMeans",
+    "AutoClustering",
     "CAEGMM",
     "CAEKMeans",
     "TwoStageClustering",
@@ -26,5 +28,6 @@ __all__ = [
     "N2D",
     "get_method",
     "list_methods",
+    "fit_auto",
     "register_method",
 ]
