@@ -34,9 +34,9 @@ import tensorflow as tf
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import normalize
-from umap import UMAP
 
 from keras_deepclust import networks
+from keras_deepclust.clusterers import umap_mixture_labels
 from keras_deepclust.datasets import load_digits
 from keras_deepclust.metrics import clustering_scores
 
@@ -181,8 +181,7 @@ def cluster(codes, method, seed):
     if method == "kmeans":
         return KMeans(K, n_init=10, random_state=seed).fit_predict(codes)
     if method == "umap_gmm":
-        codes = UMAP(n_neighbors=10, min_dist=0.0, n_components=10,
-                     random_state=seed).fit_transform(codes)
+        return umap_mixture_labels(codes, K, random_state=seed)
     return GaussianMixture(K, covariance_type="full", random_state=seed).fit_predict(codes)
 
 

@@ -252,6 +252,8 @@ def _fit(args):
         y = None
     else:
         x, y = datasets.load(args.dataset)
+    if getattr(args, "umap_baseline", False) and y is None:
+        raise ValueError(f"--umap-baseline scores against labels, and {args.dataset} has none.")
     n_clusters = args.clusters
     if n_clusters is None:
         if y is None:
@@ -361,10 +363,10 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         report["n_clusters_selection"] = selection
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
-        report["kmeans_on_inputs"] = _kmeans_scores(model.preprocess(x), y, n_clusters, args.seed)
+        inputs = model.preprocess(x)
+        report["kmeans_on_inputs"] = _kmeans_scores(inputs, y, n_clusters, args.seed)
         if getattr(args, "umap_baseline", False):
-            report["umap_gmm_on_inputs"] = _umap_gmm_scores(model.preprocess(x), y, n_clusters,
-                                                            args.seed)
+            report["umap_gmm_on_inputs"] = _umap_gmm_scores(inputs, y, n_clusters, args.seed)
     if distribute.is_chief(strategy):
         _write_outputs(model, x, labels, report, out)
         _print_report(report, out)

@@ -74,6 +74,10 @@ def test_umap_baseline_is_scored_next_to_k_means(tmp_path, tiny_images, capsys):
         y, clusterers.umap_mixture_labels(model.preprocess(x), 3, random_state=0))
     assert report["umap_gmm_on_inputs"] == pytest.approx(expected)
     assert "UMAP + GMM on inputs" in capsys.readouterr().out
+    np.save(tmp_path / "unlabelled.npy", x)
+    assert cli.main(["fit", "ae-kmeans", "--dataset", str(tmp_path / "unlabelled.npy"),
+                     "--clusters", "3", "--umap-baseline", "--out", str(out)]) == 2
+    assert "--umap-baseline scores against labels, and " in capsys.readouterr().err
 
 
 def test_fit_auto_is_pretrain_then_fit(tiny_images):

@@ -26,8 +26,8 @@ __all__ = [
     "DeepEmbeddedClustering",
     "IDEC",
     "N2D",
+    "fit_auto",
     "get_method",
     "list_methods",
-    "fit_auto",
     "register_method",
 ]

@@ -358,7 +358,6 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         return config
 
 
-
 DEC = method_variant(
     DeepEmbeddedClustering, "DEC", "dec", "DEC (Xie et al., 2016): dense SAE, clustering loss only.",
     paper="Xie, Girshick and Farhadi, Unsupervised Deep Embedding for Clustering Analysis, "
