@@ -149,7 +149,7 @@ def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, caps
     assert "--weight-labels is for dac only, not dcec" in capsys.readouterr().err
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--manifold-head", "neighbors",
                      "--out", str(out)]) == 2
-    assert "--manifold-head is for n2d only, not dcec" in capsys.readouterr().err
+    assert "--manifold-head is for auto, n2d only, not dcec" in capsys.readouterr().err
 
 
 def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_npz, capsys):
@@ -217,8 +217,8 @@ def test_console_script_lists_methods(tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_deepclust.cli", "methods"],
                             capture_output=True, text=True, check=True, cwd=tmp_path)
     names = [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
-    assert names == ["ae-gmm", "ae-kmeans", "aec", "cae-gmm", "cae-kmeans", "dac", "damic",
-                     "dcec", "dec", "dec-conv", "idec", "n2d"]
+    assert names == ["ae-gmm", "ae-kmeans", "aec", "auto", "cae-gmm", "cae-kmeans", "dac",
+                     "damic", "dcec", "dec", "dec-conv", "idec", "n2d"]
 
 
 def _tiny_data(tmp_path, method):
