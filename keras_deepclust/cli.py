@@ -6,11 +6,13 @@ answers at once.
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
@@ -27,11 +29,22 @@ DEMO_SETTINGS = {
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
 
 
+VERBOSE_HELP = ("also show the libraries' start-up lines, logs and warnings (TensorFlow, absl, "
+                "oneDNN, umap); Keras progress bars show either way")
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-deepclust", description="Autoencoder-based deep clustering with Keras."
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    # Accepted after the command too; SUPPRESS keeps a subcommand from resetting it to False.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
+    add_parser = commands.add_parser
+    commands.add_parser = lambda name, **kwargs: add_parser(name, parents=[common], **kwargs)
 
     fit = commands.add_parser("fit", help="pretrain and cluster, write model, metrics and plots")
     fit.add_argument("method", help="method name; `keras-deepclust methods` lists them")
@@ -203,12 +216,24 @@ def _clusters_value(text):
 
 def main(argv=None):
     args = _build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's start-up INFO lines
+    if not args.verbose:
+        _quiet_libraries()
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"keras-deepclust {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _quiet_libraries():
+    """Hide what the libraries print for their developers: TensorFlow's C++ start-up and
+    oneDNN lines, TensorFlow's and absl's Python log below ERROR (retracing notices) and
+    other packages' warnings (umap's n_jobs notice). The package's own warnings stay."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    for name in ("tensorflow", "absl", "numba", "py4j"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"keras_deepclust(\.|$)")
 
 
 def _methods(args):
@@ -511,9 +536,14 @@ def _write_outputs(model, x, labels, report, out):
 
 
 def _print_report(report, out):
+    from keras_deepclust.models import get_method
+
     seconds = report["seconds"]
+    clustering = f"clustering {seconds['clustering']:.1f} s"
+    if get_method(report["method"]).ITERATIVE_FIT:  # a one-shot fit has no epochs to count
+        clustering += f" ({report['clustering_epochs']} epochs)"
     print(f"\npretraining {seconds['pretrain']:.1f} s ({report['pretrain_epochs']} epochs), "
-          f"clustering {seconds['clustering']:.1f} s ({report['clustering_epochs']} epochs)")
+          f"{clustering}")
     if "scores" in report:
         print(f"{'':24s}{'ACC':>8s}{'NMI':>8s}{'ARI':>8s}")
         rows = [(report["method"], report["scores"]),

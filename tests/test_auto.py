@@ -2,6 +2,7 @@
 them: what each resolves to per kind of data, kept through saving."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -73,7 +74,9 @@ def test_umap_baseline_is_scored_next_to_k_means(tmp_path, tiny_images, capsys):
     expected = metrics.clustering_scores(
         y, clusterers.umap_mixture_labels(model.preprocess(x), 3, random_state=0))
     assert report["umap_gmm_on_inputs"] == pytest.approx(expected)
-    assert "UMAP + GMM on inputs" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "UMAP + GMM on inputs" in printed
+    assert re.search(r"clustering [0-9.]+ s\n", printed), printed  # a one-shot fit: no epochs
     np.save(tmp_path / "unlabelled.npy", x)
     assert cli.main(["fit", "ae-kmeans", "--dataset", str(tmp_path / "unlabelled.npy"),
                      "--clusters", "3", "--umap-baseline", "--out", str(out)]) == 2

@@ -1,6 +1,9 @@
 import json
+import logging
+import os
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 import keras
@@ -35,6 +38,7 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     printed = capsys.readouterr().out
     assert "k-means on inputs" in printed and "dcec" in printed
+    assert f"({report['clustering_epochs']} epochs)\n" in printed
 
     assert cli.main(["evaluate", str(out / "model.keras"), "--dataset", str(image_npz)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -362,3 +366,51 @@ def test_methods_lists_each_with_its_description_and_paper(capsys):
     for name in list_methods():
         assert any(line.startswith(name + " ") for line in printed.splitlines())
     assert printed.count("paper: ") == len(list_methods())
+
+
+_JOURNEY = """
+import sys
+from keras_deepclust import cli
+data, out = sys.argv[1:]
+for argv in (["--help"], ["methods"],
+             ["fit", "ae-kmeans", "--dataset", data, "--quick", "--pretrain-epochs", "1",
+              "--out", out + "/run"],
+             ["export", out + "/run/model.keras", "--format", "onnx", "--out", out + "/exported"],
+             ["assign", out + "/exported/clusterer.onnx", data, "--out", out + "/labels.csv"]):
+    try:
+        cli.main(argv)
+    except SystemExit:  # --help
+        pass
+"""
+
+
+def test_commands_print_nothing_on_stderr_by_default(tmp_path, image_npz):
+    """TensorFlow's C++ start-up lines, absl, oneDNN and library warnings stay hidden on a
+    fresh process that runs methods, --help, fit, export and assign."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", _JOURNEY, str(image_npz), str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Progress stays: Keras' bars on stdout, assign's row count on stderr.
+    other = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith("assigned ")]
+    assert other == [] and "assigned 60/60 rows" in result.stderr, result.stderr[-3000:]
+    assert "1/1" in result.stdout and "wrote" in result.stdout
+    assert (tmp_path / "labels.csv").is_file()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_verbose_shows_what_the_quiet_default_hides(monkeypatch, capsys, verbose):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    tensorflow_log = logging.getLogger("tensorflow")
+    monkeypatch.setattr(tensorflow_log, "level", logging.WARNING)
+    assert cli.main(["methods", "--verbose"] if verbose else ["methods"]) == 0
+    assert cli.main(["--verbose", "methods"] if verbose else ["methods"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn_explicit("a library's notice", UserWarning, "umap_.py", 1, module="umap")
+        warnings.warn_explicit("ours", UserWarning, "base.py", 1,
+                               module="keras_deepclust.models.base")
+    assert [str(w.message) for w in caught] == (["a library's notice", "ours"] if verbose
+                                                else ["ours"])
+    assert (os.environ.get("TF_CPP_MIN_LOG_LEVEL"), tensorflow_log.level) == (
+        (None, logging.WARNING) if verbose else ("2", logging.ERROR))
