@@ -15,6 +15,12 @@ from sklearn.decomposition import PCA  # noqa: E402
 from keras_deepclust._io import atomic_path  # noqa: E402
 
 
+def _subplots(n_rows=1, n_cols=1, **kwargs):
+    """`plt.subplots` with the constrained layout, which keeps titles, tick labels and
+    colour bars of neighbouring panels apart."""
+    return plt.subplots(n_rows, n_cols, squeeze=False, layout="constrained", **kwargs)
+
+
 def _save(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -23,26 +29,25 @@ def _save(fig, path):
 
 
 def plot_training_curves(histories, path):
-    """One panel per logged quantity, phases side by side.
+    """One panel per logged quantity and phase (pretraining and clustering losses have
+    different scales), in the order of the phases; a quantity logged once is a dot.
 
     Args:
         histories: `{"pretrain": history_dict, "clustering": history_dict}` (dicts of
             per-epoch lists, as `History.history`).
         path: PNG file to write.
     """
-    keys = sorted({k for h in histories.values() for k in h})
-    n_cols = min(4, len(keys))
-    n_rows = -(-len(keys) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows), squeeze=False)
-    for ax in axes.flat[len(keys):]:
+    panels = [(phase, key, values) for phase, history in histories.items()
+              for key, values in sorted(history.items()) if len(values)]
+    n_cols = max(1, min(4, len(panels)))
+    n_rows = max(1, -(-len(panels) // n_cols))
+    fig, axes = _subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows))
+    for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax, key in zip(axes.flat, keys):
-        for phase, history in histories.items():
-            if key in history:
-                ax.plot(np.arange(1, len(history[key]) + 1), history[key], label=phase)
-        ax.set_title(key)
+    for ax, (phase, key, values) in zip(axes.flat, panels):
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o" if len(values) < 20 else None)
+        ax.set_title(f"{key} ({phase})")
         ax.set_xlabel("epoch")
-        ax.legend()
     return _save(fig, path)
 
 
@@ -59,7 +64,7 @@ def plot_embedding(codes, labels, path, title="embedding (PCA)", random_state=0)
 
 def _image_grid(rows, path, row_titles):
     n_rows, n_cols = len(rows), len(rows[0])
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols, n_rows * 1.1), squeeze=False)
+    fig, axes = _subplots(n_rows, n_cols, figsize=(n_cols, n_rows * 1.1))
     for r, (images, title) in enumerate(zip(rows, row_titles)):
         for c, image in enumerate(images):
             ax = axes[r, c]
@@ -90,7 +95,7 @@ def plot_n_clusters_criteria(sweep, path, chosen=None):
         chosen: the K that was picked, marked by a vertical line (or None).
     """
     names = [name for name in sweep if name != "n_clusters"]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
+    fig, axes = _subplots(1, len(names), figsize=(4 * len(names), 3))
     for ax, name in zip(axes[0], names):
         ax.plot(sweep["n_clusters"], sweep[name], marker="o")
         if chosen is not None:
@@ -122,7 +127,7 @@ def plot_feature_weights(weights, sample_shape, path):
         return _save(fig, path)
     channels = weights[..., None] if weights.ndim == 2 else weights
     n = channels.shape[-1]
-    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3), squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(3.5 * n, 3))
     for c, ax in enumerate(axes[0]):
         image = ax.imshow(channels[..., c], cmap="gray")
         fig.colorbar(image, ax=ax)
