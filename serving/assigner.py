@@ -86,7 +86,9 @@ class ClusterAssigner:
                      self._session.run(None, {"inputs": x[start:start + self.batch_size]})))
             for start in range(0, len(x), self.batch_size)
         ]
-        return {name: np.concatenate([p[name] for p in parts]) for name in self._output_names}
+        outputs = {name: np.concatenate([p[name] for p in parts]) for name in self._output_names}
+        _check_finite_probabilities(outputs["probabilities"], x)
+        return outputs
 
     def predict_proba(self, x):
         """Cluster probabilities, `(n, K)` float32."""
@@ -95,3 +97,14 @@ class ClusterAssigner:
     def predict_labels(self, x):
         """Cluster ids, `(n,)` int32."""
         return self.assign(x)["cluster"]
+
+
+def _check_finite_probabilities(probabilities, x):
+    """Finite inputs far outside the training range can overflow the network; their
+    argmax would be a silent, meaningless cluster id."""
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"the model's probabilities are not finite for {bad.size} of {len(x)} rows (first: "
+            f"row {bad[0]}, largest |value| {np.abs(x[bad[0]]).max():.3g}): their values are "
+            "too large for the model.")

@@ -142,7 +142,7 @@ def _instances_to_array(body):
         raise BadRequest("Missing 'inputs' or 'instances' key")
     try:
         array = np.asarray(rows, dtype=np.float32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):
         raise BadRequest("Inputs must be a rectangular array of numbers.") from None
     return array, columnar
 
@@ -162,11 +162,17 @@ async def _read_body(request, max_body_bytes):
     return b"".join(chunks)
 
 
-def _predict(watcher, name, version, raw_body):
+def _parse_json(raw_body):
     try:
-        body = json.loads(raw_body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return json.loads(raw_body)
+    except RecursionError:
+        raise BadRequest("JSON Parse error: the body nests too deeply.") from None
+    except ValueError as error:  # bad syntax or encoding, an integer of over 4,300 digits
         raise BadRequest(f"JSON Parse error: {error}") from None
+
+
+def _predict(watcher, name, version, raw_body):
+    body = _parse_json(raw_body)
     served_version, assigner = watcher.get(name, version)
     x, columnar = _instances_to_array(body)
     try:
@@ -217,17 +223,21 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
         if not target.endswith(":predict"):
             return error(404, f"Unknown method in {target!r}; only ':predict' is served.")
         model, _, version = target[: -len(":predict")].partition("/versions/")
+        raw = b""
         try:
             raw = await _read_body(request, max_body_bytes)
             if len(raw) <= INLINE_BODY_BYTES:  # a few rows: a thread hop costs more than them
                 answer = _predict(watcher, model, version or None, raw)
             else:
                 answer = await run_in_threadpool(_predict, watcher, model, version or None, raw)
+            return JSONResponse(answer)
         except BadRequest as bad:
             return error(400, str(bad))
         except NotFound as missing:
             return error(404, str(missing))
-        return JSONResponse(answer)
+        except Exception:  # the server's fault: logged, answered, the connection kept
+            logger.exception("predict failed on a %d-byte request", len(raw))
+            return error(500, "Internal error; the server's log has the details.")
 
     async def describe(request):
         parts = request.path_params["target"].split("/")

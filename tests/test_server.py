@@ -1,5 +1,6 @@
 """The real HTTP server on 127.0.0.1, driven by real HTTP requests (bounded in count and time)."""
 
+import http.client
 import json
 import socket
 import subprocess
@@ -11,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keras_deepclust.export import export_onnx_version
 from keras_deepclust.models import IDEC
@@ -40,13 +43,14 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     model, x = trained(0)
     export_onnx_version(model, base, name="digits")
+    log = base / "server.log"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_deepclust.cli", "serve", str(base), "--name", "digits",
          "--port", str(port), "--poll-seconds", "0.2", "--max-body-bytes", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=base,  # outside the repository
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=base,  # outside the repository
     )
     url = f"http://127.0.0.1:{port}/v1/models/digits"
     deadline = time.time() + 60
@@ -58,9 +62,10 @@ def server(tmp_path_factory):
             pass
         if process.poll() is not None or time.time() > deadline:
             process.kill()
-            raise RuntimeError(f"server did not start: {process.stderr.read().decode()}")
+            raise RuntimeError(f"server did not start: {log.read_text()}")
         time.sleep(0.2)
-    yield {"url": url, "model": model, "x": x, "base": base, "process": process}
+    yield {"url": url, "port": port, "model": model, "x": x, "base": base, "process": process,
+           "log": log}
     process.terminate()
     process.wait(timeout=10)
 
@@ -100,6 +105,9 @@ def test_status_and_metadata(server):
     (json.dumps({"rows": []}).encode(), "Missing 'inputs' or 'instances' key"),
     (json.dumps({"signature_name": "other", "inputs": [[0] * 6]}).encode(), "signature name"),
     (json.dumps({"instances": [[0.5] * 6] * 5000}).encode(), "exceeds the limit of 100000 bytes"),
+    (b'{"instances": [[-7.7e27, 0, 0, 0, 0, 0]]}', "too large for the model"),  # overflows
+    (b'{"instances": [[' + b"9" * 5000 + b', 0, 0, 0, 0, 0]]}', "JSON Parse error"),
+    (b'{"instances": ' + b"[" * 30000 + b"]" * 30000 + b"}", "nests too deeply"),
 ])
 def test_bad_requests_get_400_and_the_server_keeps_serving(server, raw, message):
     status, answer = request(server["url"] + ":predict", raw=raw)
@@ -162,3 +170,63 @@ def test_server_module_is_free_of_tensorflow(tmp_path):
          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"],
         capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]"
+
+
+# Request bodies of every kind: any bytes, any JSON value (NaN and Infinity literals
+# included), TF Serving's keys holding anything, rows of any length and value, number
+# literals of any size, nesting of any depth; all within the body limit (100,000 bytes).
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=10), inner,
+                                                                  max_size=4),
+    max_leaves=30)
+KEYS = st.sampled_from(["instances", "inputs", "signature_name", "rows"])
+ROWS = st.lists(st.lists(st.floats(width=32) | st.integers(-10**40, 10**40), min_size=1,
+                         max_size=8), min_size=1, max_size=4)
+LITERALS = st.from_regex(r"-?[0-9]{1,6000}(\.[0-9]{1,50})?([eE][+-]?[0-9]{1,6})?", fullmatch=True)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    JSON_VALUES.map(json.dumps),
+    st.dictionaries(KEYS, JSON_VALUES, max_size=3).map(json.dumps),
+    st.dictionaries(st.sampled_from(["instances", "inputs"]), ROWS, min_size=1).map(json.dumps),
+    ROWS.map(lambda rows: json.dumps({"instances": [{"inputs": row} for row in rows]})),
+    LITERALS.map(lambda number: '{"instances": [[%s, 0, 0, 0, 0, 0]]}' % number),
+    st.integers(1, 40_000).map(lambda depth: '{"instances": ' + "[" * depth + "]" * depth + "}"),
+).map(lambda body: body if isinstance(body, bytes) else body.encode())
+
+
+@pytest.fixture(scope="module")
+def connection(server):
+    """One kept-alive HTTP/1.1 connection: every answer must leave it usable."""
+    connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    yield connection
+    connection.close()
+
+
+def post(connection, path, raw):
+    connection.request("POST", path, body=raw, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_any_body_gets_an_answer_below_500_on_a_connection_that_stays_usable(
+        server, connection):
+    """2,000 generated bodies (seeded) on one kept-alive connection: each gets a 200 or a
+    4xx with an error message, and none leaves a traceback in the server's log."""
+    logged_before = len(server["log"].read_bytes())
+
+    @settings(max_examples=2000, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(raw=BODIES)
+    def answered(raw):
+        status, answer = post(connection, "/v1/models/digits:predict", raw)
+        assert status == 200 or (400 <= status < 500 and isinstance(answer["error"], str)), (
+            status, answer, raw[:200])
+        if status == 200:
+            assert len(answer.get("predictions") or answer["outputs"]["cluster"]) >= 1
+
+    answered()
+    assert post(connection, "/v1/models/digits:predict",
+                json.dumps({"instances": [[0.5] * 6]}).encode())[0] == 200
+    logged = server["log"].read_bytes()[logged_before:].decode()
+    assert "Traceback" not in logged and "predict failed" not in logged, logged[-3000:]
