@@ -43,14 +43,15 @@ def _build_parser():
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    add_parser = commands.add_parser
-    commands.add_parser = lambda name, **kwargs: add_parser(name, parents=[common], **kwargs)
 
-    fit = commands.add_parser("fit", help="pretrain and cluster, write model, metrics and plots")
+    def add_command(name, **kwargs):
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    fit = add_command("fit", help="pretrain and cluster, write model, metrics and plots")
     fit.add_argument("method", help="method name; `keras-deepclust methods` lists them")
     _add_training_arguments(fit, dataset_default=None)
 
-    demo = commands.add_parser(
+    demo = add_command(
         "demo", help="the recommended method (auto) on the bundled digits, scored next to "
         "k-means and UMAP + GMM on the pixels"
     )
@@ -58,12 +59,12 @@ def _build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help=_QUICK_HELP)
 
-    evaluate = commands.add_parser("evaluate", help="score a saved model on labelled data")
+    evaluate = add_command("evaluate", help="score a saved model on labelled data")
     evaluate.add_argument("model", help="a .keras file written by `fit`")
     evaluate.add_argument("--dataset", required=True, help=_DATASET_HELP)
     evaluate.add_argument("--batch-size", type=int, default=256)
 
-    export = commands.add_parser(
+    export = add_command(
         "export", help="write the model's assigner as SavedModel, ONNX and/or TFLite"
     )
     export.add_argument("model", help="a .keras file written by `fit`")
@@ -81,7 +82,7 @@ def _build_parser():
                         "record its metrics when it has labels) instead of random inputs; "
                         + _DATASET_HELP)
 
-    assign = commands.add_parser(
+    assign = add_command(
         "assign", help="assign clusters to a data file with an ONNX assigner (no TensorFlow)"
     )
     assign.add_argument("model", help="an .onnx file written by `export`")
@@ -92,7 +93,7 @@ def _build_parser():
     assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
     assign.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
 
-    convert = commands.add_parser(
+    convert = add_command(
         "convert", help="write a data set as TFRecord shards, for --stream and datasets.stream"
     )
     convert.add_argument("source", help=".npy or IDX (read in batches), .npz/.csv/usps.h5 or a "
@@ -100,7 +101,7 @@ def _build_parser():
     convert.add_argument("--out", required=True, help="folder to write the shards to")
     convert.add_argument("--rows-per-shard", type=int, default=100_000)
 
-    serve = commands.add_parser(
+    serve = add_command(
         "serve", help="serve ONNX assigners over TF Serving's REST API (no TensorFlow)"
     )
     serve.add_argument("base", help="model base folder holding NAME/VERSION/model.onnx")
@@ -113,7 +114,7 @@ def _build_parser():
     serve.add_argument("--max-body-bytes", type=int, default=64 * 1024 * 1024,
                        help="larger request bodies get a 400 error")
 
-    commands.add_parser("methods", help="list the method names")
+    add_command("methods", help="list the method names")
     return parser
 
 

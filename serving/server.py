@@ -61,6 +61,7 @@ class ModelWatcher:
         self.poll_seconds = poll_seconds
         self.assigner_options = assigner_options
         self.version, self.assigner = None, None
+        self.failed = {}  # version -> why it could not be loaded; never retried
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.refresh()
@@ -82,14 +83,16 @@ class ModelWatcher:
     def refresh(self):
         """Loads the newest version if it is newer than the one served."""
         versions = self._versions()
-        if not versions or versions[-1] == self.version:
+        if not versions or versions[-1] == self.version or versions[-1] in self.failed:
             return
         newest = versions[-1]
         try:
             assigner = ClusterAssigner(self.model_dir / str(newest) / ONNX_VERSION_FILE,
                                        **self.assigner_options)
         except (OSError, ValueError) as error:  # keep serving the old version
-            logger.error("could not load %s version %s: %s", self.name, newest, error)
+            self.failed[newest] = str(error)
+            logger.error("could not load %s version %s (still serving version %s): %s",
+                         self.name, newest, self.version, error)
             return
         with self._lock:
             self.version, self.assigner = newest, assigner
@@ -186,11 +189,15 @@ def _predict(watcher, name, version, raw_body):
     return {"predictions": [dict(zip(names, row)) for row in rows]}
 
 
-def _status(version):
-    return {"model_version_status": [{
-        "version": str(version), "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""},
-    }]}
+def _status(version, failed):
+    """TF Serving's version status: the served version AVAILABLE, each version that failed
+    to load END with its error, newest first."""
+    states = {version: ("AVAILABLE", "OK", "")}
+    states.update({v: ("END", "UNKNOWN", message) for v, message in failed.items()})
+    return {"model_version_status": [
+        {"version": str(v), "state": state,
+         "status": {"error_code": code, "error_message": message}}
+        for v, (state, code, message) in sorted(states.items(), reverse=True)]}
 
 
 def _signature(assigner):
@@ -256,7 +263,7 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
         if want_metadata:
             spec = {"name": parts[0], "signature_name": "", "version": str(served_version)}
             return JSONResponse({"model_spec": spec, "metadata": _signature(assigner)})
-        return JSONResponse(_status(served_version))
+        return JSONResponse(_status(served_version, {} if version else dict(watcher.failed)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

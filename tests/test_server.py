@@ -1,10 +1,12 @@
 """The real HTTP server on 127.0.0.1, driven by real HTTP requests (bounded in count and time)."""
 
+import contextlib
 import http.client
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,9 +40,9 @@ def request(url, body=None, raw=None):
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models")
+@contextlib.contextmanager
+def running_server(base):
+    """`keras-deepclust serve` on BASE/digits in its own process, on a free port."""
     model, x = trained(0)
     export_onnx_version(model, base, name="digits")
     log = base / "server.log"
@@ -64,10 +66,26 @@ def server(tmp_path_factory):
             process.kill()
             raise RuntimeError(f"server did not start: {log.read_text()}")
         time.sleep(0.2)
-    yield {"url": url, "port": port, "model": model, "x": x, "base": base, "process": process,
-           "log": log}
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield {"url": url, "port": port, "model": model, "x": x, "base": base,
+               "process": process, "log": log}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server the tests only send requests to (no new versions: those tests start
+    their own), so that they pass in any order."""
+    with running_server(tmp_path_factory.mktemp("models")) as running:
+        yield running
+
+
+def versions(url):
+    """`{version: state}` of GET /v1/models/NAME."""
+    return {entry["version"]: entry["state"]
+            for entry in request(url)[1]["model_version_status"]}
 
 
 def test_both_request_formats_match_keras(server):
@@ -141,27 +159,49 @@ def test_bounded_concurrent_load_has_no_failures_or_wrong_answers(server):
     assert time.perf_counter() - start < 120
 
 
-def test_new_version_is_picked_up(server):
-    newer, _ = trained(1)
-    export_onnx_version(newer, server["base"], name="digits")
-    deadline = time.time() + 20
-    while request(server["url"])[1]["model_version_status"][0]["version"] != "2":
-        assert time.time() < deadline, "version 2 was not picked up"
-        time.sleep(0.2)
-    x = server["x"][:30]
-    status, answer = request(server["url"] + ":predict", {"inputs": x.tolist()})
-    assert answer["outputs"]["cluster"] == newer.predict_labels(x).tolist()
-    assert request(server["url"] + "/versions/1:predict", {"inputs": x.tolist()})[0] == 404
+def test_new_version_is_picked_up_while_clients_request(tmp_path):
+    with running_server(tmp_path) as server:
+        x = server["x"][:30]
+        stop, answers = threading.Event(), []
+
+        def client():
+            while not stop.is_set():
+                answers.append(request(server["url"] + ":predict", {"inputs": x.tolist()}))
+
+        with ThreadPoolExecutor(4) as pool:
+            clients = [pool.submit(client) for _ in range(4)]
+            time.sleep(0.5)
+            newer, _ = trained(1)
+            export_onnx_version(newer, server["base"], name="digits")
+            deadline = time.time() + 20
+            while versions(server["url"]) != {"2": "AVAILABLE"}:
+                assert time.time() < deadline, "version 2 was not picked up"
+                time.sleep(0.2)
+            time.sleep(0.5)
+            stop.set()
+            for future in clients:
+                future.result()
+        labels = {1: server["model"].predict_labels(x).tolist(), 2: newer.predict_labels(x).tolist()}
+        assert [status for status, _ in answers if status != 200] == []  # none failed in the swap
+        assert all(answer["outputs"]["cluster"] in labels.values() for _, answer in answers)
+        assert answers[-1][1]["outputs"]["cluster"] == labels[2]
+        assert request(server["url"] + "/versions/1:predict", {"inputs": x.tolist()})[0] == 404
 
 
-def test_a_broken_newer_version_is_not_served(server):
-    served = request(server["url"])[1]["model_version_status"][0]["version"]
-    broken = server["base"] / "digits" / "99"
-    broken.mkdir()
-    (broken / "model.onnx").write_bytes(b"half a model")  # no metadata, wrong checksum
-    time.sleep(1.0)  # five polls
-    assert request(server["url"])[1]["model_version_status"][0]["version"] == served
-    assert request(server["url"] + ":predict", {"instances": [[0.5] * 6]})[0] == 200
+def test_a_broken_newer_version_is_logged_once_and_the_old_one_keeps_serving(tmp_path):
+    with running_server(tmp_path) as server:
+        broken = server["base"] / "digits" / "99"
+        broken.mkdir()
+        (broken / "model.onnx").write_bytes(b"half a model")  # no metadata, wrong checksum
+        deadline = time.time() + 20
+        while versions(server["url"]) != {"99": "END", "1": "AVAILABLE"}:  # the poller runs
+            assert time.time() < deadline, versions(server["url"])
+            time.sleep(0.2)
+        time.sleep(1.0)  # five more polls
+        assert request(server["url"] + ":predict", {"instances": [[0.5] * 6]})[0] == 200
+        status = request(server["url"])[1]["model_version_status"]
+        assert status[0]["status"]["error_code"] == "UNKNOWN" and status[0]["status"]["error_message"]
+        assert server["log"].read_text().count("could not load digits version 99") == 1
 
 
 def test_server_module_is_free_of_tensorflow(tmp_path):
