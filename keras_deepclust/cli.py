@@ -111,8 +111,13 @@ def _build_parser():
     serve.add_argument("--poll-seconds", type=float, default=1.0,
                        help="how often to look for a new version")
     serve.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
-    serve.add_argument("--max-body-bytes", type=int, default=64 * 1024 * 1024,
-                       help="larger request bodies get a 400 error")
+    serve.add_argument("--max-body-bytes", type=int, default=None,
+                       help="larger request bodies get a 400 error (default 64 MiB)")
+    serve.add_argument("--max-rows", type=int, default=None,
+                       help="requests with more rows get a 400 error (default 65536)")
+    serve.add_argument("--max-concurrent", type=int, default=None,
+                       help="predict requests in progress at once; more get a 503 error "
+                       "(default 32)")
 
     add_command("methods", help="list the method names")
     return parser
@@ -615,8 +620,11 @@ def _serve(args):
     from keras_deepclust.serving.server import serve
 
     print(f"serving {args.base}/{args.name} on http://{args.host}:{args.port}/v1/models/{args.name}")
+    limits = {name: getattr(args, name) for name in
+              ("max_body_bytes", "max_rows", "max_concurrent")
+              if getattr(args, name) is not None}  # else the server's defaults
     serve(args.base, args.name, host=args.host, port=args.port, poll_seconds=args.poll_seconds,
-          max_body_bytes=args.max_body_bytes, intra_op_threads=args.threads)
+          intra_op_threads=args.threads, **limits)
     return 0
 
 

@@ -29,11 +29,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from keras_deepclust._validation import check_positive_int
 from keras_deepclust.serving.assigner import ClusterAssigner
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_ROWS = 65_536  # rows per request
+MAX_CONCURRENT = 32  # predict requests in progress; more are answered 503
 INLINE_BODY_BYTES = 64 * 1024  # smaller requests are answered on the event loop itself
 
 
@@ -174,10 +177,13 @@ def _parse_json(raw_body):
         raise BadRequest(f"JSON Parse error: {error}") from None
 
 
-def _predict(watcher, name, version, raw_body):
+def _predict(watcher, name, version, raw_body, max_rows):
     body = _parse_json(raw_body)
     served_version, assigner = watcher.get(name, version)
     x, columnar = _instances_to_array(body)
+    if x.ndim and len(x) > max_rows:
+        raise BadRequest(f"{len(x)} rows exceed the limit of {max_rows} rows per request: "
+                         "send them in several requests.")
     try:
         outputs = assigner.assign(x)
     except ValueError as error:
@@ -218,14 +224,35 @@ def _signature(assigner):
 
 
 def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
-               **assigner_options):
-    """The Starlette application serving BASE/NAME (see the module documentation)."""
+               max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT, **assigner_options):
+    """The Starlette application serving BASE/NAME (see the module documentation).
+
+    The work one request can cause is bounded: a body over `max_body_bytes` or over
+    `max_rows` rows gets a 400; while `max_concurrent` predict requests are in progress,
+    further ones get a 503 with `Retry-After: 1`.
+    """
+    max_body_bytes = check_positive_int(max_body_bytes, "max_body_bytes")
+    max_rows = check_positive_int(max_rows, "max_rows")
+    max_concurrent = check_positive_int(max_concurrent, "max_concurrent")
     watcher = ModelWatcher(base_dir, name, poll_seconds=poll_seconds, **assigner_options)
+    in_progress = 0  # handlers run on the one event loop: no lock needed
 
     def error(status, message):
         return JSONResponse({"error": message}, status_code=status)
 
     async def predict(request):
+        nonlocal in_progress
+        if in_progress >= max_concurrent:
+            return JSONResponse(
+                {"error": f"{in_progress} requests are in progress, the limit: retry shortly."},
+                status_code=503, headers={"Retry-After": "1"})
+        in_progress += 1
+        try:
+            return await _answer_predict(request)
+        finally:
+            in_progress -= 1
+
+    async def _answer_predict(request):
         target = request.path_params["target"]
         if not target.endswith(":predict"):
             return error(404, f"Unknown method in {target!r}; only ':predict' is served.")
@@ -234,9 +261,10 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
         try:
             raw = await _read_body(request, max_body_bytes)
             if len(raw) <= INLINE_BODY_BYTES:  # a few rows: a thread hop costs more than them
-                answer = _predict(watcher, model, version or None, raw)
+                answer = _predict(watcher, model, version or None, raw, max_rows)
             else:
-                answer = await run_in_threadpool(_predict, watcher, model, version or None, raw)
+                answer = await run_in_threadpool(_predict, watcher, model, version or None, raw,
+                                                 max_rows)
             return JSONResponse(answer)
         except BadRequest as bad:
             return error(400, str(bad))
@@ -279,9 +307,11 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
 
 
 def serve(base_dir, name, host="127.0.0.1", port=8501, poll_seconds=1.0,
-          max_body_bytes=MAX_BODY_BYTES, **assigner_options):
+          max_body_bytes=MAX_BODY_BYTES, max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT,
+          **assigner_options):
     """Runs the server with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(base_dir, name, poll_seconds, max_body_bytes, **assigner_options)
+    app = create_app(base_dir, name, poll_seconds, max_body_bytes, max_rows, max_concurrent,
+                     **assigner_options)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -41,7 +41,7 @@ def request(url, body=None, raw=None):
 
 
 @contextlib.contextmanager
-def running_server(base):
+def running_server(base, *options):
     """`keras-deepclust serve` on BASE/digits in its own process, on a free port."""
     model, x = trained(0)
     export_onnx_version(model, base, name="digits")
@@ -51,7 +51,7 @@ def running_server(base):
         port = s.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_deepclust.cli", "serve", str(base), "--name", "digits",
-         "--port", str(port), "--poll-seconds", "0.2", "--max-body-bytes", "100000"],
+         "--port", str(port), "--poll-seconds", "0.2", "--max-body-bytes", "100000", *options],
         stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=base,  # outside the repository
     )
     url = f"http://127.0.0.1:{port}/v1/models/digits"
@@ -202,6 +202,26 @@ def test_a_broken_newer_version_is_logged_once_and_the_old_one_keeps_serving(tmp
         status = request(server["url"])[1]["model_version_status"]
         assert status[0]["status"]["error_code"] == "UNKNOWN" and status[0]["status"]["error_message"]
         assert server["log"].read_text().count("could not load digits version 99") == 1
+
+
+def test_rows_and_concurrent_requests_are_bounded(tmp_path):
+    with running_server(tmp_path, "--max-rows", "3", "--max-concurrent", "1") as server:
+        predict = server["url"] + ":predict"
+        status, answer = request(predict, {"instances": [[0.5] * 6] * 4})
+        assert status == 400 and "4 rows exceed the limit of 3 rows" in answer["error"]
+        # A request whose body is still arriving holds the one slot ...
+        slow = socket.create_connection(("127.0.0.1", server["port"]))
+        slow.sendall(b"POST /v1/models/digits:predict HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{")
+        time.sleep(0.5)
+        try:
+            status, answer = request(predict, {"instances": [[0.5] * 6]})
+            assert status == 503 and "in progress" in answer["error"]  # ... so this waits
+        finally:
+            slow.sendall(b" " * 39)
+            assert slow.recv(4096).startswith(b"HTTP/1.1 400")  # "{" and spaces: not JSON
+            slow.close()
+        assert request(predict, {"instances": [[0.5] * 6] * 3})[0] == 200
 
 
 def test_server_module_is_free_of_tensorflow(tmp_path):
