@@ -73,12 +73,12 @@ def http_load(url, x, clients=8, requests_per_client=250):
             "clients": clients}
 
 
-def start_server(base, name):
+def start_server(base, name, *options):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen([sys.executable, "-m", "keras_deepclust.cli", "serve", str(base),
-                                "--name", name, "--port", str(port)],
+                                "--name", name, "--port", str(port), *options],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1/models/{name}"
     for _ in range(300):
