@@ -6,6 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from keras_deepclust._io import atomic_path
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.export._common import remove
 
@@ -45,3 +46,21 @@ def new_version_folder(base_dir, name, version=None):
         os.rename(tmp, model_dir / str(version))
     finally:
         remove(tmp)
+
+
+def write_model_config(base_dir, platform="tensorflow"):
+    """Writes BASE/models.config (TF Serving's `--model_config_file` format, read by
+    `tensorflow_model_server` for SavedModels and by `keras-deepclust serve
+    --model-config-file` for ONNX) listing every model folder under BASE that holds at
+    least one version."""
+    base_dir = Path(base_dir).resolve()
+    entries = [
+        f'  config {{\n    name: "{d.name}"\n    base_path: "{d}"\n'
+        f'    model_platform: "{platform}"\n  }}\n'
+        for d in sorted(base_dir.iterdir()) if d.is_dir() and versions_in(d)
+    ]
+    text = "model_config_list {\n" + "".join(entries) + "}\n"
+    path = base_dir / "models.config"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return path

@@ -1,7 +1,7 @@
 """ONNX writer: the assigner through Keras' tf2onnx path, checked with ONNX Runtime."""
 
 from keras_deepclust.export._common import build_metadata, write_checked_file
-from keras_deepclust.export._versions import new_version_folder
+from keras_deepclust.export._versions import new_version_folder, write_model_config
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE, metadata_path, write_metadata
 
 DEFAULT_OPSET = 17
@@ -66,4 +66,5 @@ def export_onnx_version(model, base_dir, name="clusterer", version=None, **kwarg
         metadata = export_onnx(model, path, **kwargs)
         metadata.update({"model_name": name, "version": version})
         write_metadata(metadata_path(path), metadata)
+    write_model_config(base_dir, platform="onnx")
     return metadata

@@ -1,8 +1,5 @@
 """SavedModel writer in TF Serving's layout: BASE/NAME/VERSION/saved_model.pb."""
 
-from pathlib import Path
-
-from keras_deepclust._io import atomic_path
 from keras_deepclust.export._common import (
     build_metadata,
     compare,
@@ -10,24 +7,8 @@ from keras_deepclust.export._common import (
     keras_reference,
     parity_sample,
 )
-from keras_deepclust.export._versions import new_version_folder, versions_in
+from keras_deepclust.export._versions import new_version_folder, write_model_config
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
-
-
-def write_model_config(base_dir):
-    """Writes BASE/models.config (for `tensorflow_model_server --model_config_file`)
-    listing every model folder under BASE that holds at least one version."""
-    base_dir = Path(base_dir).resolve()
-    entries = [
-        f'  config {{\n    name: "{d.name}"\n    base_path: "{d}"\n'
-        f'    model_platform: "tensorflow"\n  }}\n'
-        for d in sorted(base_dir.iterdir()) if d.is_dir() and versions_in(d)
-    ]
-    text = "model_config_list {\n" + "".join(entries) + "}\n"
-    path = base_dir / "models.config"
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-    return path
 
 
 def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=None,

@@ -104,8 +104,13 @@ def _build_parser():
     serve = add_command(
         "serve", help="serve ONNX assigners over TF Serving's REST API (no TensorFlow)"
     )
-    serve.add_argument("base", help="model base folder holding NAME/VERSION/model.onnx")
-    serve.add_argument("--name", required=True, help="model name (its folder under BASE)")
+    serve.add_argument("base", nargs="?", default=None,
+                       help="model base folder holding NAME/VERSION/model.onnx")
+    serve.add_argument("--name", default=None, help="model name (its folder under BASE)")
+    serve.add_argument("--model-config-file", default=None,
+                       help="instead of BASE and --name: a TF Serving model config file "
+                       "(models.config, as export writes it), each model served at "
+                       "/v1/models/NAME with its version policy and labels")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--poll-seconds", type=float, default=1.0,
@@ -617,14 +622,16 @@ def _assign(args):
 
 
 def _serve(args):
-    from keras_deepclust.serving.server import serve
+    from keras_deepclust.serving.server import model_configs, serve
 
-    print(f"serving {args.base}/{args.name} on http://{args.host}:{args.port}/v1/models/{args.name}")
+    names = [config.name for config in model_configs(args.base, args.name,
+                                                     args.model_config_file)]  # checked first
+    print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1/models/NAME")
     limits = {name: getattr(args, name) for name in
               ("max_body_bytes", "max_rows", "max_concurrent")
               if getattr(args, name) is not None}  # else the server's defaults
     serve(args.base, args.name, host=args.host, port=args.port, poll_seconds=args.poll_seconds,
-          intra_op_threads=args.threads, **limits)
+          model_config_file=args.model_config_file, intra_op_threads=args.threads, **limits)
     return 0
 
 

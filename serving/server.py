@@ -2,19 +2,22 @@
 
 Clients written for TF Serving work unchanged:
 
-- `POST /v1/models/NAME[/versions/V]:predict` with `{"instances": [...]}` (row format,
-  answered with `{"predictions": [...]}`) or `{"inputs": ...}` (columnar, answered with
-  `{"outputs": {...}}`);
-- `GET /v1/models/NAME[/versions/V]`: version status;
-- `GET /v1/models/NAME[/versions/V]/metadata`: the signature.
+- `POST /v1/models/NAME[/versions/V | /labels/L]:predict` with `{"instances": [...]}`
+  (row format, rows or `{"inputs": row}`, answered with `{"predictions": [...]}`) or
+  `{"inputs": ...}` (columnar, answered with `{"outputs": {...}}`), and optionally
+  `"signature_name": "serving_default"`;
+- `GET /v1/models/NAME[/versions/V | /labels/L]`: version status;
+- `GET /v1/models/NAME[/versions/V | /labels/L]/metadata`: the signature.
 
-It serves the newest version under BASE/NAME (folders `VERSION/model.onnx` written by
-`keras_deepclust.export.export_onnx_version`) and picks up a newer one when it appears;
-version folders are renamed into place complete, and temporary ones (starting with '.')
-are never read. Bad requests get `{"error": ...}` with status 400 and the server keeps
-serving. Starlette + uvicorn; no TensorFlow.
+It serves the newest version under BASE/NAME, or every model of a TF Serving model config
+file with its version policy and labels (`keras_deepclust.serving.model_config`); version
+folders `VERSION/model.onnx` are written by `keras_deepclust.export.export_onnx_version`,
+renamed into place complete, and picked up when they appear (temporary ones, starting
+with '.', are never read). Bad requests get `{"error": ...}` with a 4xx status and the
+server keeps serving. Starlette + uvicorn; no TensorFlow.
 
     keras-deepclust serve artifacts/onnx --name digits --port 8501
+    keras-deepclust serve --model-config-file artifacts/onnx/models.config
 """
 
 import contextlib
@@ -32,6 +35,7 @@ from starlette.routing import Route
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.serving.assigner import ClusterAssigner
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE
+from keras_deepclust.serving.model_config import ModelConfig, read_model_config
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -49,57 +53,66 @@ class NotFound(LookupError):
 
 
 class ModelWatcher:
-    """Keeps the newest complete version of BASE/NAME loaded, polling for newer ones.
+    """Keeps the versions that a model's policy names loaded, polling for changes.
+
+    A version that fails to load is logged once and never retried; the others keep
+    serving. A new set of versions replaces the old one at once, so no request fails in
+    the swap.
 
     Args:
-        base_dir: TF Serving style model base folder.
-        name: the model's folder name under `base_dir`.
-        poll_seconds: how often to look for a new version.
+        config: a `ModelConfig` (its name, base path, version policy and labels).
+        poll_seconds: how often to look for new versions.
         assigner_options: keyword arguments for `ClusterAssigner`.
     """
 
-    def __init__(self, base_dir, name, poll_seconds=1.0, **assigner_options):
-        self.model_dir = Path(base_dir) / name
-        self.name = name
+    def __init__(self, config, poll_seconds=1.0, **assigner_options):
+        self.config = config
+        self.name = config.name
         self.poll_seconds = poll_seconds
         self.assigner_options = assigner_options
-        self.version, self.assigner = None, None
-        self.failed = {}  # version -> why it could not be loaded; never retried
+        self.served = {}  # version -> ClusterAssigner
+        self.failed = {}  # version -> why it could not be loaded
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.refresh()
-        if self.assigner is None:
+        if not self.served:
             raise FileNotFoundError(
-                f"No servable version under {self.model_dir}: expected VERSION/{ONNX_VERSION_FILE}."
+                f"No servable version of {self.name} under {config.base_path}: expected "
+                f"VERSION/{ONNX_VERSION_FILE} for the versions of its policy ({config.policy})."
             )
-        self._thread = threading.Thread(target=self._poll, daemon=True, name=f"watch-{name}")
+        self._thread = threading.Thread(target=self._poll, daemon=True, name=f"watch-{self.name}")
         self._thread.start()
 
     def _versions(self):
-        if not self.model_dir.is_dir():
+        folder = self.config.base_path
+        if not folder.is_dir():
             return []
         return sorted(
-            int(p.name) for p in self.model_dir.iterdir()
+            int(p.name) for p in folder.iterdir()
             if p.is_dir() and p.name.isdigit() and (p / ONNX_VERSION_FILE).is_file()
         )
 
     def refresh(self):
-        """Loads the newest version if it is newer than the one served."""
-        versions = self._versions()
-        if not versions or versions[-1] == self.version or versions[-1] in self.failed:
+        """Loads the versions the policy wants (among those that did not fail) and drops
+        the others."""
+        candidates = [v for v in self._versions() if v not in self.failed]
+        wanted = self.config.wanted(candidates)
+        if not wanted or set(wanted) == set(self.served):
             return
-        newest = versions[-1]
-        try:
-            assigner = ClusterAssigner(self.model_dir / str(newest) / ONNX_VERSION_FILE,
-                                       **self.assigner_options)
-        except (OSError, ValueError) as error:  # keep serving the old version
-            self.failed[newest] = str(error)
-            logger.error("could not load %s version %s (still serving version %s): %s",
-                         self.name, newest, self.version, error)
-            return
-        with self._lock:
-            self.version, self.assigner = newest, assigner
-        logger.info("serving %s version %s", self.name, newest)
+        served = {v: a for v, a in self.served.items() if v in wanted}
+        for version in sorted(set(wanted) - set(served)):
+            try:
+                served[version] = ClusterAssigner(
+                    self.config.base_path / str(version) / ONNX_VERSION_FILE,
+                    **self.assigner_options)
+            except (OSError, ValueError) as error:
+                self.failed[version] = str(error)
+                logger.error("could not load %s version %s (still serving versions %s): %s",
+                             self.name, version, sorted(self.served), error)
+        if served:
+            with self._lock:
+                self.served = served
+            logger.info("serving %s versions %s", self.name, sorted(served))
 
     def _poll(self):
         while not self._stop.wait(self.poll_seconds):
@@ -108,15 +121,70 @@ class ModelWatcher:
     def stop(self):
         self._stop.set()
 
-    def get(self, name, version=None):
-        """`(version, assigner)` for a request, or `NotFound`."""
-        if name != self.name:
-            raise NotFound(f"Servable not found for request: Latest({name})")
+    def get(self, version=None, label=None):
+        """`(version, assigner)`: the newest served version, a specific one or a labelled
+        one; `NotFound` if it is not served."""
         with self._lock:
-            served = self.version, self.assigner
-        if version is not None and version != str(served[0]):
-            raise NotFound(f"Servable not found for request: Specific({name}, {version})")
-        return served
+            served = self.served
+        if label is not None:
+            if label not in self.config.labels:
+                raise NotFound(f"Unrecognized servable version label: {label}")
+            version = str(self.config.labels[label])
+        if version is None:
+            newest = max(served)
+            return newest, served[newest]
+        if not version.isdigit() or int(version) not in served:
+            raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
+        return int(version), served[int(version)]
+
+    def status(self, version=None):
+        """TF Serving's version status: served versions AVAILABLE, versions that failed to
+        load END with their error, newest first (only `version`'s, if given)."""
+        states = {v: ("AVAILABLE", "OK", "") for v in self.served}
+        states.update({v: ("END", "UNKNOWN", message) for v, message in self.failed.items()})
+        if version is not None:
+            if not version.isdigit() or int(version) not in states:
+                raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
+            states = {int(version): states[int(version)]}
+        return {"model_version_status": [
+            {"version": str(v), "state": state,
+             "status": {"error_code": code, "error_message": message}}
+            for v, (state, code, message) in sorted(states.items(), reverse=True)]}
+
+
+class ModelRegistry:
+    """The watchers of every served model, by name."""
+
+    def __init__(self, configs, poll_seconds=1.0, **assigner_options):
+        self.watchers = {}
+        try:
+            for config in configs:
+                self.watchers[config.name] = ModelWatcher(config, poll_seconds,
+                                                          **assigner_options)
+        except Exception:
+            self.stop()
+            raise
+
+    def watcher(self, name):
+        if name not in self.watchers:
+            raise NotFound(f"Servable not found for request: Latest({name})")
+        return self.watchers[name]
+
+    def stop(self):
+        for watcher in self.watchers.values():
+            watcher.stop()
+
+
+def _parse_target(target):
+    """`(name, version, label, rest)` of NAME[/versions/V | /labels/L][/rest]."""
+    parts = target.split("/")
+    name, version, label = parts[0], None, None
+    if len(parts) >= 3 and parts[1] in ("versions", "labels"):
+        version, label = (parts[2], None) if parts[1] == "versions" else (None, parts[2])
+        parts = parts[3:]
+    else:
+        parts = parts[1:]
+    return name, version, label, "/".join(parts)
 
 
 def _instances_to_array(body):
@@ -177,9 +245,9 @@ def _parse_json(raw_body):
         raise BadRequest(f"JSON Parse error: {error}") from None
 
 
-def _predict(watcher, name, version, raw_body, max_rows):
+def _predict(registry, name, version, label, raw_body, max_rows):
     body = _parse_json(raw_body)
-    served_version, assigner = watcher.get(name, version)
+    served_version, assigner = registry.watcher(name).get(version, label)
     x, columnar = _instances_to_array(body)
     if x.ndim and len(x) > max_rows:
         raise BadRequest(f"{len(x)} rows exceed the limit of {max_rows} rows per request: "
@@ -193,17 +261,6 @@ def _predict(watcher, name, version, raw_body, max_rows):
     names = list(outputs)
     rows = zip(*(outputs[k].tolist() for k in names))
     return {"predictions": [dict(zip(names, row)) for row in rows]}
-
-
-def _status(version, failed):
-    """TF Serving's version status: the served version AVAILABLE, each version that failed
-    to load END with its error, newest first."""
-    states = {version: ("AVAILABLE", "OK", "")}
-    states.update({v: ("END", "UNKNOWN", message) for v, message in failed.items()})
-    return {"model_version_status": [
-        {"version": str(v), "state": state,
-         "status": {"error_code": code, "error_message": message}}
-        for v, (state, code, message) in sorted(states.items(), reverse=True)]}
 
 
 def _signature(assigner):
@@ -223,9 +280,23 @@ def _signature(assigner):
     }}}}
 
 
-def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
-               max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT, **assigner_options):
-    """The Starlette application serving BASE/NAME (see the module documentation).
+def model_configs(base_dir=None, name=None, model_config_file=None):
+    """The models to serve: BASE/NAME's newest version, or those of a model config file."""
+    if model_config_file is not None:
+        if base_dir is not None or name is not None:
+            raise ValueError("Pass either a model config file or a base folder and a name, "
+                             "not both.")
+        return read_model_config(model_config_file)
+    if base_dir is None or name is None:
+        raise ValueError("Pass a base folder and a model name (or a model config file).")
+    return [ModelConfig(name=name, base_path=Path(base_dir) / name)]
+
+
+def create_app(base_dir=None, name=None, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
+               max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT, model_config_file=None,
+               **assigner_options):
+    """The Starlette application serving BASE/NAME, or every model of a TF Serving model
+    config file (see the module documentation).
 
     The work one request can cause is bounded: a body over `max_body_bytes` or over
     `max_rows` rows gets a 400; while `max_concurrent` predict requests are in progress,
@@ -234,7 +305,8 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
     max_body_bytes = check_positive_int(max_body_bytes, "max_body_bytes")
     max_rows = check_positive_int(max_rows, "max_rows")
     max_concurrent = check_positive_int(max_concurrent, "max_concurrent")
-    watcher = ModelWatcher(base_dir, name, poll_seconds=poll_seconds, **assigner_options)
+    registry = ModelRegistry(model_configs(base_dir, name, model_config_file),
+                             poll_seconds=poll_seconds, **assigner_options)
     in_progress = 0  # handlers run on the one event loop: no lock needed
 
     def error(status, message):
@@ -256,15 +328,17 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
         target = request.path_params["target"]
         if not target.endswith(":predict"):
             return error(404, f"Unknown method in {target!r}; only ':predict' is served.")
-        model, _, version = target[: -len(":predict")].partition("/versions/")
+        model, version, label, rest = _parse_target(target[: -len(":predict")])
+        if rest:
+            return error(404, f"Malformed request: {request.url.path}")
         raw = b""
         try:
             raw = await _read_body(request, max_body_bytes)
+            arguments = (registry, model, version, label, raw, max_rows)
             if len(raw) <= INLINE_BODY_BYTES:  # a few rows: a thread hop costs more than them
-                answer = _predict(watcher, model, version or None, raw, max_rows)
+                answer = _predict(*arguments)
             else:
-                answer = await run_in_threadpool(_predict, watcher, model, version or None, raw,
-                                                 max_rows)
+                answer = await run_in_threadpool(_predict, *arguments)
             return JSONResponse(answer)
         except BadRequest as bad:
             return error(400, str(bad))
@@ -275,43 +349,40 @@ def create_app(base_dir, name, poll_seconds=1.0, max_body_bytes=MAX_BODY_BYTES,
             return error(500, "Internal error; the server's log has the details.")
 
     async def describe(request):
-        parts = request.path_params["target"].split("/")
-        want_metadata = parts[-1] == "metadata"
-        if want_metadata:
-            parts = parts[:-1]
-        version = None
-        if len(parts) == 3 and parts[1] == "versions":
-            version = parts[2]
-        elif len(parts) != 1:
+        model, version, label, rest = _parse_target(request.path_params["target"])
+        if rest not in ("", "metadata"):
             return error(404, f"Malformed request: {request.url.path}")
         try:
-            served_version, assigner = watcher.get(parts[0], version)
+            watcher = registry.watcher(model)
+            if rest == "metadata":
+                served_version, assigner = watcher.get(version, label)
+                spec = {"name": model, "signature_name": "", "version": str(served_version)}
+                return JSONResponse({"model_spec": spec, "metadata": _signature(assigner)})
+            if label is not None:
+                version = str(watcher.get(None, label)[0])
+            return JSONResponse(watcher.status(version))
         except NotFound as missing:
             return error(404, str(missing))
-        if want_metadata:
-            spec = {"name": parts[0], "signature_name": "", "version": str(served_version)}
-            return JSONResponse({"model_spec": spec, "metadata": _signature(assigner)})
-        return JSONResponse(_status(served_version, {} if version else dict(watcher.failed)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        watcher.stop()
+        registry.stop()
 
     app = Starlette(routes=[
         Route("/v1/models/{target:path}", predict, methods=["POST"]),
         Route("/v1/models/{target:path}", describe, methods=["GET"]),
     ], lifespan=lifespan)
-    app.state.watcher = watcher
+    app.state.registry = registry
     return app
 
 
-def serve(base_dir, name, host="127.0.0.1", port=8501, poll_seconds=1.0,
+def serve(base_dir=None, name=None, host="127.0.0.1", port=8501, poll_seconds=1.0,
           max_body_bytes=MAX_BODY_BYTES, max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT,
-          **assigner_options):
+          model_config_file=None, **assigner_options):
     """Runs the server with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(base_dir, name, poll_seconds, max_body_bytes, max_rows, max_concurrent,
-                     **assigner_options)
+                     model_config_file, **assigner_options)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -41,8 +41,9 @@ def request(url, body=None, raw=None):
 
 
 @contextlib.contextmanager
-def running_server(base, *options):
-    """`keras-deepclust serve` on BASE/digits in its own process, on a free port."""
+def running_server(base, *options, config=None):
+    """`keras-deepclust serve` on BASE/digits (or the models of `config`) in its own
+    process, on a free port."""
     model, x = trained(0)
     export_onnx_version(model, base, name="digits")
     log = base / "server.log"
@@ -50,7 +51,8 @@ def running_server(base, *options):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_deepclust.cli", "serve", str(base), "--name", "digits",
+        [sys.executable, "-m", "keras_deepclust.cli", "serve",
+         *(["--model-config-file", str(config)] if config else [str(base), "--name", "digits"]),
          "--port", str(port), "--poll-seconds", "0.2", "--max-body-bytes", "100000", *options],
         stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=base,  # outside the repository
     )
@@ -222,6 +224,39 @@ def test_rows_and_concurrent_requests_are_bounded(tmp_path):
             assert slow.recv(4096).startswith(b"HTTP/1.1 400")  # "{" and spaces: not JSON
             slow.close()
         assert request(predict, {"instances": [[0.5] * 6] * 3})[0] == 200
+
+
+def test_a_model_config_file_serves_each_model_with_its_policy_and_labels(tmp_path):
+    models = {seed: trained(seed)[0] for seed in (1, 2, 3)}
+    for seed in (1, 2):  # digits versions 1 and 2; running_server adds 3 (seed 0)
+        export_onnx_version(models[seed], tmp_path, name="digits")
+    export_onnx_version(models[3], tmp_path, name="other")
+    config = tmp_path / "serving.config"  # export_onnx_version rewrites models.config
+    config.write_text("""model_config_list {
+      config { name: "digits" base_path: "digits"
+               model_version_policy { specific { versions: 1 versions: 2 } }
+               version_labels { key: "stable" value: 1 } }
+      config { name: "other" base_path: "other" }
+    }""")
+    with running_server(tmp_path, config=config) as server:
+        x = server["x"][:20]
+        root = server["url"].rsplit("/", 1)[0]
+
+        def clusters(path):
+            status, answer = request(f"{root}/{path}:predict", {"inputs": x.tolist()})
+            return answer["outputs"]["cluster"] if status == 200 else status
+
+        assert versions(f"{root}/digits") == {"1": "AVAILABLE", "2": "AVAILABLE"}
+        assert clusters("digits") == models[2].predict_labels(x).tolist()  # the newest: 2
+        assert clusters("digits/versions/1") == models[1].predict_labels(x).tolist()
+        assert clusters("digits/labels/stable") == clusters("digits/versions/1")
+        assert clusters("digits/versions/3") == 404  # not in the policy
+        assert clusters("digits/labels/beta") == 404
+        assert clusters("other") == models[3].predict_labels(x).tolist()
+        assert request(f"{root}/other/metadata")[1]["model_spec"] == {
+            "name": "other", "signature_name": "", "version": "1"}
+        assert request(f"{root}/digits/labels/stable")[1]["model_version_status"][0][
+            "version"] == "1"
 
 
 def test_server_module_is_free_of_tensorflow(tmp_path):
