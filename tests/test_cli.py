@@ -389,7 +389,8 @@ def test_commands_print_nothing_on_stderr_by_default(tmp_path, image_npz):
     fresh process that runs methods, --help, fit, export and assign."""
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-c", _JOURNEY, str(image_npz), str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=600)
+                            capture_output=True, text=True, env=env, timeout=600,
+                            cwd=tmp_path)  # the installed package, not the source tree
     assert result.returncode == 0, result.stderr[-3000:]
     # Progress stays: Keras' bars on stdout, assign's row count on stderr.
     other = [line for line in result.stderr.splitlines()
