@@ -6,19 +6,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from keras_deepclust._io import atomic_path
+from keras_deepclust._io import atomic_path, versions_in
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.export._common import remove
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def versions_in(model_dir):
-    """The integer version folders of a model folder, sorted (temporary ones start with '.')."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 @contextmanager

@@ -36,3 +36,15 @@ def _to_builtin(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def versions_in(model_dir, holding=None):
+    """The integer version folders of a model folder (TF Serving's BASE/NAME/VERSION),
+    sorted; with `holding`, only those that hold that file. Temporary folders start with
+    '.', so they are never versions."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.is_dir() and p.name.isdigit()
+                  and (holding is None or (p / holding).is_file()))

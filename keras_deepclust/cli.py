@@ -622,11 +622,8 @@ def _assign(args):
 
 
 def _serve(args):
-    from keras_deepclust.serving.server import model_configs, serve
+    from keras_deepclust.serving.server import serve
 
-    names = [config.name for config in model_configs(args.base, args.name,
-                                                     args.model_config_file)]  # checked first
-    print(f"serving {', '.join(names)} on http://{args.host}:{args.port}/v1/models/NAME")
     limits = {name: getattr(args, name) for name in
               ("max_body_bytes", "max_rows", "max_concurrent")
               if getattr(args, name) is not None}  # else the server's defaults

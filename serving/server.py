@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from keras_deepclust._io import versions_in
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.serving.assigner import ClusterAssigner
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE
@@ -83,19 +84,11 @@ class ModelWatcher:
         self._thread = threading.Thread(target=self._poll, daemon=True, name=f"watch-{self.name}")
         self._thread.start()
 
-    def _versions(self):
-        folder = self.config.base_path
-        if not folder.is_dir():
-            return []
-        return sorted(
-            int(p.name) for p in folder.iterdir()
-            if p.is_dir() and p.name.isdigit() and (p / ONNX_VERSION_FILE).is_file()
-        )
-
     def refresh(self):
         """Loads the versions the policy wants (among those that did not fail) and drops
         the others."""
-        candidates = [v for v in self._versions() if v not in self.failed]
+        candidates = [v for v in versions_in(self.config.base_path, holding=ONNX_VERSION_FILE)
+                      if v not in self.failed]
         wanted = self.config.wanted(candidates)
         if not wanted or set(wanted) == set(self.served):
             return
@@ -133,9 +126,14 @@ class ModelWatcher:
         if version is None:
             newest = max(served)
             return newest, served[newest]
-        if not version.isdigit() or int(version) not in served:
+        version = self._known(version, served)
+        return version, served[version]
+
+    def _known(self, version, known):
+        """A request's `version` (a string) as an int of `known`; `NotFound` otherwise."""
+        if not version.isdigit() or int(version) not in known:
             raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
-        return int(version), served[int(version)]
+        return int(version)
 
     def status(self, version=None):
         """TF Serving's version status: served versions AVAILABLE, versions that failed to
@@ -143,9 +141,8 @@ class ModelWatcher:
         states = {v: ("AVAILABLE", "OK", "") for v in self.served}
         states.update({v: ("END", "UNKNOWN", message) for v, message in self.failed.items()})
         if version is not None:
-            if not version.isdigit() or int(version) not in states:
-                raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
-            states = {int(version): states[int(version)]}
+            version = self._known(version, states)
+            states = {version: states[version]}
         return {"model_version_status": [
             {"version": str(v), "state": state,
              "status": {"error_code": code, "error_message": message}}
@@ -380,9 +377,12 @@ def create_app(base_dir=None, name=None, poll_seconds=1.0, max_body_bytes=MAX_BO
 def serve(base_dir=None, name=None, host="127.0.0.1", port=8501, poll_seconds=1.0,
           max_body_bytes=MAX_BODY_BYTES, max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT,
           model_config_file=None, **assigner_options):
-    """Runs the server with uvicorn until interrupted."""
+    """Runs the server with uvicorn until interrupted, once its models have loaded (it
+    prints their names and address then)."""
     import uvicorn
 
     app = create_app(base_dir, name, poll_seconds, max_body_bytes, max_rows, max_concurrent,
                      model_config_file, **assigner_options)
+    print(f"serving {', '.join(app.state.registry.watchers)} on http://{host}:{port}"
+          "/v1/models/NAME", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
