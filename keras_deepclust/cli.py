@@ -5,9 +5,11 @@ answers at once.
 """
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -229,6 +231,8 @@ def main(argv=None):
     args = _build_parser().parse_args(argv)
     if not args.verbose:
         _quiet_libraries()
+        if args.command not in _TENSORFLOW_FREE:
+            _import_tensorflow_quietly()
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
@@ -245,6 +249,34 @@ def _quiet_libraries():
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"keras_deepclust(\.|$)")
+
+
+# Commands that run on ONNX Runtime alone and must not pay for (or need) TensorFlow.
+_TENSORFLOW_FREE = ("assign", "serve")
+
+# TensorFlow's C++ start-up lines (oneDNN's notice, CPU features). On some CPUs they come
+# from absl before its log is initialised, which ignores TF_CPP_MIN_LOG_LEVEL.
+_STARTUP_LINE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
+                           r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with file descriptor 2 captured, then writes back what it
+    printed there except its start-up lines (errors and anything else stay)."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _STARTUP_LINE.match(line)))
 
 
 def _methods(args):

@@ -400,6 +400,22 @@ def test_commands_print_nothing_on_stderr_by_default(tmp_path, image_npz):
     assert (tmp_path / "labels.csv").is_file()
 
 
+def test_only_tensorflows_start_up_lines_are_dropped():
+    """The lines TensorFlow 2.21 printed on import on a Xeon with AMX, even with
+    TF_CPP_MIN_LOG_LEVEL=3, are dropped; errors and anything else are kept."""
+    dropped = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796309646.326031   14631 port.cc:153] oneDNN custom operations are on.",
+        "I0000 00:00:1796309372.004992    5408 cpu_feature_guard.cc:227] This TensorFlow binary",
+        "W0000 00:00:1796309372.004992    5408 some_file.cc:12] a start-up warning",
+    ]
+    kept = ["E0000 00:00:1796309646.326031   14631 port.cc:153] a real error",
+            "Traceback (most recent call last):", "ImportError: libcudart.so.12",
+            "assigned 60/60 rows (100%)"]
+    assert [bool(cli._STARTUP_LINE.match(line)) for line in dropped + kept] == [True] * 4 + [
+        False] * 4
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_verbose_shows_what_the_quiet_default_hides(monkeypatch, capsys, verbose):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
