@@ -377,7 +377,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     if n_clusters == "auto":
         with strategy.scope():  # the models it makes are created under the strategy
             model, pretrain_history, selection = _choose_n_clusters(
-                model_class, args, x, y, pretrain_epochs, out)
+                model_class, args, x, y, pretrain_epochs)
         n_clusters = model.n_clusters
     else:
         with strategy.scope():
@@ -509,11 +509,11 @@ def _weight_labels(args, y):
     return {"weight_labels": y}
 
 
-def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
+def _choose_n_clusters(model_class, args, x, y, pretrain_epochs):
     """Pretrains once, sweeps K on the codes (N2D: on the manifold), and returns a model
     for the best K that keeps the pretrained autoencoder, its pretraining history and
     the sweep."""
-    from keras_deepclust import model_selection, plots
+    from keras_deepclust import model_selection
 
     probe = model_class(n_clusters=2, random_state=args.seed, scaling=args.scale,
                         **_model_options(args))
@@ -529,8 +529,6 @@ def _choose_n_clusters(model_class, args, x, y, pretrain_epochs, out):
         random_state=args.seed)
     criterion = args.criterion or ("bic" if clusterer == "gmm" else "silhouette")
     n_clusters = model_selection.best_n_clusters(sweep, criterion)
-    out.mkdir(parents=True, exist_ok=True)
-    plots.plot_n_clusters_criteria(sweep, out / "n_clusters.png", chosen=n_clusters)
     print(f"K chosen by {criterion} over {k_min}..{k_max}: {n_clusters}")
     selection = {"criterion": criterion, "chosen": n_clusters, "sweep": sweep}
     return probe.with_n_clusters(n_clusters), history, selection
@@ -556,6 +554,7 @@ def _write_outputs(model, x, labels, report, out):
 
     from keras_deepclust import plots
     from keras_deepclust._io import atomic_path, write_json
+    from keras_deepclust.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.keras") as tmp:
@@ -564,18 +563,25 @@ def _write_outputs(model, x, labels, report, out):
     with atomic_path(out / "labels.csv") as tmp:
         np.savetxt(tmp, np.column_stack([np.arange(len(labels)), labels]), fmt="%d",
                    delimiter=",", header="row,cluster", comments="")
-    plots.plot_training_curves(report["history"], out / "training_curves.png")
+    figures = [plots.plot_training_curves(report["history"], out / "training_curves.png")]
     if not isinstance(x, np.ndarray):  # a stream: plot its first rows
         x = np.concatenate(list(x.take(8).as_numpy_iterator()))
-    plots.plot_embedding(model.embed(x), labels[: len(x)], out / "embedding.png")
+    codes = model.embed(x)
+    figures.append(plots.plot_embedding(codes, labels[: len(x)], out / "embedding.png"))
     if x.ndim == 4:
         sample = x[:10]
-        plots.plot_reconstructions(sample, model.reconstruct(sample), out / "reconstructions.png")
+        figures.append(plots.plot_reconstructions(sample, model.reconstruct(sample),
+                                                  out / "reconstructions.png"))
         if hasattr(model, "code_centroids"):
-            plots.plot_decoded_centroids(model, out / "decoded_centroids.png")
+            figures.append(plots.plot_decoded_centroids(model, out / "decoded_centroids.png"))
     if hasattr(model, "feature_weights"):
-        plots.plot_feature_weights(model.feature_weights, model.sample_shape,
-                                   out / "feature_weights.png")
+        figures.append(plots.plot_feature_weights(model.feature_weights, model.sample_shape,
+                                                  out / "feature_weights.png"))
+    if "n_clusters_selection" in report:
+        selection = report["n_clusters_selection"]
+        figures.append(plots.plot_n_clusters_criteria(selection["sweep"], out / "n_clusters.png",
+                                                      chosen=selection["chosen"]))
+    write_report(out, report, x, labels[: len(x)], codes, figures)
 
 
 def _print_report(report, out):
@@ -597,7 +603,7 @@ def _print_report(report, out):
             print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
     if report["empty_clusters"]:
         print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
-    print(f"wrote {out}/model.keras, metrics.json and plots")
+    print(f"wrote {out}/model.keras, metrics.json, report.html and plots")
 
 
 def _evaluate(args):

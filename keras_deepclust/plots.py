@@ -1,5 +1,6 @@
 """Figures people expect from a clustering run: training curves, a 2-D view of the
-embedding coloured by cluster, reconstructions and decoded centroids.
+embedding coloured by cluster, reconstructions, decoded centroids and a gallery of
+each cluster's most typical samples.
 
 Every function writes a PNG atomically and returns its path.
 """
@@ -30,24 +31,35 @@ def _save(fig, path):
 
 def plot_training_curves(histories, path):
     """One panel per logged quantity and phase (pretraining and clustering losses have
-    different scales), in the order of the phases; a quantity logged once is a dot.
+    different scales), in the order of the phases; the quantities logged once (a one-shot
+    fit's) share a last panel as text.
 
     Args:
         histories: `{"pretrain": history_dict, "clustering": history_dict}` (dicts of
             per-epoch lists, as `History.history`).
         path: PNG file to write.
     """
-    panels = [(phase, key, values) for phase, history in histories.items()
+    logged = [(phase, key, values) for phase, history in histories.items()
               for key, values in sorted(history.items()) if len(values)]
-    n_cols = max(1, min(4, len(panels)))
-    n_rows = max(1, -(-len(panels) // n_cols))
+    curves = [entry for entry in logged if len(entry[2]) > 1]
+    once = [f"{key} ({phase}): {values[0]:.4g}" for phase, key, values in logged
+            if len(values) == 1]
+    n_panels = len(curves) + bool(once)
+    n_cols = max(1, min(4, n_panels))
+    n_rows = max(1, -(-n_panels // n_cols))
     fig, axes = _subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows))
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
-    for ax, (phase, key, values) in zip(axes.flat, panels):
+    for ax, (phase, key, values) in zip(axes.flat, curves):
         ax.plot(np.arange(1, len(values) + 1), values, marker="o" if len(values) < 20 else None)
         ax.set_title(f"{key} ({phase})")
         ax.set_xlabel("epoch")
+    if once:
+        ax = axes.flat[len(curves)]
+        ax.axis("off")
+        ax.set_title("logged once")
+        ax.text(0.0, 1.0, "\n".join(once), va="top", fontsize="small", family="monospace",
+                transform=ax.transAxes)
     return _save(fig, path)
 
 
@@ -62,15 +74,32 @@ def plot_embedding(codes, labels, path, title="embedding (PCA)", random_state=0)
     return _save(fig, path)
 
 
-def _image_grid(rows, path, row_titles):
-    n_rows, n_cols = len(rows), len(rows[0])
+def _shown(image):
+    """An image as imshow takes it: grey for one channel, colour for three, else the
+    first channel in grey."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] != 3:
+        image = image[..., 0]
+    return image
+
+
+def _image_grid(rows, path, row_titles, vmin=None, vmax=None):
+    """A grid with a row of images per entry of `rows` (rows may differ in length; an
+    empty row says so)."""
+    n_rows, n_cols = len(rows), max(1, max(len(images) for images in rows))
     fig, axes = _subplots(n_rows, n_cols, figsize=(n_cols, n_rows * 1.1))
     for r, (images, title) in enumerate(zip(rows, row_titles)):
-        for c, image in enumerate(images):
+        for c in range(n_cols):
             ax = axes[r, c]
-            ax.imshow(np.squeeze(image), cmap="gray" if image.shape[-1] == 1 else None)
             ax.set_xticks([])
             ax.set_yticks([])
+            if c < len(images):
+                image = _shown(images[c])
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
+            elif c == 0:
+                ax.text(0.5, 0.5, "empty", ha="center", va="center", fontsize="small")
+            else:
+                ax.set_visible(False)
         axes[r, 0].set_ylabel(title, fontsize="small")
     return _save(fig, path)
 
@@ -84,6 +113,24 @@ def plot_decoded_centroids(model, path):
     """The decoder's image of each cluster centroid (`model.code_centroids()`), one per column."""
     images = model.decoder.predict(model.code_centroids(), verbose=0)
     return _image_grid([np.clip(images, 0, 1)], path, ["centroid"])
+
+
+def plot_cluster_gallery(images, nearest, path):
+    """A row per cluster of its samples nearest its centroid (`report.nearest_to_centroids`),
+    nearest first, all scaled to [0, 1] together so that brightness compares across rows.
+
+    Args:
+        images: `(n, height, width, channels)` samples as the model took them.
+        nearest: per cluster, the indices into `images` to show.
+        path: PNG file to write.
+    """
+    from keras_deepclust.datasets import scale_to_unit
+
+    shown = np.concatenate([np.asarray(i, dtype=np.int64) for i in nearest])
+    scaled = scale_to_unit(images[shown])
+    rows = np.split(scaled, np.cumsum([len(i) for i in nearest])[:-1])
+    titles = [f"cluster {k}" for k in range(len(nearest))]
+    return _image_grid(rows, path, titles, vmin=0.0, vmax=1.0)
 
 
 def plot_n_clusters_criteria(sweep, path, chosen=None):

@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -33,7 +34,8 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     assert set(report["scores"]) == {"acc", "nmi", "ari", "v_measure"}
     assert 0 <= report["kmeans_on_inputs"]["acc"] <= 1
     for name in ("model.keras", "training_curves.png", "embedding.png",
-                 "reconstructions.png", "decoded_centroids.png"):
+                 "reconstructions.png", "decoded_centroids.png", "cluster_gallery.png",
+                 "report.html"):
         assert (out / name).stat().st_size > 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     printed = capsys.readouterr().out
@@ -79,6 +81,7 @@ def test_clusters_auto_sweeps_k_on_one_pretrained_autoencoder(tmp_path, image_np
     assert report["n_clusters"] == selection["chosen"] == best
     assert len(report["cluster_sizes"]) == best and report["pretrain_epochs"] == 20
     assert (out / "n_clusters.png").stat().st_size > 0
+    assert f"<dt>K chosen by</dt><dd>bic (K = {best})</dd>" in (out / "report.html").read_text()
     assert f"K chosen by bic over 2..5: {best}" in capsys.readouterr().out
 
 
@@ -279,6 +282,10 @@ def test_every_method_fits_then_loads_evaluates_exports_and_assigns_elsewhere(tm
         labels = np.loadtxt(folder / "run" / "labels.csv", delimiter=",", skiprows=1)[:, 1]
         assert report["cluster_sizes"] == np.bincount(labels.astype(int), minlength=3).tolist()
         assert report["scaling"]["in_model"]
+        page = (folder / "run" / "report.html").read_text()
+        sources = re.findall(r'<img src="([^"]*)"', page)
+        assert len(sources) >= 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+        assert "<h2>Gallery</h2>" in page, method
         runs[method] = (folder, data, report, labels.astype(int))
     work = [[str(folder / "run" / "model.keras"), str(data), str(folder / "exported")]
             for folder, data, _, _ in runs.values()]
