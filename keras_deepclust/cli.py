@@ -352,7 +352,7 @@ def _check_no_overlap(out, resume):
 def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
     import numpy as np
 
-    from keras_deepclust import backup, callbacks, distribute, metrics
+    from keras_deepclust import backup, callbacks, distribute, metrics, model_selection
 
     out = Path(args.out)
     resume = pretrain_backup = None
@@ -435,14 +435,22 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         report["kmeans_on_inputs"] = _kmeans_scores(inputs, y, n_clusters, args.seed)
         if getattr(args, "umap_baseline", False):
             report["umap_gmm_on_inputs"] = _umap_gmm_scores(inputs, y, n_clusters, args.seed)
+    # The outputs' predict passes are collective: every worker runs them, only the chief
+    # keeps the files (TensorFlow's pattern for multi-worker saving).
+    if not streamed:
+        sample = x
+    else:  # the embedding, the gallery and the internal scores use a stream's first rows
+        sample = np.concatenate(list(x.take(8).as_numpy_iterator()))
+    codes = model.embed(sample)
+    report["internal_scores"] = {
+        **model_selection.internal_scores(codes, labels[: len(sample)], random_state=args.seed),
+        "n_rows": len(sample)}
     if distribute.is_chief(strategy):
-        _write_outputs(model, x, labels, report, out)
+        _write_outputs(model, sample, codes, labels, report, out)
         _print_report(report, out)
     else:
-        # The outputs' predict passes are collective: every worker runs them, only the
-        # chief keeps the files (TensorFlow's pattern for multi-worker saving).
         with tempfile.TemporaryDirectory() as scratch:
-            _write_outputs(model, x, labels, report, Path(scratch))
+            _write_outputs(model, sample, codes, labels, report, Path(scratch))
         print(f"worker {strategy.cluster_resolver.task_id}: done; the chief writes the outputs")
     if distribute.is_multi_worker(strategy):
         # Equal on every worker when training kept them in sync.
@@ -549,7 +557,9 @@ def _umap_gmm_scores(x, y, n_clusters, seed):
     return metrics.clustering_scores(y, umap_mixture_labels(x, n_clusters, seed))
 
 
-def _write_outputs(model, x, labels, report, out):
+def _write_outputs(model, x, codes, labels, report, out):
+    """Writes the model, metrics.json, labels.csv, the figures and report.html; `x` is
+    the data (a stream's first rows) and `codes` its embedding."""
     import numpy as np
 
     from keras_deepclust import plots
@@ -564,9 +574,6 @@ def _write_outputs(model, x, labels, report, out):
         np.savetxt(tmp, np.column_stack([np.arange(len(labels)), labels]), fmt="%d",
                    delimiter=",", header="row,cluster", comments="")
     figures = [plots.plot_training_curves(report["history"], out / "training_curves.png")]
-    if not isinstance(x, np.ndarray):  # a stream: plot its first rows
-        x = np.concatenate(list(x.take(8).as_numpy_iterator()))
-    codes = model.embed(x)
     figures.append(plots.plot_embedding(codes, labels[: len(x)], out / "embedding.png"))
     if x.ndim == 4:
         sample = x[:10]
@@ -601,6 +608,9 @@ def _print_report(report, out):
             rows.append(("UMAP + GMM on inputs", report["umap_gmm_on_inputs"]))
         for name, scores in rows:
             print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
+    internal = report["internal_scores"]
+    print(f"on the codes: silhouette {internal['silhouette']:.3f}, Calinski-Harabasz "
+          f"{internal['calinski_harabasz']:.4g}")
     if report["empty_clusters"]:
         print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
     print(f"wrote {out}/model.keras, metrics.json, report.html and plots")

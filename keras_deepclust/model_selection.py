@@ -3,7 +3,8 @@
 `sweep_n_clusters` fits k-means or a Gaussian mixture for each K of a range on a
 set of codes (or any features) and scores every fit with label-free criteria
 (silhouette, Calinski-Harabasz, and BIC for mixtures) and, when labels are given,
-the v-measure. `best_n_clusters` picks K by one criterion.
+the v-measure. `best_n_clusters` picks K by one criterion. `internal_scores` gives the
+label-free criteria of any one clustering.
 """
 
 import numpy as np
@@ -62,12 +63,9 @@ def sweep_n_clusters(
         raise ValueError("n_clusters_range is empty.")
     if y is not None:
         y = check_labels(y, len(codes), name="y")
-    rng = np.random.default_rng(random_state)
-    sample = (
-        rng.choice(len(codes), silhouette_sample_size, replace=False)
-        if len(codes) > silhouette_sample_size
-        else np.arange(len(codes))
-    )
+    # One silhouette sample for every K: one seed, drawn once when none is given.
+    sample_seed = random_state if random_state is not None else int(
+        np.random.default_rng().integers(2**31))
     sweep = {"n_clusters": ks, "silhouette": [], "calinski_harabasz": []}
     if clusterer == "gmm":
         sweep["bic"] = []
@@ -77,13 +75,29 @@ def sweep_n_clusters(
         model = make_clusterer(clusterer, k, n_init, random_state,
                                covariance_type=covariance_type, max_iter=max_iter)
         labels = model.fit_predict(codes)
-        sweep["silhouette"].append(_label_score(silhouette_score, codes[sample], labels[sample]))
-        sweep["calinski_harabasz"].append(_label_score(calinski_harabasz_score, codes, labels))
+        scores = internal_scores(codes, labels, silhouette_sample_size, sample_seed)
+        for name in ("silhouette", "calinski_harabasz"):
+            sweep[name].append(scores[name])
         if clusterer == "gmm":
             sweep["bic"].append(float(model.bic(codes)))
         if y is not None:
             sweep["v_measure"].append(float(v_measure_score(y, labels)))
     return sweep
+
+
+def internal_scores(codes, labels, silhouette_sample_size=5000, random_state=None):
+    """The label-free quality of one clustering of `codes`: the silhouette (-1 to 1) on
+    `silhouette_sample_size` random rows (it is quadratic in the rows; all rows when
+    there are fewer) and the Calinski-Harabasz index on all rows. Higher is better for
+    both; NaN when fewer than two clusters are used."""
+    codes = check_array(codes, name="codes", min_samples=2, dtype=np.float64)
+    codes = codes.reshape(len(codes), -1)
+    labels = check_labels(labels, len(codes), name="labels")
+    sample = (np.random.default_rng(random_state).choice(len(codes), silhouette_sample_size,
+                                                         replace=False)
+              if len(codes) > silhouette_sample_size else np.arange(len(codes)))
+    return {"silhouette": _label_score(silhouette_score, codes[sample], labels[sample]),
+            "calinski_harabasz": _label_score(calinski_harabasz_score, codes, labels)}
 
 
 def _label_score(score, codes, labels):

@@ -165,8 +165,12 @@ def _summary(report):
 
 
 def _scores_html(report):
+    return _external_scores_html(report) + _internal_scores_html(report.get("internal_scores"))
+
+
+def _external_scores_html(report):
     if "scores" not in report:
-        return '<p class="note">The data has no labels, so there are no scores.</p>'
+        return '<p class="note">The data has no labels, so there are no scores against them.</p>'
     head = "".join(f"<th>{name}</th>" for _, name in SCORE_COLUMNS)
     rows = []
     for key, name in SCORED_ROWS:
@@ -175,8 +179,20 @@ def _scores_html(report):
             css = ' class="method"' if name is None else ""
             rows.append(f"<tr{css}><td>{html.escape(name or report['method'])}</td>{cells}</tr>")
     return (f"<table>\n<tr><th></th>{head}</tr>\n" + "\n".join(rows) + "\n</table>\n"
-            '<p class="note">ACC after Hungarian matching of clusters to labels. The '
-            "baselines cluster the same inputs, scaled as the model scales them.</p>")
+            '<p class="note">Against the labels; ACC after Hungarian matching of clusters to '
+            "labels. The baselines cluster the same inputs, scaled as the model scales them.</p>")
+
+
+def _internal_scores_html(internal):
+    if internal is None:
+        return ""
+    return ("<table>\n<tr><th></th><th>silhouette</th><th>Calinski-Harabasz</th></tr>\n"
+            f'<tr><td>on the codes</td><td>{internal["silhouette"]:.3f}</td>'
+            f'<td>{internal["calinski_harabasz"]:.4g}</td></tr>\n</table>\n'
+            '<p class="note">Label-free, on the codes the assignment head reads '
+            f'({internal["n_rows"]} rows): the silhouette runs from -1 to 1, and higher is '
+            "better for both. Both depend on the code space, so they compare runs of one "
+            "method on the same data, not methods or data sets.</p>")
 
 
 def _sizes_html(sizes):

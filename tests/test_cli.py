@@ -41,6 +41,14 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     printed = capsys.readouterr().out
     assert "k-means on inputs" in printed and "dcec" in printed
     assert f"({report['clustering_epochs']} epochs)\n" in printed
+    # The label-free scores are those of the saved model's codes and labels.
+    from keras_deepclust.model_selection import internal_scores
+
+    saved = keras.saving.load_model(out / "model.keras")
+    x = np.load(image_npz)["x"]
+    expected = internal_scores(saved.embed(x), saved.predict_labels(x))
+    assert report["internal_scores"] == pytest.approx({**expected, "n_rows": 60}, rel=1e-5)
+    assert f"on the codes: silhouette {expected['silhouette']:.3f}" in printed
 
     assert cli.main(["evaluate", str(out / "model.keras"), "--dataset", str(image_npz)]) == 0
     evaluated = json.loads(capsys.readouterr().out)

@@ -49,6 +49,8 @@ def _report(**changes):
               "seed": 0, "pretrain_epochs": 2, "clustering_epochs": 3,
               "seconds": {"pretrain": 1.0, "clustering": 2.0}, "cluster_sizes": [3, 3, 0],
               "empty_clusters": [2], "scaling": {"scaling": "standard"}, "batch_size": 256,
+              "internal_scores": {"silhouette": 0.61234, "calinski_harabasz": 123.456,
+                                  "n_rows": 6},
               "history": {"pretrain": {"loss": [2.0, 1.0]}, "clustering": {"loss": [3, 2, 1]}}}
     return dict(report, **changes)
 
@@ -68,7 +70,9 @@ def test_a_table_run_gets_its_feature_means_an_empty_cluster_and_no_scores(tmp_p
     page = _write(tmp_path, _report(), x, labels, codes=x).read_text()
     assert re.findall(r"<h2>(.*?)</h2>", page) == [
         "Scores", "Cluster sizes", "Training curves", "Embedding", "Gallery", "Run"]
-    assert "no labels, so there are no scores" in page
+    assert "no labels, so there are no scores against them" in page
+    assert "<tr><td>on the codes</td><td>0.612</td><td>123.5</td></tr>" in page
+    assert "(6 rows)" in page
     assert '<tr class="empty"><td>2</td><td>0</td><td>0.0%</td>' in page
     # Feature 0: cluster means 2 and 20, mean 11; variance 688/6, of which 81 between the
     # clusters (0.71). Feature 1 is constant.

@@ -4,7 +4,7 @@ from sklearn.metrics import calinski_harabasz_score, silhouette_score
 from sklearn.cluster import KMeans
 
 from keras_deepclust import metrics
-from keras_deepclust.model_selection import best_n_clusters, sweep_n_clusters
+from keras_deepclust.model_selection import best_n_clusters, internal_scores, sweep_n_clusters
 from keras_deepclust.models import (
     AEGMM,
     CAEGMM,
@@ -108,6 +108,23 @@ def test_sweep_finds_the_three_blobs_by_every_criterion(blobs):
     assert kmeans_sweep["calinski_harabasz"][0] == pytest.approx(
         calinski_harabasz_score(x, labels))
     assert "bic" not in kmeans_sweep and "v_measure" not in kmeans_sweep
+
+
+def test_internal_scores_by_hand():
+    # Clusters {0, 1} and {10, 11}: every point's own-cluster distance is 1, its mean
+    # distance to the other cluster 10.5 (outer points) or 9.5 (inner): silhouettes 9.5/10.5
+    # and 8.5/9.5. Calinski-Harabasz: between 4 * 5^2 = 100 over K - 1 = 1, within
+    # 4 * 0.5^2 = 1 over n - K = 2: 200.
+    codes, labels = np.array([[0.0], [1.0], [10.0], [11.0]]), np.array([0, 0, 1, 1])
+    scores = internal_scores(codes, labels)
+    assert scores["silhouette"] == pytest.approx((9.5 / 10.5 + 8.5 / 9.5) / 2)
+    assert scores["calinski_harabasz"] == pytest.approx(200.0)
+    sampled = internal_scores(codes, labels, silhouette_sample_size=2, random_state=0)
+    assert sampled["calinski_harabasz"] == pytest.approx(200.0)  # on every row
+    one = internal_scores(codes, np.zeros(4, dtype=int))
+    assert np.isnan(one["silhouette"]) and np.isnan(one["calinski_harabasz"])
+    with pytest.raises(ValueError, match="labels has 3 entries but the data has 4 samples"):
+        internal_scores(codes, labels[:3])
 
 
 def test_sweep_errors(blobs):
