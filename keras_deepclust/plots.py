@@ -63,14 +63,24 @@ def plot_training_curves(histories, path):
     return _save(fig, path)
 
 
-def plot_embedding(codes, labels, path, title="embedding (PCA)", random_state=0):
-    """Scatter of the codes projected to 2-D by PCA, coloured by `labels`."""
-    codes = np.asarray(codes)
-    points = codes if codes.shape[1] == 2 else PCA(2, random_state=random_state).fit_transform(codes)
+def plot_embedding(codes, labels, path, title=None, random_state=0):
+    """Scatter of the codes projected to 2-D by PCA, coloured by `labels` (1-D codes: a
+    strip per cluster)."""
+    codes = np.asarray(codes).reshape(len(codes), -1)
+    if codes.shape[1] == 1:
+        points, shown = np.column_stack([codes[:, 0], labels]), "embedding"
+    elif codes.shape[1] == 2:
+        points, shown = codes, "embedding"
+    else:
+        points = PCA(2, random_state=random_state).fit_transform(codes)
+        shown = "embedding (PCA)"
     fig, ax = plt.subplots(figsize=(5, 5))
     scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4)
     ax.legend(*scatter.legend_elements(), title="cluster", fontsize="small", loc="best")
-    ax.set_title(title)
+    ax.set_title(title or shown)
+    if codes.shape[1] == 1:
+        ax.set_xlabel("code")
+        ax.set_ylabel("cluster")
     return _save(fig, path)
 
 

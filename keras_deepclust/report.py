@@ -29,7 +29,8 @@ FIGURES = (
     ("training_curves.png", "Training curves",
      "Each logged quantity per epoch, one panel per phase (pretraining, clustering)."),
     ("embedding.png", "Embedding",
-     "The codes the assignment head reads, projected to 2-D by PCA, coloured by cluster."),
+     "The codes the assignment head reads, coloured by cluster (projected to 2-D by PCA "
+     "when they have more dimensions)."),
     ("reconstructions.png", "Reconstructions", "Inputs (top) and the autoencoder's output."),
     ("decoded_centroids.png", "Decoded centroids", "The decoder's image of each centroid."),
     ("feature_weights.png", "Feature weights", "The clustering weight of each input feature."),

@@ -59,3 +59,12 @@ def test_the_other_multi_panel_figures_do_not_overlap(figures, tmp_path):
     plots.plot_feature_weights(np.random.default_rng(0).uniform(size=8 * 8 * 3), (8, 8, 3),
                                "unused.png")
     assert [overlaps_between_panels(fig) for fig in figures] == [[], [], []]
+
+
+def test_one_dimensional_codes_get_a_strip_per_cluster(figures):
+    codes, labels = np.array([[0.5], [0.1], [2.0], [1.5]]), np.array([0, 0, 1, 1])
+    plots.plot_embedding(codes, labels, "unused.png")
+    ax = figures[0].axes[0]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0.5, 0], [0.1, 0], [2, 1],
+                                                                 [1.5, 1]])
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("code", "cluster")
