@@ -63,9 +63,8 @@ def sweep_n_clusters(
         raise ValueError("n_clusters_range is empty.")
     if y is not None:
         y = check_labels(y, len(codes), name="y")
-    # One silhouette sample for every K: one seed, drawn once when none is given.
-    sample_seed = random_state if random_state is not None else int(
-        np.random.default_rng().integers(2**31))
+    # One silhouette sample for every K, so that their silhouettes compare.
+    sample = _silhouette_sample(len(codes), silhouette_sample_size, random_state)
     sweep = {"n_clusters": ks, "silhouette": [], "calinski_harabasz": []}
     if clusterer == "gmm":
         sweep["bic"] = []
@@ -75,7 +74,7 @@ def sweep_n_clusters(
         model = make_clusterer(clusterer, k, n_init, random_state,
                                covariance_type=covariance_type, max_iter=max_iter)
         labels = model.fit_predict(codes)
-        scores = internal_scores(codes, labels, silhouette_sample_size, sample_seed)
+        scores = _internal_scores(codes, labels, sample)
         for name in ("silhouette", "calinski_harabasz"):
             sweep[name].append(scores[name])
         if clusterer == "gmm":
@@ -93,9 +92,17 @@ def internal_scores(codes, labels, silhouette_sample_size=5000, random_state=Non
     codes = check_array(codes, name="codes", min_samples=2, dtype=np.float64)
     codes = codes.reshape(len(codes), -1)
     labels = check_labels(labels, len(codes), name="labels")
-    sample = (np.random.default_rng(random_state).choice(len(codes), silhouette_sample_size,
-                                                         replace=False)
-              if len(codes) > silhouette_sample_size else np.arange(len(codes)))
+    return _internal_scores(codes, labels,
+                            _silhouette_sample(len(codes), silhouette_sample_size, random_state))
+
+
+def _silhouette_sample(n_rows, size, random_state):
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.random.default_rng(random_state).choice(n_rows, size, replace=False)
+
+
+def _internal_scores(codes, labels, sample):
     return {"silhouette": _label_score(silhouette_score, codes[sample], labels[sample]),
             "calinski_harabasz": _label_score(calinski_harabasz_score, codes, labels)}
 
