@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import cpu_info
+
 HERE = Path(__file__).resolve().parent
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 NETWORKS = ("dense", "conv", "dcec")
@@ -124,14 +126,7 @@ def _table(records, args, cpu):
 
 
 def _cpu_model():
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+    model, flags = cpu_info()
     bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
     return f"{model}, {os.cpu_count()} cores, bfloat16 instructions: {', '.join(bf16) or 'none'}"
 

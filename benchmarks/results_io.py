@@ -1,5 +1,6 @@
 """Writing a benchmark's results: the Markdown table and the JSON beside it, each
-written under a temporary name and renamed, so a killed run leaves the old files."""
+written under a temporary name and renamed, so a killed run leaves the old files; and the
+machine they were measured on."""
 
 from pathlib import Path
 
@@ -13,3 +14,17 @@ def write_results(out_dir, stem, markdown, data):
         Path(tmp).write_text(markdown)
     write_json(out_dir / f"{stem}.json", data)
     return out_dir / f"{stem}.md"
+
+
+def cpu_info():
+    """`(model name, flags)` of this machine's CPU, from /proc/cpuinfo (`("unknown", [])`
+    where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown", []
+    model = next((line.split(":", 1)[1].strip() for line in lines
+                  if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")),
+                 [])
+    return model, flags

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from inference_speed import start_server
-from results_io import write_results
+from results_io import cpu_info, write_results
 
 from keras_deepclust import datasets
 from keras_deepclust.export import export_onnx_version
@@ -90,9 +90,7 @@ def client(url, x, labels, args, worker):
 
 def machine():
     """The CPU's model name and core count, for the timings."""
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
-    return f"{names[0] if names else 'CPU'} with {os.cpu_count()} cores"
+    return f"{cpu_info()[0]} with {os.cpu_count()} cores"
 
 
 def main(argv=None):
