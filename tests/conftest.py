@@ -118,3 +118,30 @@ def resumes_alike():
         np.testing.assert_allclose(restored.predict(x), model.predict(x), atol=1e-5)
 
     return check
+
+
+@pytest.fixture
+def installed(tmp_path):
+    """`installed(*args, timeout=...)` runs the installed `keras-deepclust` console script in
+    a fresh process whose working folder is `tmp_path` (outside the repository), as a user
+    types it, and returns the `subprocess.CompletedProcess` (text, both streams captured).
+    `installed.snapshot()` maps every file under `tmp_path` to its bytes, so a test can
+    check that the user's files are all still there, unchanged."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("keras-deepclust")
+    assert script.is_file(), f"the console script is not installed beside {sys.executable}"
+
+    def run(*args, timeout=600):
+        return subprocess.run([str(script), *map(str, args)], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def snapshot(root=tmp_path):
+        return {str(p.relative_to(root)): p.read_bytes()
+                for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+    run.snapshot = snapshot
+    run.cwd = tmp_path
+    return run
