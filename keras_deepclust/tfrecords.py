@@ -3,31 +3,46 @@
 
 A converted folder holds `part-00000-of-0000N.tfrecord` shards of `tf.train.Example`s
 (`x`: the float32 sample as raw bytes; `y`: the label when the source has
-labels) and `meta.json` (sample shape, row count, shards), written last: a folder
-without it is an interrupted conversion.
+labels) and `meta.json` (sample shape, row count, shards). `convert` writes them into
+a temporary folder beside the target and renames it when complete, so a folder with
+`meta.json` is a whole conversion; `read_meta` checks it before anything is read.
 """
 
 import json
+import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_deepclust import datasets
 from keras_deepclust._io import write_json
+from keras_deepclust._validation import check_positive_int
 
-META = "meta.json"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+META = datasets.CONVERTED_META
+IMAGE_SUFFIXES = datasets.IMAGE_SUFFIXES
 
 
 def convert(source, out_dir, rows_per_shard=100_000):
     """Writes `source` as TFRecord shards in `out_dir`.
 
+    Everything is checked before anything is written: the source (as `datasets.load`
+    or `datasets.records` check it) and `out_dir`, which must be a new or empty folder,
+    so that the shards are never mixed with other files and no file is replaced. The
+    shards and `meta.json` are written into a temporary folder beside `out_dir`, renamed
+    to `out_dir` when complete (and removed when the conversion fails).
+
     Args:
-        source: an `.npy` or IDX file (read batch by batch, never whole), anything else
-            `datasets.load` reads (`.npz`, `.csv`, `usps.h5`, a named data set; labels
-            kept), or a folder of images of one size (PNG, JPEG, ...; sorted by name).
-        out_dir: the folder to write (created; must not hold a conversion already).
-        rows_per_shard: samples per shard.
+        source: anything `datasets.load` reads, as `datasets.identify` decides: an
+            `.npy` or IDX file, a folder of IDX files or a named Fashion-MNIST or MNIST
+            (read batch by batch, never whole; an IDX folder's labels kept), or an
+            `.npz`, `.csv`, `.parquet`, `usps.h5`, `digits` (loaded; labels kept), or a
+            folder of images of one size (PNG, JPEG, ...; sorted by name; scaled to
+            [0, 1]).
+        out_dir: the folder to write (must not exist, or be empty).
+        rows_per_shard: samples per shard, a positive integer.
 
     Returns:
         The metadata written to `out_dir/meta.json`.
@@ -39,87 +54,156 @@ def convert(source, out_dir, rows_per_shard=100_000):
     dataset, n = keras_deepclust.datasets.stream("shards/")
     ```
     """
+    rows_per_shard = check_positive_int(rows_per_shard, "rows_per_shard")
+    out_dir = _check_new_folder(Path(out_dir))
+    samples = _samples(datasets.identify(source))
     import tensorflow as tf
 
-    if rows_per_shard < 1:
-        raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard!r}.")
-    out_dir = Path(out_dir)
-    if (out_dir / META).exists():
-        raise ValueError(f"{out_dir} already holds a conversion ({META}); use another folder.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chunks, sample_shape = _chunks(Path(source))
-    shards, n_rows, has_labels, writer, tmp = [], 0, False, None, None
-    for x, y in chunks:
-        has_labels = y is not None
-        for i in range(len(x)):
-            if n_rows % rows_per_shard == 0:
-                if writer is not None:
-                    writer.close()
-                    shards.append(_finish_shard(tmp, out_dir, len(shards)))
-                tmp = out_dir / f".part-{len(shards):05d}.tfrecord.tmp"
-                writer = tf.io.TFRecordWriter(str(tmp))
-            feature = {"x": tf.train.Feature(bytes_list=tf.train.BytesList(
-                value=[np.ascontiguousarray(x[i], dtype=np.float32).tobytes()]))}
-            if has_labels:
-                feature["y"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y[i])]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
-                         .SerializeToString())
-            n_rows += 1
-    if writer is None:
-        raise ValueError(f"{source} holds no samples.")
-    writer.close()
-    shards.append(_finish_shard(tmp, out_dir, len(shards)))
-    names = [f"part-{i:05d}-of-{len(shards):05d}.tfrecord" for i in range(len(shards))]
-    for old, new in zip(shards, names, strict=True):
-        os.replace(old, out_dir / new)
-    meta = {"sample_shape": list(sample_shape), "n_samples": n_rows, "shards": names,
-            "has_labels": has_labels, "source": str(source)}
-    write_json(out_dir / META, meta)
+    n_shards = math.ceil(samples.n_samples / rows_per_shard)
+    names = [f"part-{i:05d}-of-{n_shards:05d}.tfrecord" for i in range(n_shards)]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        rows = _chunked_rows(samples)
+        for name in names:
+            with tf.io.TFRecordWriter(str(work / name)) as writer:
+                for _ in range(min(rows_per_shard, samples.n_samples)):
+                    x, y = next(rows, (None, None))
+                    if x is None:
+                        break
+                    writer.write(_example(tf, x, y))
+        meta = {"sample_shape": list(samples.sample_shape), "n_samples": samples.n_samples,
+                "shards": names, "has_labels": samples.labels is not None,
+                "source": str(source)}
+        write_json(work / META, meta)
+        _move_into_place(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return meta
 
 
-def _finish_shard(tmp, out_dir, index):
-    path = out_dir / f".part-{index:05d}.tfrecord.done"
-    os.replace(tmp, path)
-    return path
+def _check_new_folder(out_dir):
+    """Returns `out_dir` when it does not exist or is an empty folder; refuses a file, a
+    link, or a folder holding anything (another conversion, the user's own files)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ValueError(f"{out_dir} is a file; convert writes a folder of shards: give the "
+                         "name of a new folder.")
+    if out_dir.is_dir():
+        held = sorted(p.name for p in out_dir.iterdir())
+        if META in held:
+            raise ValueError(f"{out_dir} already holds a conversion ({META}); use another "
+                             "folder.")
+        if held:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise ValueError(f"{out_dir} is not empty (it holds {shown}); convert writes into "
+                             "a new or empty folder, so that nothing in it is mixed up with "
+                             "the shards or replaced.")
+    for parent in out_dir.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"Cannot write {out_dir}: {parent} is a file.")
+            break
+    return out_dir
 
 
-def _chunks(source):
-    """(iterator of (x, y) chunks, sample shape) of any source `convert` takes."""
-    from keras_deepclust import datasets
+def _move_into_place(work, out_dir):
+    """Renames the finished folder `work` to `out_dir` (absent, or an empty folder)."""
+    try:
+        os.replace(work, out_dir)
+    except OSError:
+        raise ValueError(f"{out_dir} was filled by something else during the conversion; "
+                         "nothing was written to it.") from None
 
-    if source.is_dir():
-        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise ValueError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-        first = _read_image(images[0])
 
-        def image_chunks():
-            for path in images:
-                image = _read_image(path)
-                if image.shape != first.shape:
-                    raise ValueError(f"{path} has shape {image.shape}, the first image "
-                                     f"{images[0].name} {first.shape}: resize them alike.")
-                yield image[np.newaxis], None
+class _Samples:
+    """What `convert` writes: `n_samples` samples of `sample_shape`, `labels` (int64
+    array or None), and `chunks(rows)`, float32 arrays of at most `rows` samples."""
 
-        return image_chunks(), first.shape
-    if source.suffix == ".npy" or "idx" in source.name:
-        dataset, _ = datasets.stream(source, batch_size=4096)
-        return ((batch, None) for batch in dataset.as_numpy_iterator()), tuple(
-            dataset.element_spec.shape[1:])
+    def __init__(self, n_samples, sample_shape, chunks, labels=None):
+        self.n_samples, self.sample_shape = n_samples, tuple(sample_shape)
+        self.chunks, self.labels = chunks, labels
+
+
+def _samples(source):
+    """The `_Samples` of any source `convert` takes, checked before anything is written."""
+    if source.kind == "converted":
+        raise ValueError(f"{source} is already a folder of TFRecord shards ({META}): stream "
+                         "it as it is.")
+    if source.kind in ("npy", "idx", "idx_folder"):
+        data = datasets.records(source, with_labels=source.kind == "idx_folder")
+        return _Samples(data.n_samples, data.sample_shape, data.chunks, data.labels)
+    if source.kind == "images":
+        return _image_samples(source.path)
     x, y = datasets.load(source)
-    return iter([(x, y)]), x.shape[1:]
+    return _Samples(len(x), x.shape[1:], lambda rows: (
+        np.asarray(x[i:i + rows], dtype=np.float32) for i in range(0, len(x), rows)), y)
 
 
-def _read_image(path):
-    from matplotlib import image as mpimg
+def _image_samples(folder):
+    paths = datasets.image_files(folder)
+    if len(paths) < datasets.MIN_SAMPLES:
+        raise ValueError(f"{folder} holds {len(paths)} images ({', '.join(IMAGE_SUFFIXES)}); "
+                         f"at least {datasets.MIN_SAMPLES} are needed.")
+    first = datasets.read_image(paths[0])
 
-    from keras_deepclust.datasets import scale_to_unit
+    def chunks(rows):
+        for path in paths:
+            image = datasets.read_image(path)
+            datasets.check_same_shape(image, path, first, paths[0])
+            yield image[np.newaxis]
 
-    pixels = np.asarray(mpimg.imread(path))
-    if pixels.ndim == 2:
-        pixels = pixels[..., np.newaxis]
-    return scale_to_unit(pixels)
+    return _Samples(len(paths), first.shape, chunks)
+
+
+def _chunked_rows(samples):
+    """(sample, label or None) pairs, read chunk by chunk."""
+    start = 0
+    for chunk in samples.chunks(4096):
+        for i, x in enumerate(chunk):
+            yield x, None if samples.labels is None else samples.labels[start + i]
+        start += len(chunk)
+
+
+def _example(tf, x, y):
+    feature = {"x": tf.train.Feature(bytes_list=tf.train.BytesList(
+        value=[np.ascontiguousarray(x, dtype=np.float32).tobytes()]))}
+    if y is not None:
+        feature["y"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_meta(folder):
+    """The checked `meta.json` of a converted folder: a JSON object with `sample_shape`
+    (positive integers), `n_samples` (a positive integer), `shards` (files present in
+    the folder) and `has_labels` (true or false). Anything else is refused naming the
+    file and the entry."""
+    folder = Path(folder)
+    path = folder / META
+    if not path.is_file():
+        raise ValueError(f"{folder} has no {META}: not a conversion, or an interrupted one.")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the folder is not a "
+                         "complete conversion; convert again.") from None
+    checks = {
+        "sample_shape": lambda v: isinstance(v, list) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v),
+        "n_samples": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "shards": lambda v: isinstance(v, list) and v and all(isinstance(n, str) for n in v),
+        "has_labels": lambda v: isinstance(v, bool),
+    }
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a conversion's metadata (a JSON object).")
+    for key, valid in checks.items():
+        if key not in meta or not valid(meta[key]):
+            raise ValueError(f"{path}: {key!r} is missing or invalid ({meta.get(key)!r}): the "
+                             "folder is not a complete conversion; convert again.")
+    for name in meta["shards"]:
+        shard = folder / name
+        if Path(name).name != name or not shard.is_file() or shard.stat().st_size == 0:
+            raise ValueError(f"{folder}: shard {name!r} listed in {META} is missing or empty.")
+    return meta
 
 
 def read(folder, batch_size=256, with_labels=False):
@@ -136,9 +220,7 @@ def read(folder, batch_size=256, with_labels=False):
     import tensorflow as tf
 
     folder = Path(folder)
-    if not (folder / META).is_file():
-        raise ValueError(f"{folder} has no {META}: not a conversion, or an interrupted one.")
-    meta = json.loads((folder / META).read_text())
+    meta = read_meta(folder)
     if with_labels and not meta["has_labels"]:
         raise ValueError(f"{folder} was converted without labels.")
     shape = tuple(meta["sample_shape"])
@@ -152,7 +234,26 @@ def read(folder, batch_size=256, with_labels=False):
         return (x, example["y"]) if with_labels else x
 
     files = [str(folder / name) for name in meta["shards"]]
+    _check_first_record(tf, files[0], shape)
     dataset = (tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
                .batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
                .prefetch(tf.data.AUTOTUNE))
     return dataset, int(meta["n_samples"])
+
+
+def _check_first_record(tf, shard, sample_shape):
+    """Reads the first record of `shard`: a damaged file, or samples of another size than
+    `meta.json` says, fail here, naming the shard, rather than in the middle of training."""
+    try:
+        record = next(iter(tf.data.TFRecordDataset(shard).take(1)), None)
+        example = None if record is None else tf.train.Example.FromString(record.numpy())
+    except (tf.errors.OpError, ValueError) as error:
+        reason = str(getattr(error, "message", error)).split("}}")[-1].split(" [Op:")[0]
+        raise ValueError(f"{shard} is not a readable TFRecord file ({reason.strip()}): the "
+                         "folder is damaged; convert again.") from None
+    values = None if example is None else example.features.feature["x"].bytes_list.value
+    expected = int(np.prod(sample_shape)) * 4
+    if not values or len(values[0]) != expected:
+        raise ValueError(f"{shard}: its first sample is not {expected} bytes of float32 (shape "
+                         f"{tuple(sample_shape)} in meta.json): the folder is damaged; convert "
+                         "again.")

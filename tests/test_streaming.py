@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_deepclust import datasets
+from keras_deepclust import datasets, tfrecords
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.models import AEC, DAC, DAMIC, DEC, AEKMeans
 from keras_deepclust.models.autoencoder import steps_per_epoch
@@ -49,13 +49,14 @@ def test_stream_of_an_npy_file_and_its_errors(tmp_path):
     dataset, _ = datasets.stream(tmp_path / "pixels.npy", batch_size=7)
     assert dataset.element_spec.dtype == tf.float32
     np.testing.assert_array_equal(np.concatenate(list(dataset.as_numpy_iterator())), pixels)
-    # NaN fails as the stream reaches it; a file cut short at once (its size tells).
+    # NaN fails before any batch is made (a float file is read once up front), naming its
+    # row and column; a file cut short at once (its size tells).
     bad = x.copy()
     bad[20, 3] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    dataset, _ = datasets.stream(tmp_path / "nan.npy", batch_size=7)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"nan.npy contains NaN or infinite"):
-        list(dataset.as_numpy_iterator())
+    with pytest.raises(ValueError, match=r"nan.npy contains NaN or infinite values \(first at "
+                       r"index \(20, 3\)\): row 20, column 3 holds nan"):
+        datasets.stream(tmp_path / "nan.npy", batch_size=7)
     (tmp_path / "cut.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:-40])
     with pytest.raises(ValueError, match=r"cut.npy ends after 28 of the 30 samples"):
         datasets.stream(tmp_path / "cut.npy", batch_size=7)
@@ -222,7 +223,8 @@ def test_convert_writes_shards_that_stream_back(tmp_path, tiny_images):
     with pytest.raises(ValueError, match="already holds a conversion"):
         tfrecords.convert(tmp_path / "images.npz", tmp_path / "shards")
     (tmp_path / "half").mkdir()
-    with pytest.raises(ValueError, match="not a conversion, or an interrupted one"):
+    (tmp_path / "half" / "part-00000-of-00001.tfrecord").write_bytes(b"x")
+    with pytest.raises(ValueError, match="holds TFRecord shards but no meta.json: an interrupted"):
         datasets.stream(tmp_path / "half")
 
 
@@ -254,19 +256,173 @@ def test_stream_and_convert_bad_input(tmp_path, blobs):
 
     x, _ = blobs
     np.save(tmp_path / "x.npy", x)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         datasets.stream(tmp_path / "x.npy", batch_size=0)
     np.save(tmp_path / "flat.npy", x[:, 0])
-    with pytest.raises(ValueError, match=r"holds an array of shape \(90,\); samples are rows"):
+    with pytest.raises(ValueError, match=r"flat.npy must have shape \(n_samples, n_features\) .*"
+                       r"got shape \(90,\)"):
         datasets.stream(tmp_path / "flat.npy")
     np.save(tmp_path / "fortran.npy", np.asfortranarray(x))
-    with pytest.raises(ValueError, match="streaming needs a C-ordered numeric array"):
+    with pytest.raises(ValueError, match="fortran.npy is stored in Fortran order; streaming reads"):
         datasets.stream(tmp_path / "fortran.npy")
-    with pytest.raises(ValueError, match="rows_per_shard must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="rows_per_shard must be a positive integer, got 0"):
         tfrecords.convert(tmp_path / "x.npy", tmp_path / "s0", rows_per_shard=0)
     tfrecords.convert(tmp_path / "x.npy", tmp_path / "unlabelled")
     with pytest.raises(ValueError, match="was converted without labels"):
         tfrecords.read(tmp_path / "unlabelled", with_labels=True)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=r"holds no images \(.png"):
+    with pytest.raises(ValueError, match=r"empty is a folder without data: .* or images \(.png"):
         tfrecords.convert(tmp_path / "empty", tmp_path / "s1")
+
+
+def _idx_folder(folder, n_train=7, n_test=5, dtype=np.uint8):
+    """An MNIST-style folder: gzipped images (n, 4, 3) and raw labels, both splits."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(3)
+    images = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images[prefix] = rng.integers(0, 256, size=(n, 4, 3)).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[prefix])
+        with open(folder / f"{prefix}-labels-idx1-ubyte", "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + (np.arange(n) % 3).astype(
+                np.uint8).tobytes())
+    return images
+
+
+def test_stream_of_idx_folders_and_named_data_sets(tmp_path, monkeypatch):
+    images = _idx_folder(tmp_path / "fashion-mnist")
+    dataset, n = datasets.stream(tmp_path / "fashion-mnist", batch_size=4)  # the test split
+    assert n == 5
+    np.testing.assert_array_equal(np.concatenate(list(dataset.as_numpy_iterator())),
+                                  images["t10k"][..., None])
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    dataset, n = datasets.stream("fashion_mnist_all", batch_size=4)
+    batches = list(dataset.as_numpy_iterator())
+    # Train then test, in batches of 4 across the two files: 12 rows in 3 full batches.
+    assert n == 12 and [len(b) for b in batches] == [4, 4, 4]
+    np.testing.assert_array_equal(np.concatenate(batches)[..., 0],
+                                  np.concatenate([images["train"], images["t10k"]]))
+    np.testing.assert_array_equal(np.concatenate(batches), datasets.load("fashion_mnist_all")[0])
+
+
+def test_stream_refuses_bad_data_before_the_first_batch(tmp_path):
+    values = np.zeros((30, 2, 2), ">f4")
+    values[17, 1, 0] = np.inf
+    with gzip.open(tmp_path / "float-idx3-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 0x0D, 3]) + b"".join(int(s).to_bytes(4, "big") for s in values.shape)
+                + values.tobytes())
+    with pytest.raises(ValueError, match=r"float-idx3-ubyte.gz contains NaN or infinite values "
+                       r"\(first at index \(17, 1, 0, 0\)\): row 17, position \(1, 0, 0\) of the "
+                       r"sample holds inf"):
+        datasets.stream(tmp_path / "float-idx3-ubyte.gz", batch_size=8)
+    write_idx(tmp_path / "whole-idx3-ubyte.gz", np.zeros((400, 8, 8)))
+    (tmp_path / "cut-idx3-ubyte.gz").write_bytes(
+        (tmp_path / "whole-idx3-ubyte.gz").read_bytes()[:-20])
+    with pytest.raises(ValueError, match=r"cut-idx3-ubyte.gz cannot be read as a gzipped file: "
+                       "Compressed file ended"):
+        datasets.stream(tmp_path / "cut-idx3-ubyte.gz")
+    np.save(tmp_path / "one.npy", np.ones((1, 3)))
+    with pytest.raises(ValueError, match="one.npy has 1 sample; at least 2 are needed"):
+        datasets.stream(tmp_path / "one.npy")
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"rows.csv is not read batch by batch: .* Convert it "
+                       r"first \(keras-deepclust convert .*rows.csv --out DIR\) and stream DIR"):
+        datasets.stream(tmp_path / "rows.csv")
+    with pytest.raises(ValueError, match="stored in Fortran order"):
+        tfrecords.convert(_fortran(tmp_path), tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def _fortran(tmp_path):
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(np.ones((4, 3))))
+    return tmp_path / "fortran.npy"
+
+
+def test_convert_takes_what_load_takes_and_keeps_labels(tmp_path, monkeypatch):
+    images = _idx_folder(tmp_path / "idx")
+    meta = tfrecords.convert(tmp_path / "idx", tmp_path / "from_folder", rows_per_shard=2)
+    assert meta["n_samples"] == 5 and meta["has_labels"] and meta["sample_shape"] == [4, 3, 1]
+    assert len(meta["shards"]) == 3
+    labelled, _ = tfrecords.read(tmp_path / "from_folder", batch_size=4, with_labels=True)
+    x = np.concatenate([b[0] for b in labelled.as_numpy_iterator()])
+    y = np.concatenate([b[1] for b in labelled.as_numpy_iterator()])
+    np.testing.assert_array_equal(x[..., 0], images["t10k"])
+    np.testing.assert_array_equal(y, np.arange(5) % 3)
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "idx"))
+    meta = tfrecords.convert("mnist_all", tmp_path / "named")
+    assert meta["n_samples"] == 12 and meta["has_labels"]
+    (tmp_path / "t.csv").write_text("\ufefflabel,a\n1,0.5\n0,1.5\n")
+    meta = tfrecords.convert(tmp_path / "t.csv", tmp_path / "from_csv")
+    assert meta["has_labels"] and meta["sample_shape"] == [1]
+    # Everything is checked before anything is written: a bad source leaves no folder.
+    np.savez(tmp_path / "frac.npz", x=np.ones((3, 2)), y=[0, 0.5, 1])
+    with pytest.raises(ValueError, match=r"frac.npz must be whole numbers .* index 1 holds 0.5"):
+        tfrecords.convert(tmp_path / "frac.npz", tmp_path / "not_written")
+    assert not (tmp_path / "not_written").exists()
+    with pytest.raises(ValueError, match=r"from_csv is already a folder of TFRecord shards"):
+        tfrecords.convert(tmp_path / "from_csv", tmp_path / "again")
+
+
+def test_convert_never_mixes_with_or_replaces_user_files(tmp_path):
+    from matplotlib import image as mpimg
+
+    np.save(tmp_path / "x.npy", np.ones((5, 2), np.float32))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "part-00000-of-00001.tfrecord").write_bytes(b"my own file")
+    (tmp_path / "file").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for out, message in ((tmp_path / "mine", r"mine is not empty \(it holds "
+                          r"part-00000-of-00001.tfrecord\); convert writes into a new or empty"),
+                         (tmp_path / "file", "file is a file; convert writes a folder"),
+                         (tmp_path / "file" / "sub", r"Cannot write .*sub: .*file is a file")):
+        with pytest.raises(ValueError, match=message):
+            tfrecords.convert(tmp_path / "x.npy", out)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=rf"rows_per_shard must be a positive integer, got "
+                           rf"{bad!r}"):
+            tfrecords.convert(tmp_path / "x.npy", tmp_path / "new", rows_per_shard=bad)
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    assert tfrecords.convert(tmp_path / "x.npy", tmp_path / "empty")["n_samples"] == 5
+    with pytest.raises(ValueError, match="empty already holds a conversion"):
+        tfrecords.convert(tmp_path / "x.npy", tmp_path / "empty")
+    # A failure while writing (an image of another size, found when it is read) leaves
+    # neither the target nor the temporary folder.
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, shape in enumerate([(4, 4), (4, 4), (5, 4)]):
+        mpimg.imsave(folder / f"{i}.png", np.zeros(shape, np.uint8), cmap="gray")
+    with pytest.raises(ValueError, match=r"2.png has shape \(5, 4, 4\), the first image 0.png"):
+        tfrecords.convert(folder, tmp_path / "shards")
+    assert not (tmp_path / "shards").exists() and not list(tmp_path.glob(".shards*"))
+    assert all(p.read_bytes() == content for p, content in before.items())
+
+
+def test_converted_folders_with_bad_metadata(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones((5, 2), np.float32))
+    tfrecords.convert(tmp_path / "x.npy", tmp_path / "s")
+    meta = tmp_path / "s" / "meta.json"
+    good = meta.read_text()
+    for text, message in (
+            ("{not json", r"s/meta.json is not valid JSON \(Expecting property name"),
+            ("[1, 2]", r"s/meta.json is not a conversion's metadata"),
+            (good.replace('"n_samples"', '"rows"'), r"s/meta.json: 'n_samples' is missing or "
+                                                    r"invalid \(None\)"),
+            (good.replace('"has_labels": false', '"has_labels": "no"'),
+             r"s/meta.json: 'has_labels' is missing or invalid \('no'\)"),
+            (good.replace("part-00000-of-00001", "part-00009-of-00001"),
+             r"shard 'part-00009-of-00001.tfrecord' listed in meta.json is missing or empty")):
+        meta.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            datasets.stream(tmp_path / "s")
+    # Samples of another size than meta.json says, a damaged shard: refused before the
+    # dataset is made, naming the shard.
+    meta.write_text(good.replace('"sample_shape": [\n    2\n  ]', '"sample_shape": [\n    3\n  ]'))
+    shard = tmp_path / "s" / "part-00000-of-00001.tfrecord"
+    with pytest.raises(ValueError, match=r"part-00000-of-00001.tfrecord: its first sample is not "
+                       r"12 bytes of float32 \(shape \(3,\) in meta.json\)"):
+        datasets.stream(tmp_path / "s")
+    meta.write_text(good)
+    shard.write_bytes(shard.read_bytes()[:20])
+    with pytest.raises(ValueError, match=r"part-00000-of-00001.tfrecord is not a readable "
+                       r"TFRecord file \(truncated record"):
+        datasets.stream(tmp_path / "s")
