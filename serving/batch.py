@@ -1,5 +1,12 @@
-"""Assigning clusters to a data file in chunks, with flat memory for `.npy` inputs."""
+"""Assigning clusters to a data file in chunks, with flat memory for `.npy` inputs.
 
+Everything that can be checked before the first assignment is: the output path, the
+data file's format, numeric type, rank and row count (from an `.npy` header alone) and
+its samples' shape against the model's input. Each error names the file.
+"""
+
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -7,52 +14,97 @@ import numpy as np
 
 from keras_deepclust._io import atomic_path
 from keras_deepclust._validation import check_positive_int
-
+from keras_deepclust.serving.metadata import metadata_path
 
 def _npy_chunks(path, chunk_rows):
-    """`(n_rows, chunks)` of an `.npy` read with plain file reads: unlike a memory map,
-    the pages read do not stay in the process, so memory stays flat for any size.
-    A Fortran-ordered array (what `np.save(df.values)` writes) is read through a
-    memory map instead, whose rows are not contiguous on disk."""
-    f = open(path, "rb")
-    version = np.lib.format.read_magic(f)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(f)
-    if len(shape) < 2 or dtype.hasobject:
-        f.close()
-        raise ValueError(f"{path} must hold a numeric array of shape (n, ...), got shape "
-                         f"{shape}{' of Python objects' if dtype.hasobject else ''}.")
+    """`(shape, chunks)` of an `.npy`, its header checked before anything is read.
+    Rows are read with plain file reads: unlike a memory map, the pages read do not stay
+    in the process, so memory stays flat for any size. A Fortran-ordered array (what
+    `np.save(df.values)` writes) is read through a memory map instead, whose rows are
+    not contiguous on disk. `chunks` is a generator: close it to close the file."""
+    from keras_deepclust.datasets import read_npy_header  # numpy only
+
+    shape, fortran_order, dtype, offset = read_npy_header(path)
     if fortran_order:
-        f.close()
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-        return shape[0], ((start, np.ascontiguousarray(x[start:start + chunk_rows]))
-                          for start in range(0, shape[0], chunk_rows))
+        def chunks():
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
+            for start in range(0, shape[0], chunk_rows):
+                yield start, np.ascontiguousarray(x[start:start + chunk_rows])
+        return shape, chunks()
     row_items = int(np.prod(shape[1:]))
 
     def chunks():
-        with f:
+        with open(path, "rb") as f:
+            f.seek(offset)
             for start in range(0, shape[0], chunk_rows):
                 rows = min(chunk_rows, shape[0] - start)
                 data = np.fromfile(f, dtype=dtype, count=rows * row_items)
-                if data.size != rows * row_items:
-                    raise ValueError(f"{path} is truncated: expected {shape[0]} rows.")
+                if data.size != rows * row_items:  # the file shrank since its header was read
+                    raise ValueError(f"{path} ends after {start + data.size // row_items} of "
+                                     f"its {shape[0]} rows.")
                 yield start, data.reshape(rows, *shape[1:])
 
-    return shape[0], chunks()
+    return shape, chunks()
+
+
+def _load_whole(path):
+    """The rows of a non-`.npy` data file, as `fit --dataset` reads them (a label column
+    left out), with every error naming the file."""
+    from keras_deepclust import datasets  # numpy only (pyarrow for Parquet); whole file
+
+    # "./digits", not "digits": a file is never taken for the data set of that name.
+    as_path = str(path) if path.is_absolute() else f".{os.sep}{path}"
+    try:
+        return datasets.load(as_path, min_samples=1)[0]
+    except ValueError as error:  # a reader's own message (pyarrow's) may not name the file
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"cannot read {path}: {error}") from None
+    except ImportError as error:  # the light `assign` install has no pyarrow (Parquet)
+        raise ValueError(str(error) if str(path) in str(error)
+                         else f"cannot read {path}: {error}.") from None
 
 
 def _chunks(path, chunk_rows):
-    """`(n_rows, iterator of (start, rows))` for a data file."""
-    path = Path(path)
+    """`(shape, iterator of (start, rows))` of a data file; its header (`.npy`) or
+    whole contents (other formats) are read and checked here. The iterator is a
+    generator: close it to release the file."""
     if not path.exists():
         raise FileNotFoundError(f"No such data file: {path}")
-    if path.suffix == ".npy":
-        return _npy_chunks(path, chunk_rows)
-    from keras_deepclust import datasets  # numpy only (pyarrow for Parquet); whole file
+    is_npy = path.suffix.lower() == ".npy"
+    if is_npy and path.is_dir():
+        raise ValueError(f"{path} is a folder, not an .npy file.")
+    try:
+        if is_npy:
+            return _npy_chunks(path, chunk_rows)
+        x = _load_whole(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # unreadable: permissions, a device error
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    return x.shape, ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
 
-    x = datasets.load(path)[0]  # the rows `fit --dataset` takes: a label column is left out
-    return len(x), ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
+
+def _check_out_path(out_path, inputs):
+    """Refuses, before any data is read, an output path that is a folder, lies under a
+    file or in a folder this process cannot write to, or is one of `inputs` (the data
+    file, the model and its metadata): assigning must never overwrite what it reads. A missing parent folder is created later, as
+    by the other commands."""
+    if out_path.is_dir():
+        raise ValueError(f"{out_path} is a folder: name the CSV file to write in it, e.g. "
+                         f"{out_path / 'assignments.csv'}.")
+    existing_parent = next(parent for parent in out_path.parents if parent.exists())
+    if not existing_parent.is_dir():
+        raise ValueError(f"cannot write {out_path}: {existing_parent} is a file, not a folder.")
+    if not os.access(existing_parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {out_path}: the folder {existing_parent} is not "
+                         "writable.")
+    for role, path in inputs:
+        same = (os.path.samefile(out_path, path) if out_path.exists() and path.exists()
+                else out_path.resolve() == path.resolve())
+        if same:
+            raise ValueError(f"{out_path} is the {role} itself: assign never overwrites its "
+                             "inputs; write the assignments to another file.")
 
 
 def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=False,
@@ -61,8 +113,14 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
 
     Rows are the raw values the model was fitted on (its input scaling is inside the
     artifact). They are read, assigned and written `chunk_rows` at a time; an `.npy`
-    is read chunk by chunk, so one larger than RAM keeps memory flat. The CSV is written under a temporary name
-    and renamed when complete.
+    is read chunk by chunk, so one larger than RAM keeps memory flat. The CSV is written
+    under a temporary name and renamed when complete, so an earlier CSV at `out_path` is
+    replaced only by a complete one, and nothing is left when assignment fails.
+
+    Checked before anything is written (ValueError naming the file): the output path
+    (not a folder, not the data or model file), the data file (readable, numeric,
+    samples in rows, their shape the model's input). Values are checked chunk by chunk;
+    a bad one is named by its index in the whole file.
 
     Args:
         assigner: a `ClusterAssigner`.
@@ -70,35 +128,62 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
             `keras_deepclust.datasets.load` reads (loaded whole): `.csv`, `.parquet`
             (with pyarrow), `.npz`, IDX, read as `fit --dataset` reads them (a "label"
             column is left out).
-        out_path: the CSV to write.
+        out_path: the CSV to write; missing parent folders are created.
         chunk_rows: rows per chunk.
         probabilities: also write the cluster probabilities.
-        progress: report progress on standard error.
+        progress: report progress on standard error (the line is ended even when an
+            error stops the run).
 
     Returns:
         The number of rows assigned.
     """
     chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
-    n, chunks = _chunks(data_path, chunk_rows)
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "w") as f:
-            header = ["row", "cluster"]
-            if probabilities:
-                header += [f"p_{k}" for k in range(assigner.n_clusters)]
-            f.write(",".join(header) + "\n")
-            for start, rows in chunks:
-                outputs = assigner.assign(rows)
-                columns = [np.arange(start, start + len(outputs["cluster"]))[:, None],
-                           outputs["cluster"][:, None]]
-                fmt = ["%d", "%d"]
-                if probabilities:
-                    columns.append(outputs["probabilities"])
-                    fmt += ["%.6g"] * assigner.n_clusters
-                np.savetxt(f, np.hstack(columns).astype(object), fmt=",".join(fmt))
-                if progress:
-                    done = start + len(rows)
-                    print(f"\rassigned {done}/{n} rows ({done / n:.0%})", end="",
-                          file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
-    return n
+    data_path, out_path = Path(data_path), Path(out_path)
+    _check_out_path(out_path, [("data file", data_path), ("model file", assigner.path),
+                               ("model's metadata file", metadata_path(assigner.path))])
+    shape, chunks = _chunks(data_path, chunk_rows)
+    with contextlib.closing(chunks):
+        assigner.check_input_shape(shape, name=str(data_path))
+        with _progress_line(progress) as report:
+            with atomic_path(out_path) as tmp, open(tmp, "w") as f:
+                _write_assignments(f, assigner, chunks, str(data_path), probabilities,
+                                   lambda done: report(done, shape[0]))
+    return shape[0]
+
+
+def _write_assignments(f, assigner, chunks, name, probabilities, report):
+    """Writes the CSV header, then each chunk's assignments as it is assigned."""
+    header = ["row", "cluster"]
+    fmt = ["%d", "%d"]
+    if probabilities:
+        header += [f"p_{k}" for k in range(assigner.n_clusters)]
+        fmt += ["%.6g"] * assigner.n_clusters
+    f.write(",".join(header) + "\n")
+    for start, rows in chunks:
+        outputs = assigner.assign(rows, first_row=start, name=name)
+        columns = [np.arange(start, start + len(rows))[:, None], outputs["cluster"][:, None]]
+        if probabilities:
+            columns.append(outputs["probabilities"])
+        np.savetxt(f, np.hstack(columns).astype(object), fmt=",".join(fmt))
+        report(start + len(rows))
+
+
+@contextlib.contextmanager
+def _progress_line(enabled):
+    """Yields `report(done, total)`, which rewrites one progress line on standard error;
+    the line is ended on exit, error or not, so an error message starts a line of its
+    own."""
+    started = False
+
+    def report(done, total):
+        nonlocal started
+        if enabled:
+            print(f"\rassigned {done}/{total} rows ({done / total:.0%})", end="",
+                  file=sys.stderr, flush=True)
+            started = True
+
+    try:
+        yield report
+    finally:
+        if started:
+            print(file=sys.stderr, flush=True)

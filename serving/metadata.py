@@ -60,14 +60,20 @@ def read_metadata(artifact, verify_checksum=True):
 
     Raises:
         FileNotFoundError: no metadata next to the artifact.
-        ValueError: a required key is missing, the format version is unknown, or the
-            artifact's checksum does not match (it changed after export).
+        ValueError: the file is not a JSON object, a required key is missing, the
+            format version is unknown, or the artifact's checksum does not match (it
+            changed after export).
     """
     path = metadata_path(artifact)
     if not path.is_file():
         raise FileNotFoundError(f"No metadata for {artifact}: expected {path}")
-    with open(path) as f:
-        metadata = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:  # not JSON; cut short
+        raise ValueError(f"{path} is not valid JSON metadata ({error}).") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(metadata).__name__}.")
     missing = [key for key in REQUIRED_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"{path} lacks required keys: {missing}")

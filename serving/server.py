@@ -21,8 +21,12 @@ server keeps serving. Starlette + uvicorn; no TensorFlow.
 """
 
 import contextlib
+import errno
 import json
 import logging
+import math
+import numbers
+import socket
 import threading
 from pathlib import Path
 
@@ -34,7 +38,7 @@ from starlette.routing import Route
 
 from keras_deepclust._io import versions_in
 from keras_deepclust._validation import check_positive_int
-from keras_deepclust.serving.assigner import ClusterAssigner
+from keras_deepclust.serving.assigner import ClusterAssigner, check_assigner_options
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE
 from keras_deepclust.serving.model_config import ModelConfig, read_model_config
 
@@ -51,6 +55,12 @@ class BadRequest(ValueError):
 
 class NotFound(LookupError):
     """An unknown model or version, answered with status 404."""
+
+
+class AddressUnavailable(OSError, ValueError):
+    """The server cannot listen on the host and port it was given: the port is in use,
+    the host is not an address of this machine, or not an address at all. An OSError,
+    and a ValueError too, so that the command line reports it as a one-line error."""
 
 
 class ModelWatcher:
@@ -98,7 +108,7 @@ class ModelWatcher:
                 served[version] = ClusterAssigner(
                     self.config.base_path / str(version) / ONNX_VERSION_FILE,
                     **self.assigner_options)
-            except (OSError, ValueError) as error:
+            except Exception as error:  # whatever a broken version raises, it is logged
                 self.failed[version] = str(error)
                 logger.error("could not load %s version %s (still serving versions %s): %s",
                              self.name, version, sorted(self.served), error)
@@ -109,7 +119,10 @@ class ModelWatcher:
 
     def _poll(self):
         while not self._stop.wait(self.poll_seconds):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # an unreadable folder: keep serving, look again next time
+                logger.exception("could not look for new versions of %s", self.name)
 
     def stop(self):
         self._stop.set()
@@ -212,8 +225,12 @@ def _instances_to_array(body):
     else:
         raise BadRequest("Missing 'inputs' or 'instances' key")
     try:
-        array = np.asarray(rows, dtype=np.float32)
-    except (ValueError, TypeError, OverflowError, RecursionError):
+        # float64, as JSON numbers are: the assigner refuses values beyond the model's
+        # float32 ("too large for the model") instead of meeting them as infinities.
+        array = np.asarray(rows, dtype=np.float64)
+    except OverflowError:  # an integer literal beyond float64's range
+        raise BadRequest("Inputs hold a number too large for the model.") from None
+    except (ValueError, TypeError, RecursionError):
         raise BadRequest("Inputs must be a rectangular array of numbers.") from None
     return array, columnar
 
@@ -299,9 +316,8 @@ def create_app(base_dir=None, name=None, poll_seconds=1.0, max_body_bytes=MAX_BO
     `max_rows` rows gets a 400; while `max_concurrent` predict requests are in progress,
     further ones get a 503 with `Retry-After: 1`.
     """
-    max_body_bytes = check_positive_int(max_body_bytes, "max_body_bytes")
-    max_rows = check_positive_int(max_rows, "max_rows")
-    max_concurrent = check_positive_int(max_concurrent, "max_concurrent")
+    poll_seconds, max_body_bytes, max_rows, max_concurrent = _check_server_options(
+        poll_seconds, max_body_bytes, max_rows, max_concurrent, assigner_options)
     registry = ModelRegistry(model_configs(base_dir, name, model_config_file),
                              poll_seconds=poll_seconds, **assigner_options)
     in_progress = 0  # handlers run on the one event loop: no lock needed
@@ -374,15 +390,85 @@ def create_app(base_dir=None, name=None, poll_seconds=1.0, max_body_bytes=MAX_BO
     return app
 
 
+def _check_server_options(poll_seconds, max_body_bytes, max_rows, max_concurrent,
+                          assigner_options):
+    """`(poll_seconds, max_body_bytes, max_rows, max_concurrent)` checked, and the
+    `ClusterAssigner` options: a ValueError naming the first bad one and its value."""
+    check_assigner_options(**assigner_options)
+    return (_check_positive_seconds(poll_seconds, "poll_seconds"),
+            check_positive_int(max_body_bytes, "max_body_bytes"),
+            check_positive_int(max_rows, "max_rows"),
+            check_positive_int(max_concurrent, "max_concurrent"))
+
+
+def _check_positive_seconds(value, name):
+    """`value` as a float, or a ValueError naming `name` unless it is a finite number of
+    seconds above 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value!r}.")
+    return float(value)
+
+
+def _check_host(host):
+    """`host` if it is a non-empty string (an IP address or a name)."""
+    if not isinstance(host, str) or not host.strip():
+        raise ValueError(f"host must be an IP address or a host name, got {host!r}.")
+    return host
+
+
+def _check_port(port):
+    """`port` as an int, or a ValueError naming it unless it is from 1 to 65535."""
+    if isinstance(port, bool) or not isinstance(port, numbers.Integral) \
+            or not 1 <= port <= 65535:
+        raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}.")
+    return int(port)
+
+
+def _address(host, port):
+    """`host:port`, an IPv6 host in brackets."""
+    return f"{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _listening_socket(host, port):
+    """A TCP socket bound to `host:port`, as uvicorn binds one (IPv6 when `host` holds a
+    ':', SO_REUSEADDR set), for `uvicorn.Server.run(sockets=...)`. Raises
+    `AddressUnavailable` naming `host:port` and why when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except (OSError, ValueError) as error:  # UnicodeError and NUL bytes are ValueErrors
+        sock.close()
+        reason = getattr(error, "strerror", None) or str(error)
+        if getattr(error, "errno", None) == errno.EADDRINUSE:
+            reason += " (another server listens there: stop it or choose another port)"
+        raise AddressUnavailable(f"cannot listen on {_address(host, port)}: {reason}.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(base_dir=None, name=None, host="127.0.0.1", port=8501, poll_seconds=1.0,
           max_body_bytes=MAX_BODY_BYTES, max_rows=MAX_ROWS, max_concurrent=MAX_CONCURRENT,
           model_config_file=None, **assigner_options):
-    """Runs the server with uvicorn until interrupted, once its models have loaded (it
-    prints their names and address then)."""
+    """Runs the server with uvicorn until interrupted.
+
+    In order, so that a mistake stops it before anything is announced: checks every
+    argument (ValueError naming it), binds `host:port` (`AddressUnavailable` naming it),
+    loads the models, prints the address of each model, then serves."""
     import uvicorn
 
-    app = create_app(base_dir, name, poll_seconds, max_body_bytes, max_rows, max_concurrent,
-                     model_config_file, **assigner_options)
-    print(f"serving {', '.join(app.state.registry.watchers)} on http://{host}:{port}"
-          "/v1/models/NAME", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    host, port = _check_host(host), _check_port(port)
+    _check_server_options(poll_seconds, max_body_bytes, max_rows, max_concurrent,
+                          assigner_options)
+    sock = _listening_socket(host, port)
+    try:
+        app = create_app(base_dir, name, poll_seconds, max_body_bytes, max_rows,
+                         max_concurrent, model_config_file, **assigner_options)
+        for model in app.state.registry.watchers:
+            print(f"serving {model} on http://{_address(host, port)}/v1/models/{model}",
+                  flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()

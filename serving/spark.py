@@ -137,8 +137,8 @@ def assign_clusters(df, onnx_path, features_col="features", batch_size=4096,
         )
 
     fields = {field.name: field for field in df.schema.fields}
-    new_columns = [name for name in (output_col, probabilities_col, embedding_col)
-                   if name is not None]
+    new_columns = [output_col] + [name for name in (probabilities_col, embedding_col)
+                                  if name is not None]
     for name in new_columns:
         if not isinstance(name, str) or not name:
             raise ValueError(f"new column names must be non-empty strings, got {name!r}.")
@@ -162,7 +162,7 @@ def assign_clusters(df, onnx_path, features_col="features", batch_size=4096,
             if _VECTOR_COLUMN in fields:
                 raise ValueError(f"column {_VECTOR_COLUMN!r} is reserved; rename it.")
             source = df.withColumn(_VECTOR_COLUMN,
-                                   vector_to_array(F.col(_quoted(features_col)), "float32"))
+                                   vector_to_array(F.col(_quoted(features_col)), "float64"))
             features = _VECTOR_COLUMN
         else:
             features = features_col
@@ -331,8 +331,8 @@ def _rebatch(frames, batch_size):
 
 
 def _feature_matrix(frame, spec):
-    """`(n, width)` float32 features of a pandas batch, or a ValueError naming the
-    column."""
+    """`(n, width)` numeric features of a pandas batch (float64 for columns of doubles),
+    or a ValueError naming the column."""
     features, width, n = spec["features"], spec["width"], len(frame)
     if isinstance(features, str):
         name = spec["features_name"]
@@ -350,13 +350,15 @@ def _feature_matrix(frame, spec):
                 f"{int(wrong.sum())} row(s) of a batch of {n}, but the model takes {width} "
                 f"values per row."
             )
-        x = np.concatenate(values).astype(np.float32, copy=False).reshape(n, width)
+        # As stored (float64 for array<double>): the assigner refuses values beyond its
+        # float32 input as too large for the model, which a cast here would make inf.
+        x = np.concatenate(values).reshape(n, width)
         bad = ~np.isfinite(x).all(axis=1)
         if bad.any():
             raise ValueError(f"features column {name!r} holds NaN, infinite or null values "
                              f"in {int(bad.sum())} row(s) of a batch of {n}.")
         return x
-    x = frame[features].to_numpy(dtype=np.float32)  # nulls become NaN
+    x = frame[features].to_numpy(dtype=np.float64)  # nulls become NaN
     finite = np.isfinite(x)
     if not finite.all():
         columns = np.flatnonzero(~finite.all(axis=0))
@@ -366,6 +368,13 @@ def _feature_matrix(frame, spec):
             f"{f' (and {len(columns) - 1} more column(s) do)' if len(columns) > 1 else ''}."
         )
     return x
+
+
+def _features_description(spec):
+    """How error messages name the features: their column, or the feature columns."""
+    if spec["features_name"] is not None:
+        return f"features column {spec['features_name']!r}"
+    return f"feature columns {spec['features']}"
 
 
 def _from_udt_fields(udt, value):
@@ -380,7 +389,8 @@ def _assign_frames(frames, spec):
                                 spec["verify_checksum"])
     for frame in _rebatch(frames, spec["batch_size"]):
         x = _feature_matrix(frame, spec)
-        outputs = assigner.assign(x)  # flat rows of an image model are reshaped there
+        # Flat rows of an image model are reshaped there.
+        outputs = assigner.assign(x, name=_features_description(spec))
         new = {spec["output_col"]: outputs["cluster"].astype(np.int32, copy=False)}
         if spec["probabilities_col"] is not None:
             new[spec["probabilities_col"]] = list(outputs["probabilities"])

@@ -35,14 +35,14 @@ def test_assigner_rejects_bad_input(exported):
     assigner = ClusterAssigner(folder / "m.onnx")
     bad = x[:5].copy()
     bad[2, 1, 1, 0] = np.nan
-    with pytest.raises(ValueError, match=r"NaN or infinite values \(1 of them, first at index \(2, 1, 1, 0\)\)"):
+    with pytest.raises(ValueError, match=r"NaN or infinite values .*first at index \(2, 1, 1, 0\)"):
         assigner.predict_labels(bad)
     with pytest.raises(ValueError, match=r"samples of shape \(63,\) but the model takes samples of "
                        r"shape \(8, 8, 1\) .* or flat rows of 64 values"):
         assigner.predict_labels(x[:5].reshape(5, 64)[:, :63])
     with pytest.raises(ValueError, match="must be numeric"):
         assigner.predict_labels(np.full((2, 8, 8, 1), "a"))
-    with pytest.raises(ValueError, match="at least one sample"):
+    with pytest.raises(ValueError, match="has 0 samples; at least 1 are needed"):
         assigner.predict_labels(np.zeros((0, 8, 8, 1), "float32"))
     with pytest.raises(ValueError, match="is a tflite artifact, not ONNX"):
         ClusterAssigner(folder / "m.tflite")
