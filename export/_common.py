@@ -1,23 +1,122 @@
-"""What the three writers share: the sample for the parity check, the comparison, and
-the metadata record."""
+"""What the three writers share: the checks of where they write, the sample for the parity
+check, the comparison, and the metadata record."""
 
 import datetime
 import importlib.metadata
+import json
 import os
+import re
 import shutil
+import sys
+import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from keras_deepclust._io import atomic_path
 from keras_deepclust.models.base import method_name
-from keras_deepclust.serving.metadata import FORMAT_VERSION, sha256_of
+from keras_deepclust.serving.metadata import FORMAT_VERSION, metadata_path, sha256_of
 
 PROBABILITY_TOLERANCE = 1e-5
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# What LiteRT's C++ runtime prints on file descriptor 2 when it first runs a model, an
+# INFO line whatever TF_CPP_MIN_LOG_LEVEL says. Only lines known to be informational.
+LITERT_INFO_LINES = re.compile(rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.")
 
 
 class ExportParityError(RuntimeError):
     """The exported artifact does not reproduce the Keras model's assignments."""
+
+
+def check_name(name):
+    """Refuses a model name that is not one file or folder name (a path such as `../x`
+    would write outside the output folder)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name must be letters, digits, '_', '.' or '-' (not starting with "
+                         f"'.', '_' or '-'), got {name!r}.")
+    return name
+
+
+def check_output_folder(folder):
+    """Refuses, before any work, an output folder that is a file or lies under one."""
+    folder = Path(folder)
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if path.is_dir():
+                return folder
+            if path == folder:
+                raise ValueError(f"The output folder {folder} is a file: choose a folder.")
+            raise ValueError(f"The output folder {folder} cannot be made: {path} is a file.")
+    return folder
+
+
+def check_replaceable(artifact):
+    """Refuses, before any work, to write the file `artifact` (and its metadata beside it)
+    over anything but an earlier export left unchanged: a file whose metadata records its
+    checksum. An earlier export is replaced, as running `export` again is expected to do;
+    a file the user wrote or changed since is never overwritten."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        raise ValueError(f"{artifact} is a folder: export under another name or folder.")
+    metadata = metadata_path(artifact)
+    if not artifact.exists() and not metadata.exists():
+        return artifact
+    reason = _why_not_an_unchanged_export(artifact, metadata)
+    if reason:
+        raise ValueError(f"{artifact} already exists and is not an earlier export left "
+                         f"unchanged ({reason}); it is kept: remove it, or export under another "
+                         "name or folder.")
+    return artifact
+
+
+def _why_not_an_unchanged_export(artifact, metadata):
+    if not artifact.is_file():
+        return f"{metadata} has no {artifact.name} beside it"
+    if not metadata.is_file():
+        return f"it has no metadata {metadata.name}"
+    try:
+        recorded = json.loads(metadata.read_text())["checksum"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{metadata.name} does not record its checksum"
+    if recorded != sha256_of(artifact):
+        return f"it changed since {metadata.name} was written"
+    return None
+
+
+@contextmanager
+def without_stderr_lines(pattern):
+    """Captures file descriptor 2 (where C++ libraries print) during the block, then writes
+    back every line but those `pattern` (bytes) matches whole, in order."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                captured.seek(0)
+                kept = [line for line in captured.read().splitlines(keepends=True)
+                        if not pattern.fullmatch(line.rstrip(b"\r\n"))]
+                text = b"".join(kept)
+                while text:
+                    text = text[os.write(2, text):]
+    finally:
+        os.close(saved)
+
+
+def quiet_litert():
+    """Hides LiteRT's INFO lines (`LITERT_INFO_LINES`) when TF_CPP_MIN_LOG_LEVEL asks
+    TensorFlow's C++ code to hide INFO (1 or more; the CLI sets 2 unless --verbose):
+    LiteRT prints them whatever that variable says."""
+    try:
+        hides_info = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
+    except ValueError:
+        hides_info = False
+    return without_stderr_lines(LITERT_INFO_LINES) if hides_info else nullcontext()
 
 
 def float32_assigner(model, include_embedding=False):
@@ -135,6 +234,7 @@ def write_checked_file(model, path, suffix, write, run, sample=None, include_emb
                        quantized=False):
     """Writes the assigner to a temporary file with `write(assigner, tmp)`, runs the file
     with `run(tmp, x)` on the parity sample, and renames it to `path` only if it matches.
+    A `path` that is not free or an earlier export (`check_replaceable`) is refused first.
 
     Returns:
         The parity record (see `compare`).
@@ -142,6 +242,8 @@ def write_checked_file(model, path, suffix, write, run, sample=None, include_emb
     path = Path(path)
     if path.suffix != suffix:
         raise ValueError(f"The file name must end with {suffix}, got {path}.")
+    check_output_folder(path.parent)
+    check_replaceable(path)
     assigner = float32_assigner(model, include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = keras_reference(assigner, x)

@@ -1,7 +1,7 @@
 """ONNX writer: the assigner through Keras' tf2onnx path, checked with ONNX Runtime."""
 
 from keras_deepclust.export._common import build_metadata, write_checked_file
-from keras_deepclust.export._versions import new_version_folder, write_model_config
+from keras_deepclust.export._versions import new_version_folder
 from keras_deepclust.serving.metadata import ONNX_VERSION_FILE, metadata_path, write_metadata
 
 DEFAULT_OPSET = 17
@@ -53,18 +53,20 @@ def export_onnx(model, path, sample=None, include_embedding=False, opset=DEFAULT
 
 
 def export_onnx_version(model, base_dir, name="clusterer", version=None, **kwargs):
-    """Writes an ONNX assigner as BASE/NAME/VERSION/model.onnx for the HTTP server.
+    """Writes an ONNX assigner as BASE/NAME/VERSION/model.onnx for the HTTP server, and
+    adds NAME to BASE/models.config (base path `NAME`, relative to BASE), keeping the
+    file's other entries and settings.
 
-    The layout is TF Serving's; the version folder appears complete or not at all.
-    Other arguments as in `export_onnx`.
+    The layout is TF Serving's; the version folder appears complete or not at all. The
+    name, the folders, the version and an existing BASE/models.config are checked before
+    any work. Other arguments as in `export_onnx`.
 
     Returns:
         The metadata dict, with `model_name` and `version`.
     """
-    with new_version_folder(base_dir, name, version) as (folder, version):
+    with new_version_folder(base_dir, name, version, platform="onnx") as (folder, version):
         path = folder / ONNX_VERSION_FILE
         metadata = export_onnx(model, path, **kwargs)
         metadata.update({"model_name": name, "version": version})
         write_metadata(metadata_path(path), metadata)
-    write_model_config(base_dir, platform="onnx")
     return metadata

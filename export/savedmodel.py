@@ -7,7 +7,7 @@ from keras_deepclust.export._common import (
     keras_reference,
     parity_sample,
 )
-from keras_deepclust.export._versions import new_version_folder, write_model_config
+from keras_deepclust.export._versions import check_new_version, new_version_folder
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
 
 
@@ -17,7 +17,9 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
 
     The version folder is written under a temporary name in BASE/NAME and renamed once
     complete and checked, so a server watching BASE/NAME never sees half a model.
-    BASE/models.config is rewritten to list the models under BASE.
+    NAME is added to BASE/models.config (base path `NAME`, relative to BASE), keeping the
+    file's other entries and settings. The name, the folders, the version and an existing
+    BASE/models.config are checked before any work.
 
     Args:
         model: a trained clustering model of this package.
@@ -33,6 +35,7 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
     """
     import tensorflow as tf
 
+    check_new_version(base_dir, name, version)
     assigner = float32_assigner(model, include_embedding=include_embedding)
     x = parity_sample(model, sample)
     reference = keras_reference(assigner, x)
@@ -44,5 +47,4 @@ def export_savedmodel(model, base_dir, name="clusterer", version=None, sample=No
         metadata = build_metadata(model, folder, "savedmodel", parity, include_embedding, metrics)
         metadata.update({"model_name": name, "version": version})
         write_metadata(metadata_path(folder), metadata)
-    write_model_config(base_dir)
     return metadata

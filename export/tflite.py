@@ -1,9 +1,15 @@
 """TFLite writer: builtin ops only, optional quantisation, checked with LiteRT."""
 
-from keras_deepclust.export._common import build_metadata, write_checked_file
+from keras_deepclust.export._common import build_metadata, quiet_litert, write_checked_file
 from keras_deepclust.serving.metadata import metadata_path, write_metadata
 
 QUANTIZATIONS = (None, "dynamic", "float16")
+
+
+def check_quantization(quantization):
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
+    return quantization
 
 
 def _converter_options(quantization):
@@ -21,11 +27,13 @@ def _converter_options(quantization):
 
 
 def run_tflite(path, x):
-    """Runs a TFLite assigner with the LiteRT interpreter; returns its outputs dict."""
+    """Runs a TFLite assigner with the LiteRT interpreter; returns its outputs dict. LiteRT's
+    INFO line on its first run is hidden when TF_CPP_MIN_LOG_LEVEL hides INFO."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
-    return runner(inputs=x)
+    with quiet_litert():
+        runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+        return runner(inputs=x)
 
 
 def export_tflite(model, path, sample=None, include_embedding=False, quantization=None,
@@ -49,8 +57,7 @@ def export_tflite(model, path, sample=None, include_embedding=False, quantizatio
         ExportParityError: (unquantised) probabilities or cluster ids differ beyond
             the tolerance of `keras_deepclust.export._common.compare`.
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
+    check_quantization(quantization)
 
     def write(assigner, tmp):
         assigner.export(tmp, format="litert", verbose=False, **_converter_options(quantization))

@@ -47,8 +47,8 @@ def test_savedmodel_versions_and_model_config(tmp_path, model):
     assert sorted(p.name for p in (tmp_path / "digits").iterdir()) == ["1", "2"]
     config = (tmp_path / "models.config").read_text()
     assert config.count("config {") == 2
-    assert f'base_path: "{(tmp_path / "digits").resolve()}"' in config
-    assert 'name: "other"' in config
+    assert 'name: "digits"\n    base_path: "digits"\n    model_platform: "tensorflow"' in config
+    assert 'name: "other"\n    base_path: "other"' in config  # relative: BASE may move
     with pytest.raises(ValueError, match="version 2 is not above the newest existing version 2"):
         export_savedmodel(model, tmp_path, name="digits", version=2)
     with pytest.raises(ValueError, match="name must be letters"):
@@ -130,3 +130,124 @@ def test_parity_tolerance_follows_the_models_own_sensitivity_and_spares_near_tie
     wrong = dict(reference, cluster=np.array([1, 0], np.int32))
     with pytest.raises(ExportParityError, match="1 cluster ids differ outside near-ties"):
         compare(dict(reference, sensitivity=1e-4), wrong)
+
+
+def test_export_checks_its_options_before_any_work(tmp_path):
+    check = kdc_export.check_export
+    (tmp_path / "file").write_text("mine")
+    assert check(tmp_path / "out", "onnx") == ("onnx",)
+    assert check(tmp_path / "out", ("tflite", "onnx", "tflite"), quantization="dynamic") == (
+        "tflite", "onnx")
+    for kwargs, message in [
+        ({"formats": ()}, r"No export format given; choose from \['savedmodel', 'onnx', "
+                          r"'tflite'\]"),
+        ({"formats": ("onnx",), "quantization": "dynamic"},
+         r"quantization 'dynamic' applies to TFLite files only and would be ignored by an "
+         r"export of \['onnx'\]"),
+        ({"formats": ("savedmodel",), "quantization": "float16"}, "would be ignored"),
+        ({"formats": ("onnx",), "versioned": True, "quantization": "dynamic"},
+         "would be ignored by a versioned export"),
+        ({"formats": ("tflite",), "versioned": True},
+         r"versioned export writes the server's ONNX layout .* got \['tflite'\]"),
+        ({"quantization": "int4"}, "quantization must be one of"),
+        ({"name": "../x"}, r"name must be letters, .* got '../x'"),
+        ({"name": "a/b", "formats": ("onnx",)}, "name must be letters"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check(tmp_path / "out", **kwargs)
+    with pytest.raises(ValueError, match=f"The output folder {tmp_path / 'file'} is a file"):
+        check(tmp_path / "file")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'file' / 'x'} cannot be made: "
+                       f"{tmp_path / 'file'} is a file"):
+        check(tmp_path / "file" / "x", versioned=True, formats="onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
+
+
+def test_a_flat_export_replaces_only_an_unchanged_earlier_export(tmp_path, model):
+    kdc_export.export(model, tmp_path, formats=("onnx",), name="m")
+    again = kdc_export.export(model, tmp_path, formats=("onnx",), name="m")["onnx"]
+    assert read_metadata(tmp_path / "m.onnx") == again  # the earlier export was replaced
+    (tmp_path / "m.onnx").write_bytes(b"the user's model")
+    user_files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match=r"m.onnx already exists and is not an earlier export "
+                       r"left unchanged \(it changed since m.onnx.metadata.json was written\)"):
+        export_onnx(model, tmp_path / "m.onnx")
+    metadata_path(tmp_path / "m.onnx").unlink()
+    with pytest.raises(ValueError, match="it has no metadata m.onnx.metadata.json"):
+        kdc_export.export(model, tmp_path, formats=("tflite", "onnx"), name="m")
+    assert not (tmp_path / "m.tflite").exists()  # refused before the TFLite file was written
+    (tmp_path / "x.tflite").mkdir()
+    with pytest.raises(ValueError, match="x.tflite is a folder"):
+        export_tflite(model, tmp_path / "x.tflite")
+    (tmp_path / "y.tflite.metadata.json").write_text("{}")
+    with pytest.raises(ValueError, match="y.tflite.metadata.json has no y.tflite beside it"):
+        export_tflite(model, tmp_path / "y.tflite")
+    assert (tmp_path / "m.onnx").read_bytes() == user_files["m.onnx"]
+
+
+def test_versioned_exports_merge_into_the_users_model_config(tmp_path, model):
+    config = tmp_path / "models.config"
+    users = ("model_config_list {\n  config { name: 'kept'  # mine\n    base_path: '/srv/kept'\n"
+             "    model_version_policy { all {} } }\n"
+             "  config { name: 'digits' base_path: '/moved/away/digits'\n"
+             "    version_labels { key: 'stable' value: 1 } }\n}\n")
+    config.write_text(users)
+    config.chmod(0o640)
+    export_savedmodel(model, tmp_path, name="digits")
+    # The stale absolute base_path (that folder is gone) now points here; the rest is kept.
+    assert config.read_text() == users.replace("'/moved/away/digits'", '"digits"')
+    assert config.stat().st_mode & 0o777 == 0o640
+    export_savedmodel(model, tmp_path, name="digits")
+    assert config.read_text() == users.replace("'/moved/away/digits'", '"digits"')
+    (tmp_path / "elsewhere").mkdir()
+    config.write_text(users.replace("/moved/away/digits", str(tmp_path / "elsewhere")))
+    before = {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=f"models.config, line 5: the model 'digits' is served "
+                       f"from {tmp_path / 'elsewhere'}, not from {tmp_path / 'digits'}"):
+        export_savedmodel(model, tmp_path, name="digits")
+    config.write_text("model_config_list { config { name: 'a' base_path: 'a' }")
+    with pytest.raises(ValueError, match=r"models.config, line 1: this '\{' is never closed"):
+        export_onnx_version_into(tmp_path, model)
+    (tmp_path / "models.config").write_text(users.replace("/moved/away/digits",
+                                                          str(tmp_path / "elsewhere")))
+    assert {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "digits").iterdir()) == ["1", "2"]
+
+
+def export_onnx_version_into(base, model):
+    from keras_deepclust.export import export_onnx_version
+
+    return export_onnx_version(model, base, name="new")
+
+
+def test_a_failed_first_versioned_export_leaves_no_folders(tmp_path, model, monkeypatch):
+    from keras_deepclust.export import export_onnx_version, onnx
+
+    monkeypatch.setattr(onnx, "run_onnx", lambda path, x: {"probabilities": 0, "cluster": 0})
+    with pytest.raises(ExportParityError):
+        export_onnx_version(model, tmp_path / "base", name="m")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "m").write_text("mine")
+    with pytest.raises(ValueError, match="base/m is a file, not a model folder"):
+        export_onnx_version(model, tmp_path / "base", name="m")
+
+
+def test_litert_info_lines_are_dropped_and_everything_else_kept(capfd, monkeypatch):
+    import os
+
+    from keras_deepclust.export._common import LITERT_INFO_LINES, quiet_litert, without_stderr_lines
+
+    with without_stderr_lines(LITERT_INFO_LINES):
+        os.write(2, b"E0101 an error\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU. and more\nlast")
+    assert capfd.readouterr().err == ("E0101 an error\nINFO: Created TensorFlow Lite XNNPACK "
+                                      "delegate for CPU. and more\nlast")
+    with pytest.raises(RuntimeError), without_stderr_lines(LITERT_INFO_LINES):
+        os.write(2, b"kept\n")
+        raise RuntimeError
+    assert capfd.readouterr().err == "kept\n"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # as with --verbose: LiteRT speaks
+    with quiet_litert():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert capfd.readouterr().err == "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
