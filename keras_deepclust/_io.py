@@ -2,6 +2,7 @@
 sees half a file."""
 
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -26,16 +27,27 @@ def atomic_path(path):
 
 
 def write_json(path, data):
+    """Writes `data` as JSON atomically; numpy values become Python ones and NaN or
+    infinite numbers become null (JSON has neither: a bare NaN fails other languages'
+    parsers)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_to_builtin)
+            json.dump(json_ready(data), f, indent=2, sort_keys=True, allow_nan=False)
             f.write("\n")
 
 
-def _to_builtin(value):
+def json_ready(value):
+    """`value` with numpy arrays and scalars as Python values and NaN or infinite
+    floats as None, in nested dicts, lists and tuples."""
     if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def versions_in(model_dir, holding=None):

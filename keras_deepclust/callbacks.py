@@ -22,14 +22,18 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
         update_interval: T, in optimizer steps.
         tol: label-change threshold delta, as a fraction.
         batch_size: batch size of the full-data prediction.
+        last_delta: the label change at the last refresh before this fit, logged until
+            this fit refreshes (a fit resumed from a backup logs what the uninterrupted
+            fit would).
 
     Attributes:
         updates: list of `(step, delta_label)` for every refresh of this fit.
         stopped_step: optimizer step at which `tol` stopped training, or None.
     """
 
-    def __init__(self, x, update_interval=140, tol=0.001, batch_size=256):
+    def __init__(self, x, update_interval=140, tol=0.001, batch_size=256, last_delta=None):
         super().__init__()
+        self.last_delta = last_delta
         self.x = x
         self.update_interval = update_interval
         self.tol = tol
@@ -68,9 +72,10 @@ class TargetDistributionUpdater(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and self.updates:
-            delta = self.updates[-1][1]
-            logs["delta_label"] = np.nan if delta is None else delta
+        if logs is None or not (self.updates or self.last_delta is not None):
+            return
+        delta = self.updates[-1][1] if self.updates else self.last_delta
+        logs["delta_label"] = np.nan if delta is None else delta
 
 
 class ClusteringMetrics(keras.callbacks.Callback):

@@ -8,14 +8,16 @@ import argparse
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from keras_deepclust.report import FIGURES, GALLERY_FIGURE
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
 # digits, next to k-means and UMAP + GMM on the pixels.
@@ -35,13 +37,20 @@ VERBOSE_HELP = ("also show the libraries' start-up lines, logs and warnings (Ten
                 "oneDNN, umap); Keras progress bars show either way")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake in one line, pointing at --help instead of printing the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-deepclust", description="Autoencoder-based deep clustering with Keras."
     )
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     # Accepted after the command too; SUPPRESS keeps a subcommand from resetting it to False.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,13 +67,14 @@ def _build_parser():
         "k-means and UMAP + GMM on the pixels"
     )
     demo.add_argument("--out", default="keras-deepclust-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--quick", action="store_true", help=_QUICK_HELP)
+    demo.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
     evaluate = add_command("evaluate", help="score a saved model on labelled data")
     evaluate.add_argument("model", help="a .keras file written by `fit`")
     evaluate.add_argument("--dataset", required=True, help=_DATASET_HELP)
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256)
 
     export = add_command(
         "export", help="write the model's assigner as SavedModel, ONNX and/or TFLite"
@@ -77,7 +87,8 @@ def _build_parser():
     export.add_argument("--embedding", action="store_true", help="add the `embedding` output")
     export.add_argument("--versioned", action="store_true",
                         help="write the ONNX file as OUT/NAME/VERSION/model.onnx, the layout "
-                        "`serve OUT --name NAME` watches (next version number)")
+                        "`serve OUT --name NAME` watches (next version number), and add NAME "
+                        "to OUT/models.config (kept as you wrote it otherwise)")
     export.add_argument("--quantize", choices=["dynamic", "float16"], default=None,
                         help="quantise the TFLite file (agreement with Keras is reported)")
     export.add_argument("--dataset", default=None, help="check parity on this data (and "
@@ -92,8 +103,10 @@ def _build_parser():
                         "any size and memory order), .npz, .csv, .parquet or IDX")
     assign.add_argument("--out", required=True, help="CSV to write: row,cluster[,p_k...]")
     assign.add_argument("--probabilities", action="store_true", help="add p_0..p_K-1 columns")
-    assign.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
-    assign.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    assign.add_argument("--chunk-rows", type=_positive_int, default=65536,
+                        help="rows read at a time")
+    assign.add_argument("--threads", type=_positive_int, default=None,
+                        help="ONNX Runtime threads")
 
     convert = add_command(
         "convert", help="write a data set as TFRecord shards, for --stream and datasets.stream"
@@ -101,7 +114,7 @@ def _build_parser():
     convert.add_argument("source", help=".npy or IDX (read in batches), .npz/.csv/usps.h5 or a "
                          "named data set (labels kept), or a folder of same-size images")
     convert.add_argument("--out", required=True, help="folder to write the shards to")
-    convert.add_argument("--rows-per-shard", type=int, default=100_000)
+    convert.add_argument("--rows-per-shard", type=_positive_int, default=100_000)
 
     serve = add_command(
         "serve", help="serve ONNX assigners over TF Serving's REST API (no TensorFlow)"
@@ -114,15 +127,16 @@ def _build_parser():
                        "(models.config, as export writes it), each model served at "
                        "/v1/models/NAME with its version policy and labels")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8501)
-    serve.add_argument("--poll-seconds", type=float, default=1.0,
+    serve.add_argument("--port", type=_port, default=8501)
+    serve.add_argument("--poll-seconds", type=_positive_float, default=1.0,
                        help="how often to look for a new version")
-    serve.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
-    serve.add_argument("--max-body-bytes", type=int, default=None,
+    serve.add_argument("--threads", type=_positive_int, default=None,
+                       help="ONNX Runtime threads")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=None,
                        help="larger request bodies get a 400 error (default 64 MiB)")
-    serve.add_argument("--max-rows", type=int, default=None,
+    serve.add_argument("--max-rows", type=_positive_int, default=None,
                        help="requests with more rows get a 400 error (default 65536)")
-    serve.add_argument("--max-concurrent", type=int, default=None,
+    serve.add_argument("--max-concurrent", type=_positive_int, default=None,
                        help="predict requests in progress at once; more get a 503 error "
                        "(default 32)")
 
@@ -148,21 +162,22 @@ def _add_training_arguments(parser, dataset_default):
                         help="number of clusters K (default: number of classes in the labels), "
                         "or 'auto': pretrain once, sweep K over --k-range and keep the best "
                         "by --criterion (methods with a pretrained autoencoder)")
-    parser.add_argument("--k-range", type=int, nargs=2, default=(2, 20), metavar=("MIN", "MAX"),
+    parser.add_argument("--k-range", type=_n_clusters, nargs=2, default=(2, 20),
+                        metavar=("MIN", "MAX"),
                         help="K values tried by --clusters auto (inclusive)")
     parser.add_argument("--criterion", default=None,
                         choices=["silhouette", "calinski_harabasz", "bic", "v_measure"],
                         help="what --clusters auto maximises (bic: minimises); default bic "
                         "for GMM methods, silhouette otherwise")
-    parser.add_argument("--pretrain-epochs", type=int, default=None,
+    parser.add_argument("--pretrain-epochs", type=_non_negative_int, default=None,
                         help="autoencoder epochs (default: the method's paper, e.g. 400 dense "
                         "/ 200 conv for the DEC family, 50 for the two-stage methods; "
                         "`keras-deepclust methods` names the papers)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=_positive_int, default=None,
                         help="clustering epochs (default: the method's own schedule, e.g. "
                         "until tol stops for the DEC family, 100 for aec, 200 for dac; "
                         "refused by methods whose fit has no epochs)")
-    parser.add_argument("--batch-size", type=int, default=256,
+    parser.add_argument("--batch-size", type=_positive_int, default=256,
                         help="global batch, split among the replicas of --strategy")
     parser.add_argument("--strategy", default="default",
                         choices=["default", "mirrored", "multiworker"],
@@ -180,11 +195,12 @@ def _add_training_arguments(parser, dataset_default):
                         "bits under a mixed policy (faster on GPUs and on CPUs with bfloat16 "
                         "instructions), the clustering heads and losses in float32; the "
                         "saved model and its exports compute in float32")
-    parser.add_argument("--noise", type=float, default=0.0,
+    parser.add_argument("--noise", type=_non_negative_float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     # The flags below set a model option; each method declares the options it takes
     # (`OPTIONS`, `FIT_OPTIONS`), and `keras-deepclust methods` lists them.
-    parser.add_argument("--augment", type=float, nargs=2, default=None, metavar=("SHIFT", "DEGREES"),
+    parser.add_argument("--augment", type=_non_negative_float, nargs=2, default=None,
+                        metavar=("SHIFT", "DEGREES"),
                         help="option augmentation: train on randomly shifted (fraction of the "
                         "size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
     parser.add_argument("--augment-phases", default=None, choices=["both", "pretrain"],
@@ -208,36 +224,90 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="back pretraining and the clustering fit up in DIR at every "
                         "epoch end; run the same command again after a kill to resume from "
-                        "it (same labels as an uninterrupted run with --resume; DIR is "
-                        "removed when the run ends)")
+                        "it (same labels as an uninterrupted run with --resume); the backup "
+                        "is removed when the run ends; DIR must be new or hold a backup only")
     parser.add_argument("--umap-baseline", action="store_true",
                         help="with labels, also score UMAP + GMM on the inputs (the strongest "
                         "baseline without training; needs umap-learn)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; runs are repeatable")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed; runs are repeatable")
     parser.add_argument("--quick", action="store_true", help=_QUICK_HELP)
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+
+
+_OVERWRITE_HELP = ("replace the run already in --out (its model, labels, metrics, report and "
+                   "figures; other files there stay); without it such a folder is refused")
 
 
 def _clusters_value(text):
     if text == "auto":
         return text
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+        return _n_clusters(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 or 'auto', got {text!r}"
+                                         ) from None
+
+
+def _integer_from(minimum, maximum=None):
+    """An argparse type: an integer in [minimum, maximum], refused with the range."""
+    what = (f"an integer >= {minimum}" if maximum is None
+            else f"an integer from {minimum} to {maximum}")
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_above(minimum, inclusive):
+    """An argparse type: a finite number > minimum (>= with `inclusive`)."""
+    what = f"a number {'>=' if inclusive else '>'} {minimum:g}"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _integer_from(1)
+_non_negative_int = _integer_from(0)
+_n_clusters = _integer_from(2)
+_seed = _integer_from(0, 2**32 - 1)  # what numpy's generators accept
+_port = _integer_from(1, 65535)
+_positive_float = _float_above(0, inclusive=False)
+_non_negative_float = _float_above(0, inclusive=True)
 
 
 def main(argv=None):
     args = _build_parser().parse_args(argv)
     if not args.verbose:
         _quiet_libraries()
-        if args.command not in _TENSORFLOW_FREE:
-            _import_tensorflow_quietly()
     try:
+        # What can be checked without TensorFlow is checked before it is imported, so
+        # a mistake costs the user a second, not a start-up and a training.
+        _CHECKS.get(args.command, lambda args: None)(args)
+        if args.command not in _TENSORFLOW_FREE + _TENSORFLOW_AFTER_CHECKS:
+            _import_tensorflow(args)
         return _COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"keras-deepclust {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a run with --resume goes on from its backup when run again
+        print(f"\nkeras-deepclust {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _quiet_libraries():
@@ -249,10 +319,26 @@ def _quiet_libraries():
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"keras_deepclust(\.|$)")
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """The package's warnings as one line for the user, without the source file and
+    line that Python's format shows a developer."""
+    print(f"keras-deepclust: warning: {message}", file=file or sys.stderr)
 
 
 # Commands that run on ONNX Runtime alone and must not pay for (or need) TensorFlow.
 _TENSORFLOW_FREE = ("assign", "serve")
+# Commands that check their data and outputs first and import TensorFlow only then
+# (`_import_tensorflow`), so that a mistake is reported in a second, not after its start-up.
+_TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate")
+
+
+def _import_tensorflow(args):
+    """Imports TensorFlow before anything else does: quietly unless --verbose."""
+    if not args.verbose:
+        _import_tensorflow_quietly()
 
 # TensorFlow's C++ start-up lines (oneDNN's notice, CPU features). On some CPUs they come
 # from absl before its log is initialised, which ignores TF_CPP_MIN_LOG_LEVEL.
@@ -295,27 +381,18 @@ def _methods(args):
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
                     k_range=None, criterion=None, weight_labels=False, strategy="default",
-                    resume=None, stream=False, scale="auto", precision="float32")
+                    resume=None, stream=False, scale="auto", precision="float32",
+                    overwrite=args.overwrite, verbose=args.verbose)
     return _fit(argparse.Namespace(**settings))
 
 
 def _fit(args):
-    from keras_deepclust import datasets
-    from keras_deepclust.models import get_method
+    import numpy as np
 
-    model_class = get_method(args.method)  # unknown names fail before data loading
-    _model_options(args)  # and so do flags of another method
-    if args.epochs is not None and not model_class.ITERATIVE_FIT:
-        raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
-                         "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
-    if args.resume:
-        _check_no_overlap(args.out, args.resume)
+    from keras_deepclust import datasets
+
     if getattr(args, "stream", False):
-        if args.resume:
-            raise ValueError("--resume needs the data loaded, not --stream: a backup is "
-                             "checked against the data's fingerprint.")
-        if not isinstance(args.clusters, int):
-            raise ValueError("--stream needs --clusters K (a stream has no labels to count).")
+        _import_tensorflow(args)  # a stream is a tf.data.Dataset
         x, _ = datasets.stream(args.dataset, batch_size=args.batch_size)
         y = None
     else:
@@ -327,6 +404,16 @@ def _fit(args):
         if y is None:
             raise ValueError(f"{args.dataset} has no labels: pass --clusters K or --clusters auto.")
         n_clusters = len(set(y.tolist()))
+    if isinstance(x, np.ndarray):
+        _check_clusters_fit_rows(args, n_clusters, len(x))
+    _import_tensorflow(args)
+    from keras_deepclust.models import get_method
+
+    model_class = get_method(args.method)
+    _model_options(args)  # flags of another method fail before training
+    if args.epochs is not None and not model_class.ITERATIVE_FIT:
+        raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
+                         "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
     pretrain_epochs, epochs = args.pretrain_epochs, args.epochs
     if args.quick:
         pretrain_epochs = min(pretrain_epochs or QUICK_EPOCHS["pretrain_epochs"],
@@ -337,6 +424,76 @@ def _fit(args):
 
     with dtype_policy(args.precision):
         return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
+
+
+def _check_fit(args):
+    """Refuses, before any work: an --out that is a file, or a folder holding another
+    run (unless --overwrite); a --resume folder that overlaps --out, is a file, or holds
+    anything its backup did not write (its files are removed when the run ends); and
+    flags that cannot go together."""
+    from keras_deepclust._backup_files import PHASES, foreign_entries
+
+    out = Path(args.out)
+    _check_writable_folder("--out", out)
+    previous = _run_files_in(out)
+    if previous and not args.overwrite:
+        raise ValueError(f"--out {out} holds another run ({', '.join(previous)}): pass "
+                         "--overwrite to replace it, or name another folder.")
+    if previous:
+        print(f"--overwrite: the run in {out} is replaced when this one has ended.")
+    resume = getattr(args, "resume", None)  # demo: no --resume, --stream nor --k-range
+    if resume:
+        _check_no_overlap(out, resume)
+        _check_writable_folder("--resume", Path(resume))
+        foreign = foreign_entries(resume, PHASES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                              else "")
+            raise ValueError(f"--resume {resume} holds files no backup wrote ({shown}): "
+                             "a backup's files are removed when the run ends, so name a new "
+                             "or empty folder.")
+    if getattr(args, "stream", False):
+        if resume:
+            raise ValueError("--resume needs the data loaded, not --stream: a backup is "
+                             "checked against the data's fingerprint.")
+        if not isinstance(args.clusters, int):
+            raise ValueError("--stream needs --clusters K (a stream has no labels to count).")
+    k_range = getattr(args, "k_range", None)
+    if k_range is not None and k_range[0] > k_range[1]:
+        raise ValueError(f"--k-range MIN MAX needs MIN <= MAX, got {k_range[0]} {k_range[1]}.")
+
+
+def _check_clusters_fit_rows(args, n_clusters, n_rows):
+    """Refuses a K (or --k-range) that the loaded rows cannot give, before training."""
+    if n_clusters == "auto":
+        if args.k_range[1] >= n_rows:
+            raise ValueError(f"--k-range MAX must be below the number of rows: {args.dataset} "
+                             f"has {n_rows} rows, --k-range goes up to {args.k_range[1]}.")
+    elif n_clusters >= n_rows:
+        source = f"--clusters {n_clusters}" if args.clusters else (
+            f"the {n_clusters} classes of its labels")
+        raise ValueError(f"{args.dataset} has {n_rows} rows, too few for {source}: a "
+                         "clustering needs more rows than clusters.")
+    elif n_clusters < 2:
+        raise ValueError(f"the labels of {args.dataset} hold {n_clusters} class: pass "
+                         "--clusters K (K >= 2) to cluster it.")
+
+
+def _check_writable_folder(flag, folder):
+    """Refuses a folder path that names a file, lies inside a file, or lies in a folder
+    this process cannot write to (found before training, not after)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {folder} is a file, not a folder: name a folder.")
+    existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {folder} lies inside {existing}, which is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {folder}: {existing} is not writable by this user.")
+
+
+def _run_files_in(out):
+    """The files of a run (model, labels, metrics, report, figures) that `out` holds."""
+    return [name for name in _RUN_FILES if (Path(out) / name).is_file()]
 
 
 def _check_no_overlap(out, resume):
@@ -353,15 +510,17 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     import numpy as np
 
     from keras_deepclust import backup, callbacks, distribute, metrics, model_selection
+    from keras_deepclust._backup_files import PHASES, make_folder, remove_backup
 
     out = Path(args.out)
     resume = pretrain_backup = None
     if args.resume:
+        make_folder(args.resume)  # removed at the end only if this makes it
         # Both kept until the outputs are written, so a kill at any point loses at most
         # the epoch under way.
-        resume = backup.ClusteringBackup(Path(args.resume) / "clustering", delete_on_success=False)
-        pretrain_backup = backup.ClusteringBackup(Path(args.resume) / "pretraining",
-                                                  delete_on_success=False)
+        pretrain_backup, resume = (
+            backup.ClusteringBackup(Path(args.resume) / phase, delete_on_success=False)
+            for phase in PHASES)
     if resume is not None and n_clusters == "auto":
         raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
     strategy = distribute.get_strategy(args.strategy)
@@ -404,7 +563,10 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     cluster_seconds = time.perf_counter() - start
     labels = model.labels_
 
-    pretrain_log = pretrain_history.history if pretrain_history is not None else {}
+    if pretrain_history is not None:
+        pretrain_log = pretrain_history.history
+    else:  # resumed after pretraining: its epochs are in their backup
+        pretrain_log = pretrain_backup.saved_history() if pretrain_backup is not None else {}
     report = {
         "method": args.method,
         "dataset": args.dataset,
@@ -446,8 +608,11 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         **model_selection.internal_scores(codes, labels[: len(sample)], random_state=args.seed),
         "n_rows": len(sample)}
     if distribute.is_chief(strategy):
-        _write_outputs(model, sample, codes, labels, report, out)
+        replaced = _write_outputs(model, sample, codes, labels, report, out)
         _print_report(report, out)
+        if replaced:
+            print(f"removed the previous run's {', '.join(replaced)}, which this run does "
+                  "not write")
     else:
         with tempfile.TemporaryDirectory() as scratch:
             _write_outputs(model, sample, codes, labels, report, Path(scratch))
@@ -456,7 +621,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         # Equal on every worker when training kept them in sync.
         print(f"weights digest: {sum(float(np.abs(w).sum()) for w in model.get_weights()):.6f}")
     if args.resume and distribute.is_chief(strategy):
-        shutil.rmtree(args.resume, ignore_errors=True)
+        remove_backup(args.resume, PHASES)
     return 0
 
 
@@ -559,12 +724,14 @@ def _umap_gmm_scores(x, y, n_clusters, seed):
 
 def _write_outputs(model, x, codes, labels, report, out):
     """Writes the model, metrics.json, labels.csv, the figures and report.html; `x` is
-    the data (a stream's first rows) and `codes` its embedding."""
+    the data (a stream's first rows) and `codes` its embedding. Then removes the files
+    of a previous run in `out` that this run did not write (a figure this method does not
+    draw), so that the folder holds one run; returns their names."""
     import numpy as np
 
     from keras_deepclust import plots
     from keras_deepclust._io import atomic_path, write_json
-    from keras_deepclust.report import write_report
+    from keras_deepclust.report import GALLERY_FIGURE, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.keras") as tmp:
@@ -589,6 +756,13 @@ def _write_outputs(model, x, codes, labels, report, out):
         figures.append(plots.plot_n_clusters_criteria(selection["sweep"], out / "n_clusters.png",
                                                       chosen=selection["chosen"]))
     write_report(out, report, x, labels[: len(x)], codes, figures)
+    written = {"model.keras", "metrics.json", "labels.csv", "report.html",
+               *(Path(figure).name for figure in figures),
+               *([GALLERY_FIGURE] if x.ndim == 4 else [])}  # write_report's images only
+    stale = [name for name in _run_files_in(out) if name not in written]
+    for name in stale:
+        (out / name).unlink()
+    return stale
 
 
 def _print_report(report, out):
@@ -609,8 +783,11 @@ def _print_report(report, out):
         for name, scores in rows:
             print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
     internal = report["internal_scores"]
-    print(f"on the codes: silhouette {internal['silhouette']:.3f}, Calinski-Harabasz "
-          f"{internal['calinski_harabasz']:.4g}")
+    if internal["silhouette"] is None:
+        print(f"no label-free scores: {internal['undefined']}")
+    else:
+        print(f"on the codes: silhouette {internal['silhouette']:.3f}, Calinski-Harabasz "
+              f"{internal['calinski_harabasz']:.4g}")
     if report["empty_clusters"]:
         print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
     print(f"wrote {out}/model.keras, metrics.json, report.html and plots")
@@ -619,10 +796,11 @@ def _print_report(report, out):
 def _evaluate(args):
     from keras_deepclust import datasets, metrics
 
-    model = _load_model(args.model)
     x, y = datasets.load(args.dataset)
     if y is None:
         raise ValueError(f"{args.dataset} has no labels to evaluate against.")
+    _import_tensorflow(args)
+    model = _load_model(args.model)
     scores = metrics.clustering_scores(y, model.predict_labels(x, batch_size=args.batch_size))
     print(json.dumps(scores, indent=2))
     return 0
@@ -631,6 +809,10 @@ def _evaluate(args):
 def _export(args):
     from keras_deepclust import datasets, export, metrics
 
+    formats = export.FORMATS if args.format == "all" else (args.format,)
+    # Every check that needs no model (ignored options, --out, --name, files in the way,
+    # OUT/models.config) before the model and the data are loaded.
+    export.check_export(args.out, formats, args.name, args.quantize, args.versioned)
     model = _load_model(args.model)
     sample, scores = None, None
     if args.dataset is not None:
@@ -638,17 +820,9 @@ def _export(args):
         sample = x[:1024]
         if y is not None:
             scores = metrics.clustering_scores(y, model.predict_labels(x))
-    formats = export.FORMATS if args.format == "all" else (args.format,)
-    if args.versioned:
-        if args.format != "onnx":
-            raise ValueError("--versioned writes the server's ONNX layout: pass --format onnx.")
-        metadata = export.export_onnx_version(model, args.out, args.name, sample=sample,
-                                              include_embedding=args.embedding, metrics=scores)
-        results = {"onnx": metadata}
-    else:
-        results = export.export(model, args.out, formats=formats, name=args.name,
-                                sample=sample, include_embedding=args.embedding,
-                                quantization=args.quantize, metrics=scores)
+    results = export.export(model, args.out, formats=formats, name=args.name, sample=sample,
+                            include_embedding=args.embedding, quantization=args.quantize,
+                            metrics=scores, versioned=args.versioned)
     for export_format, metadata in results.items():
         parity = metadata["parity"]
         print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e} "
@@ -698,6 +872,11 @@ def _convert(args):
     return 0
 
 
+# What `fit` writes to --out; a folder holding any of them holds a run.
+_RUN_FILES = ("model.keras", "metrics.json", "labels.csv", "report.html", GALLERY_FIGURE,
+              *(name for name, _, _ in FIGURES))
+
+_CHECKS = {"fit": _check_fit, "demo": _check_fit}
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
              "assign": _assign, "convert": _convert, "serve": _serve, "methods": _methods}
 

@@ -88,10 +88,16 @@ def internal_scores(codes, labels, silhouette_sample_size=5000, random_state=Non
     """The label-free quality of one clustering of `codes`: the silhouette (-1 to 1) on
     `silhouette_sample_size` random rows (it is quadratic in the rows; all rows when
     there are fewer) and the Calinski-Harabasz index on all rows. Higher is better for
-    both; NaN when fewer than two clusters are used."""
+    both. Both are undefined (None, with the reason under "undefined") unless the rows
+    fall in at least two clusters and fewer clusters than rows."""
     codes = check_array(codes, name="codes", min_samples=2, dtype=np.float64)
     codes = codes.reshape(len(codes), -1)
     labels = check_labels(labels, len(codes), name="labels")
+    used = len(np.unique(labels))
+    if not 2 <= used < len(codes):
+        return {"silhouette": None, "calinski_harabasz": None,
+                "undefined": f"the {len(codes)} rows fall in {used} cluster(s); the scores "
+                             "compare clusters, so they need from 2 to one fewer than the rows"}
     return _internal_scores(codes, labels,
                             _silhouette_sample(len(codes), silhouette_sample_size, random_state))
 
@@ -108,8 +114,9 @@ def _internal_scores(codes, labels, sample):
 
 
 def _label_score(score, codes, labels):
-    # Both scores need at least two distinct labels; a mixture can leave components empty.
-    return float(score(codes, labels)) if len(np.unique(labels)) > 1 else float("nan")
+    # Both scores need 2 to n - 1 distinct labels; a mixture can leave components empty.
+    return (float(score(codes, labels)) if 2 <= len(np.unique(labels)) < len(labels)
+            else float("nan"))
 
 
 def best_n_clusters(sweep, criterion):

@@ -187,6 +187,9 @@ def _external_scores_html(report):
 def _internal_scores_html(internal):
     if internal is None:
         return ""
+    if internal["silhouette"] is None:
+        return (f'<p class="note">No label-free scores: {html.escape(internal["undefined"])}.'
+                "</p>\n")
     return ("<table>\n<tr><th></th><th>silhouette</th><th>Calinski-Harabasz</th></tr>\n"
             f'<tr><td>on the codes</td><td>{internal["silhouette"]:.3f}</td>'
             f'<td>{internal["calinski_harabasz"]:.4g}</td></tr>\n</table>\n'

@@ -79,7 +79,7 @@ def test_umap_baseline_is_scored_next_to_k_means(tmp_path, tiny_images, capsys):
     assert re.search(r"clustering [0-9.]+ s\n", printed), printed  # a one-shot fit: no epochs
     np.save(tmp_path / "unlabelled.npy", x)
     assert cli.main(["fit", "ae-kmeans", "--dataset", str(tmp_path / "unlabelled.npy"),
-                     "--clusters", "3", "--umap-baseline", "--out", str(out)]) == 2
+                     "--clusters", "3", "--umap-baseline", "--out", str(tmp_path / "refused")]) == 2
     assert "--umap-baseline scores against labels, and " in capsys.readouterr().err
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def new_model(cls, x):
 def test_a_stopped_fit_resumes_like_an_uninterrupted_one(blobs, tmp_path, cls):
     x = blobs[0]
     uninterrupted = new_model(cls, x)
-    uninterrupted.fit(x, epochs=4, batch_size=16, verbose=0)
+    whole = uninterrupted.fit(x, epochs=4, batch_size=16, verbose=0).history
 
     backup = ClusteringBackup(tmp_path / "backup", delete_on_success=False)
     new_model(cls, x).fit(x, epochs=2, batch_size=16, verbose=0, callbacks=[backup])
@@ -45,7 +46,10 @@ def test_a_stopped_fit_resumes_like_an_uninterrupted_one(blobs, tmp_path, cls):
     # A new process would start from an unfitted model: the backup brings the rest.
     resumed = cls(n_clusters=3, random_state=0, **DENSE, **RECIPES[cls][0])
     history = resumed.fit(x, epochs=4, batch_size=16, verbose=0, callbacks=[backup])
-    assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
+    # Epochs 3 and 4 were trained; the History lists all four, as the uninterrupted one.
+    assert sorted(history.history) == sorted(whole) and history.epoch == [0, 1, 2, 3]
+    for name, values in whole.items():
+        np.testing.assert_allclose(history.history[name], values, rtol=1e-5, err_msg=name)
     np.testing.assert_array_equal(resumed.predict_labels(x), uninterrupted.predict_labels(x))
     np.testing.assert_allclose(resumed.predict(x), uninterrupted.predict(x), atol=1e-6)
     assert [p.name for p in (tmp_path / "backup").glob("*.weights.h5")] == ["epoch-4.weights.h5"]
@@ -69,10 +73,25 @@ def test_backup_refuses_another_run_and_is_removed_on_success(blobs, tmp_path):
 
 
 def _cli(args, cwd):
-    command = [sys.executable, "-c", "import sys; from keras_deepclust import cli; "
-               "sys.exit(cli.main(sys.argv[1:]))", *args]
+    """The installed command, in a fresh process."""
+    command = [str(Path(sys.executable).with_name("keras-deepclust")), *args]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def _same_record(reference, resumed):
+    """A resumed run's metrics.json describes the whole run, as the uninterrupted one's
+    does: the same epochs, and the same logs of every epoch."""
+    for key in ("pretrain_epochs", "clustering_epochs", "cluster_sizes", "scores"):
+        assert resumed[key] == reference[key], key
+    for phase in ("pretrain", "clustering"):
+        expected, got = reference["history"][phase], resumed["history"][phase]
+        assert sorted(got) == sorted(expected), phase
+        for name, values in expected.items():
+            assert len(got[name]) == len(values), (phase, name)
+            np.testing.assert_allclose(np.array(got[name], dtype=float),
+                                       np.array(values, dtype=float), rtol=1e-5,
+                                       err_msg=f"{phase} {name}")
 
 
 # (training arguments, the phase to kill in, its epoch count). The reference run has
@@ -92,6 +111,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_image
     arguments, phase, epochs = KILLS[case]
     common = ["fit", *arguments, "--dataset", str(data), "--batch-size", "8", "--seed", "5"]
     # Started first so the two runs overlap; nothing shares state between them.
+    (tmp_path / "reference_backup").mkdir()  # the user's own folder: it stays
     reference = _cli([*common, "--resume", str(tmp_path / "reference_backup"),
                       "--out", str(tmp_path / "reference")], cwd=tmp_path)
     backup_dir = tmp_path / "backup"
@@ -118,14 +138,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_image
     assert reference.wait(timeout=600) == 0
     reports = [json.loads((tmp_path / run / "metrics.json").read_text())
                for run in ("reference", "killed")]
-    resumed_epochs = reports[1]["clustering_epochs" if phase == "clustering" else "pretrain_epochs"]
-    assert resumed_epochs == epochs - epoch_at_kill
-    assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]
-    assert reports[0]["scores"] == reports[1]["scores"]
+    assert reports[1]["clustering_epochs" if phase == "clustering" else "pretrain_epochs"
+                      ] == epochs
+    _same_record(*reports)
     labels = [np.loadtxt(tmp_path / run / "labels.csv", delimiter=",", skiprows=1, dtype=int)
               for run in ("reference", "killed")]
     np.testing.assert_array_equal(labels[0], labels[1])
-    assert not backup_dir.exists()  # removed once the resumed run finished
+    assert not backup_dir.exists()  # made by the run, removed once the resumed run finished
+    assert list((tmp_path / "reference_backup").iterdir()) == []
 
 
 def test_a_stopped_pretraining_resumes_like_an_uninterrupted_one(blobs, tmp_path):

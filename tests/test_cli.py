@@ -101,7 +101,7 @@ def test_fit_of_a_method_without_pretraining(tmp_path, image_npz, capsys):
     assert len(report["history"]["clustering"]["centroid_distance"]) == 20
     assert (out / "decoded_centroids.png").stat().st_size > 0
     assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--clusters", "auto", "--quick",
-                     "--out", str(out)]) == 2
+                     "--out", str(tmp_path / "aec-auto")]) == 2
     assert "--clusters auto needs a method that starts from a pretrained" in capsys.readouterr().err
 
 
@@ -160,10 +160,10 @@ def test_dac_with_the_data_sets_labels_for_its_weights(tmp_path, image_npz, caps
     model = keras.saving.load_model(out / "model.keras")
     assert model.weight_source == "labels"
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--weight-labels", "--quick",
-                     "--out", str(out)]) == 2
+                     "--out", str(tmp_path / "refused")]) == 2
     assert "--weight-labels is for dac only, not dcec" in capsys.readouterr().err
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--manifold-head", "neighbors",
-                     "--out", str(out)]) == 2
+                     "--out", str(tmp_path / "refused")]) == 2
     assert "--manifold-head is for auto, n2d only, not dcec" in capsys.readouterr().err
 
 
@@ -188,7 +188,7 @@ def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_
                                          "n2d only, not ae-kmeans"),
             ("dcec", ["1.5", "10"], "shift must be a fraction in [0, 1), got 1.5")):
         assert cli.main(["fit", method, "--dataset", str(image_npz), "--augment", *flag_values,
-                         "--out", str(out)]) == 2
+                         "--out", str(tmp_path / "refused")]) == 2
         assert message in capsys.readouterr().err
 
 
@@ -200,11 +200,11 @@ def test_init_reaches_the_model_and_is_refused_elsewhere(tmp_path, image_npz, ca
     assert keras.saving.load_model(out / "model.keras").init == "gmm"
     # The refusal names the methods whose class declares the option.
     assert cli.main(["fit", "cae-gmm", "--dataset", str(image_npz), "--init", "gmm",
-                     "--out", str(out)]) == 2
+                     "--out", str(tmp_path / "refused")]) == 2
     assert "--init is for aec, damic, dcec, dec, dec-conv, idec only, not cae-gmm" in (
         capsys.readouterr().err)
     assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--init", "random",
-                     "--out", str(out)]) == 2
+                     "--out", str(tmp_path / "refused")]) == 2
     assert "init must be one of ('kmeans', 'gmm'), got 'random'" in capsys.readouterr().err
     damic = SimpleNamespace(method="damic", init="gmm")
     assert cli._model_options(damic) == {"init": "gmm"}
@@ -222,7 +222,7 @@ def test_cli_errors(tmp_path, image_npz, capsys):
     assert "has no labels: pass --clusters K or --clusters auto" in capsys.readouterr().err
     assert cli.main(["fit", "dec", "--dataset", str(unlabelled), "--clusters", "11",
                      "--quick", "--out", str(tmp_path)]) == 2
-    assert "n_clusters=11 is larger than the number of samples (10)" in capsys.readouterr().err
+    assert "unlabelled.npy has 10 rows, too few for --clusters 11" in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path / "none.keras"), "--dataset", "digits"]) == 2
     assert "No such model file" in capsys.readouterr().err
 
@@ -358,7 +358,7 @@ def test_quick_runs_every_kind_of_fit(tmp_path, capsys):
     assigner = ClusterAssigner(served / "tables" / "2" / "model.onnx")
     np.testing.assert_array_equal(assigner.predict_labels(datasets.load(data)[0]), labels)
     assert cli.main(["export", model_file, "--versioned", "--out", str(served)]) == 2
-    assert "--versioned writes the server's ONNX layout: pass --format onnx" in (
+    assert "A versioned export writes the server's ONNX layout" in (
         capsys.readouterr().err)
 
 

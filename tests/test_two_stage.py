@@ -122,7 +122,8 @@ def test_internal_scores_by_hand():
     sampled = internal_scores(codes, labels, silhouette_sample_size=2, random_state=0)
     assert sampled["calinski_harabasz"] == pytest.approx(200.0)  # on every row
     one = internal_scores(codes, np.zeros(4, dtype=int))
-    assert np.isnan(one["silhouette"]) and np.isnan(one["calinski_harabasz"])
+    assert one["silhouette"] is None and one["calinski_harabasz"] is None  # JSON's null
+    assert one["undefined"].startswith("the 4 rows fall in 1 cluster(s)")
     with pytest.raises(ValueError, match="labels has 3 entries but the data has 4 samples"):
         internal_scores(codes, labels[:3])
 

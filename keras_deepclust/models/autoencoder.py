@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_deepclust import losses, networks
 from keras_deepclust._validation import check_positive_int
-from keras_deepclust.backup import ClusteringBackup
+from keras_deepclust.backup import single_backup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker, multi_worker_fit
 from keras_deepclust.layers import ImageAugmentation, InputScaling, NearestCentroidSoftmax
 from keras_deepclust.models.base import ClusteringModel
@@ -209,15 +209,16 @@ class AutoencoderClusteringModel(ClusteringModel):
                 optimizer=optimizer or self._default_pretrain_optimizer(), loss=loss,
                 jit_compile=jit_default(jit_compile), steps_per_execution=steps_per_execution,
             )
-        backup = _single_backup(callbacks)
+        backup = single_backup(callbacks)
         if backup is not None:
             if isinstance(x, tf.data.Dataset) or is_multi_worker(self.distribute_strategy):
                 raise ValueError("A pretraining backup needs x as an array on one machine.")
             # Resumable pretraining shuffles by (seed, epoch), like the clustering fits.
             initial_epoch, seed = backup.restore(self, x, self._epoch_seed(),
                                                  network=autoencoder, phase="pretrain")
-            history = _fit_from(autoencoder, (x, x), batch_size, epochs, initial_epoch, seed,
-                                verbose=verbose, callbacks=callbacks)
+            history = backup.whole_history(_fit_from(
+                autoencoder, (x, x), batch_size, epochs, initial_epoch, seed, verbose=verbose,
+                callbacks=callbacks))
         elif isinstance(x, tf.data.Dataset):
             if is_multi_worker(self.distribute_strategy):
                 raise ValueError("Multi-worker pretraining takes x as an array, not a dataset.")
@@ -341,6 +342,9 @@ class AutoencoderClusteringModel(ClusteringModel):
         else:
             history = self._fit_epochs(self._epoch_arrays(x), batch_size, epochs, initial_epoch,
                                        shuffle_seed, shuffle, **fit_arguments)
+        backup = single_backup(callbacks)
+        if backup is not None:  # the History lists the epochs before a resume too
+            history = backup.whole_history(history)
         self._after_fit(x, batch_size)
         return history
 
@@ -386,7 +390,7 @@ class AutoencoderClusteringModel(ClusteringModel):
         """
         self._compile_once(make_optimizer)
         seed = self._epoch_seed()
-        backup = _single_backup(callbacks)
+        backup = single_backup(callbacks)
         if backup is None:
             return initial_epoch, seed
         if isinstance(x, tf.data.Dataset):
@@ -564,12 +568,6 @@ def _fit_from(model, arrays, batch_size, epochs, initial_epoch, seed, **fit_kwar
                      steps_per_epoch=math.ceil(len(arrays[0]) / batch_size), epochs=epochs,
                      initial_epoch=initial_epoch, shuffle=False, **fit_kwargs)
 
-
-def _single_backup(callbacks):
-    backups = [c for c in callbacks or () if isinstance(c, ClusteringBackup)]
-    if len(backups) > 1:
-        raise ValueError(f"Pass at most one ClusteringBackup, got {len(backups)}.")
-    return backups[0] if backups else None
 
 
 def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None, drop_remainder=False):

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_deepclust import losses
 from keras_deepclust._validation import check_n_clusters, check_positive_int
+from keras_deepclust.backup import single_backup
 from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.clusterers import check_clusterer, make_clusterer, nearest_centroid
 from keras_deepclust.layers import ClusteringLayer
@@ -283,8 +284,10 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         """The target refresh; kept as `self.target_updater` (its `updates` and
         `stopped_step`; `history.history["delta_label"]` has the label change at the
         last refresh of each epoch). A stream's P is recomputed per batch."""
+        backup = single_backup(user_callbacks)
         self.target_updater = TargetDistributionUpdater(
-            x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size)
+            x, update_interval=self.update_interval, tol=self.tol, batch_size=batch_size,
+            last_delta=backup.last_logged("delta_label") if backup is not None else None)
         return [self.target_updater]
 
     def _epoch_arrays(self, x):
