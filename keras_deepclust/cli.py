@@ -332,7 +332,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _TENSORFLOW_FREE = ("assign", "serve")
 # Commands that check their data and outputs first and import TensorFlow only then
 # (`_import_tensorflow`), so that a mistake is reported in a second, not after its start-up.
-_TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate")
+_TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate", "export")
 
 
 def _import_tensorflow(args):
@@ -813,6 +813,7 @@ def _export(args):
     # Every check that needs no model (ignored options, --out, --name, files in the way,
     # OUT/models.config) before the model and the data are loaded.
     export.check_export(args.out, formats, args.name, args.quantize, args.versioned)
+    _import_tensorflow(args)
     model = _load_model(args.model)
     sample, scores = None, None
     if args.dataset is not None:

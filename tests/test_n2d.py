@@ -16,7 +16,7 @@ from keras_deepclust.models import N2D
 from keras_deepclust.models.n2d import MANIFOLD_HEADS
 
 TINY = {"hidden_units": (16,), "embedding_dim": 3, "n_components": 2, "n_neighbors": 10,
-        "manifold_units": (32,), "manifold_steps": 1500, "manifold_batch_size": 16}
+        "manifold_units": (32,), "manifold_steps": 500, "manifold_batch_size": 16}
 
 
 def three_blobs():

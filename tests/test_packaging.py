@@ -15,10 +15,12 @@ def run_fresh(code):
 
 
 def test_top_level_and_serving_imports_stay_free_of_tensorflow():
-    # keras_deepclust.export is not in this list: the writers need Keras by design.
+    # keras_deepclust.export too: its writers import Keras when they run, so `export`
+    # checks its options and folders before TensorFlow's start-up.
     result = run_fresh(
         "import sys, keras_deepclust, keras_deepclust.serving, keras_deepclust.serving.server, "
-        "keras_deepclust.serving.batch, keras_deepclust.datasets, keras_deepclust.metrics\n"
+        "keras_deepclust.serving.batch, keras_deepclust.datasets, keras_deepclust.metrics, "
+        "keras_deepclust.export\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
     assert result.stdout.strip() == "[]"
