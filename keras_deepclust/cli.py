@@ -332,7 +332,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _TENSORFLOW_FREE = ("assign", "serve")
 # Commands that check their data and outputs first and import TensorFlow only then
 # (`_import_tensorflow`), so that a mistake is reported in a second, not after its start-up.
-_TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate", "export")
+_TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate", "export", "convert")
 
 
 def _import_tensorflow(args):
@@ -866,7 +866,8 @@ def _load_model(path):
 def _convert(args):
     from keras_deepclust import tfrecords
 
-    meta = tfrecords.convert(args.source, args.out, rows_per_shard=args.rows_per_shard)
+    meta = tfrecords.convert(args.source, args.out, rows_per_shard=args.rows_per_shard,
+                             when_checked=lambda: _import_tensorflow(args))
     print(f"wrote {meta['n_samples']} samples of shape {tuple(meta['sample_shape'])} "
           f"({'with' if meta['has_labels'] else 'without'} labels) in {len(meta['shards'])} "
           f"shard(s) to {args.out}")

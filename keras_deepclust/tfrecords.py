@@ -25,7 +25,7 @@ META = datasets.CONVERTED_META
 IMAGE_SUFFIXES = datasets.IMAGE_SUFFIXES
 
 
-def convert(source, out_dir, rows_per_shard=100_000):
+def convert(source, out_dir, rows_per_shard=100_000, when_checked=None):
     """Writes `source` as TFRecord shards in `out_dir`.
 
     Everything is checked before anything is written: the source (as `datasets.load`
@@ -43,6 +43,8 @@ def convert(source, out_dir, rows_per_shard=100_000):
             [0, 1]).
         out_dir: the folder to write (must not exist, or be empty).
         rows_per_shard: samples per shard, a positive integer.
+        when_checked: called with no arguments once the checks have passed, before
+            TensorFlow is imported to write (the command line imports it quietly then).
 
     Returns:
         The metadata written to `out_dir/meta.json`.
@@ -57,6 +59,8 @@ def convert(source, out_dir, rows_per_shard=100_000):
     rows_per_shard = check_positive_int(rows_per_shard, "rows_per_shard")
     out_dir = _check_new_folder(Path(out_dir))
     samples = _samples(datasets.identify(source))
+    if when_checked is not None:
+        when_checked()
     import tensorflow as tf
 
     n_shards = math.ceil(samples.n_samples / rows_per_shard)
