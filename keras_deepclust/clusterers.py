@@ -66,13 +66,14 @@ def nearest_centroid(codes, centroids):
 
 
 def umap_mixture_labels(x, n_clusters, random_state=None, n_neighbors=10, min_dist=0.0,
-                        n_components=10):
-    """Labels of a full-covariance Gaussian mixture on a UMAP embedding of the rows of
-    `x` (flattened): the strongest training-free baseline on image data (0.88 ACC on
-    the digits), which deep clustering should beat. Needs umap-learn."""
+                        n_components=10, n_init=10):
+    """Labels of a full-covariance Gaussian mixture (the most likely of `n_init` starts,
+    as N2D's) on a UMAP embedding of the rows of `x` (flattened): the strongest
+    training-free baseline on image data (0.88 ACC on the digits), which deep clustering
+    should beat. Needs umap-learn."""
     from keras_deepclust.models.n2d import _umap_class
 
     rows = np.asarray(x, np.float32).reshape(len(x), -1)
     embedding = _umap_class()(n_components=n_components, n_neighbors=n_neighbors,
                               min_dist=min_dist, random_state=random_state).fit_transform(rows)
-    return make_clusterer("gmm", n_clusters, 1, random_state).fit_predict(embedding)
+    return make_clusterer("gmm", n_clusters, n_init, random_state).fit_predict(embedding)
