@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deepclust._io import atomic_path
+from keras_deepclust._io import atomic_path, nearest_existing
 from keras_deepclust.serving.metadata import FORMAT_VERSION, metadata_path, sha256_of
 
 PROBABILITY_TOLERANCE = 1e-5
@@ -40,14 +40,12 @@ def check_name(name):
 def check_output_folder(folder):
     """Refuses, before any work, an output folder that is a file or lies under one."""
     folder = Path(folder)
-    for path in (folder, *folder.parents):
-        if path.exists():
-            if path.is_dir():
-                return folder
-            if path == folder:
-                raise ValueError(f"The output folder {folder} is a file: choose a folder.")
-            raise ValueError(f"The output folder {folder} cannot be made: {path} is a file.")
-    return folder
+    existing = nearest_existing(folder)
+    if existing.is_dir():
+        return folder
+    if existing == folder:
+        raise ValueError(f"The output folder {folder} is a file: choose a folder.")
+    raise ValueError(f"The output folder {folder} cannot be made: {existing} is a file.")
 
 
 def check_replaceable(artifact):

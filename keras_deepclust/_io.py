@@ -50,6 +50,13 @@ def json_ready(value):
     return value
 
 
+def nearest_existing(path):
+    """`path` itself if it exists, else its nearest ancestor that does (the folder a new
+    file or folder would be made in, or a file that stands in the way)."""
+    path = Path(path)
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def versions_in(model_dir, holding=None):
     """The integer version folders of a model folder (TF Serving's BASE/NAME/VERSION),
     sorted; with `holding`, only those that hold that file. Temporary folders start with

@@ -17,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
+from keras_deepclust._io import nearest_existing
 from keras_deepclust.report import FIGURES, GALLERY_FIGURE
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
@@ -484,7 +485,7 @@ def _check_writable_folder(flag, folder):
     this process cannot write to (found before training, not after)."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} {folder} is a file, not a folder: name a folder.")
-    existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(f"{flag} {folder} lies inside {existing}, which is a file.")
     if not os.access(existing, os.W_OK | os.X_OK):

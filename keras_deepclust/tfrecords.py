@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_deepclust import datasets
-from keras_deepclust._io import write_json
+from keras_deepclust._io import nearest_existing, write_json
 from keras_deepclust._validation import check_positive_int
 
 META = datasets.CONVERTED_META
@@ -102,11 +102,9 @@ def _check_new_folder(out_dir):
             raise ValueError(f"{out_dir} is not empty (it holds {shown}); convert writes into "
                              "a new or empty folder, so that nothing in it is mixed up with "
                              "the shards or replaced.")
-    for parent in out_dir.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"Cannot write {out_dir}: {parent} is a file.")
-            break
+    parent = nearest_existing(out_dir.parent)
+    if not parent.is_dir():
+        raise ValueError(f"Cannot write {out_dir}: {parent} is a file.")
     return out_dir
 
 

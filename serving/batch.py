@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deepclust._io import atomic_path
+from keras_deepclust._io import atomic_path, nearest_existing
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.serving.metadata import metadata_path
 
@@ -93,7 +93,7 @@ def _check_out_path(out_path, inputs):
     if out_path.is_dir():
         raise ValueError(f"{out_path} is a folder: name the CSV file to write in it, e.g. "
                          f"{out_path / 'assignments.csv'}.")
-    existing_parent = next(parent for parent in out_path.parents if parent.exists())
+    existing_parent = nearest_existing(out_path.parent)
     if not existing_parent.is_dir():
         raise ValueError(f"cannot write {out_path}: {existing_parent} is a file, not a folder.")
     if not os.access(existing_parent, os.W_OK | os.X_OK):
