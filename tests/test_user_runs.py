@@ -81,7 +81,11 @@ def test_clusters_that_the_rows_cannot_give_are_refused_before_training(installe
                     "t.npz has 60 rows, too few for --clusters 60")
     _one_error_line(installed(*fit, "--clusters", "auto", "--k-range", "2", "400", "--out", "run"),
                     "--k-range MAX must be below the number of rows", "400")
-    assert sorted(installed.snapshot()) == ["t.npz"]  # nothing trained, nothing written
+    np.savez(installed.cwd / "one.npz", x=np.zeros((10, 3), np.float32) + np.arange(10)[:, None],
+             y=np.zeros(10, int))
+    _one_error_line(installed("fit", "ae-kmeans", "--dataset", "one.npz", "--out", "run"),
+                    "the labels of one.npz hold 1 class: pass --clusters K")
+    assert sorted(installed.snapshot()) == ["one.npz", "t.npz"]  # nothing trained or written
 
 
 def test_a_reused_out_folder_is_replaced_only_when_asked_and_only_the_run(installed):
