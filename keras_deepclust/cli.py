@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from keras_deepclust._io import nearest_existing
-from keras_deepclust.report import FIGURES, GALLERY_FIGURE
+from keras_deepclust.report import FIGURES, GALLERY_FIGURE, stability_sentence
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
 # digits, next to k-means and UMAP + GMM on the pixels.
@@ -190,12 +190,14 @@ def _add_training_arguments(parser, dataset_default):
                         "export: auto (images to [0, 1], tables standardised per feature, or "
                         "min-max for aec and dac, whose output is a sigmoid), standard, "
                         "minmax (per feature for tables) or none")
-    parser.add_argument("--precision", default="float32",
-                        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+    parser.add_argument("--precision", default="auto",
+                        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
                         help="Keras dtype policy of training: the autoencoders compute in 16 "
                         "bits under a mixed policy (faster on GPUs and on CPUs with bfloat16 "
                         "instructions), the clustering heads and losses in float32; the "
-                        "saved model and its exports compute in float32")
+                        "saved model and its exports compute in float32. auto (default): "
+                        "mixed_bfloat16 on a CPU with AVX512-BF16 or AMX and no GPU, float32 "
+                        "elsewhere; the output says which ran")
     parser.add_argument("--noise", type=_non_negative_float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
     # The flags below set a model option; each method declares the options it takes
@@ -382,7 +384,7 @@ def _methods(args):
 def _demo(args):
     settings = dict(DEMO_SETTINGS, seed=args.seed, out=args.out, clusters=None, quick=args.quick,
                     k_range=None, criterion=None, weight_labels=False, strategy="default",
-                    resume=None, stream=False, scale="auto", precision="float32",
+                    resume=None, stream=False, scale="auto", precision="auto",
                     overwrite=args.overwrite, verbose=args.verbose)
     return _fit(argparse.Namespace(**settings))
 
@@ -421,8 +423,10 @@ def _fit(args):
                               QUICK_EPOCHS["pretrain_epochs"])
         if model_class.ITERATIVE_FIT:
             epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
-    from keras_deepclust.layers.precision import dtype_policy
+    from keras_deepclust.layers.precision import dtype_policy, resolve_policy
+    from keras_deepclust.models.autoencoder import gpu_visible
 
+    args.precision, args.precision_chosen_by = resolve_policy(args.precision, gpu_visible())
     with dtype_policy(args.precision):
         return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
 
@@ -584,6 +588,7 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
         "precision": args.precision,
+        "precision_chosen_by": args.precision_chosen_by,
         "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
         "cluster_sizes": history.cluster_sizes,
         "empty_clusters": history.empty_clusters,
@@ -592,6 +597,9 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     }
     if selection is not None:
         report["n_clusters_selection"] = selection
+    if history.history.get("restart_agreement", [None])[-1] is not None:
+        report["stability"] = {"restart_agreement": history.history["restart_agreement"][-1],
+                               "starts": model.n_init}
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
         inputs = model.preprocess(x)
@@ -774,7 +782,7 @@ def _print_report(report, out):
     if get_method(report["method"]).ITERATIVE_FIT:  # a one-shot fit has no epochs to count
         clustering += f" ({report['clustering_epochs']} epochs)"
     print(f"\npretraining {seconds['pretrain']:.1f} s ({report['pretrain_epochs']} epochs), "
-          f"{clustering}")
+          f"{clustering}; precision {report['precision']} ({report['precision_chosen_by']})")
     if "scores" in report:
         print(f"{'':24s}{'ACC':>8s}{'NMI':>8s}{'ARI':>8s}")
         rows = [(report["method"], report["scores"]),
@@ -789,6 +797,8 @@ def _print_report(report, out):
     else:
         print(f"on the codes: silhouette {internal['silhouette']:.3f}, Calinski-Harabasz "
               f"{internal['calinski_harabasz']:.4g}")
+    if "stability" in report:
+        print(stability_sentence(report["stability"]))
     if report["empty_clusters"]:
         print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
     print(f"wrote {out}/model.keras, metrics.json, report.html and plots")

@@ -1,9 +1,21 @@
 """The one factory of the package's k-means and Gaussian-mixture fits, and the helpers
 that go with them. numpy and scikit-learn only."""
 
+import itertools
+
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
+
+
+def sample_rows(points, max_samples, random_state=None):
+    """`points` itself when it has at most `max_samples` rows, else a seeded random sample
+    of that many rows (in their order)."""
+    if len(points) <= max_samples:
+        return points
+    return points[np.sort(np.random.default_rng(random_state).choice(
+        len(points), max_samples, replace=False))]
 
 
 def fit_on_sample(estimator, codes, max_samples, random_state=None):
@@ -19,9 +31,7 @@ def fit_on_sample(estimator, codes, max_samples, random_state=None):
     """
     if len(codes) <= max_samples:
         return estimator, estimator.fit_predict(codes).astype(np.int32)
-    rows = np.sort(np.random.default_rng(random_state).choice(len(codes), max_samples,
-                                                              replace=False))
-    estimator.fit(codes[rows])
+    estimator.fit(sample_rows(codes, max_samples, random_state))
     return estimator, estimator.predict(codes).astype(np.int32)
 
 
@@ -47,6 +57,37 @@ def make_clusterer(kind, n_clusters, n_init=10, random_state=None, covariance_ty
         return KMeans(n_clusters, n_init=n_init, random_state=random_state, **iterations)
     return GaussianMixture(n_clusters, covariance_type=covariance_type, n_init=n_init,
                            random_state=random_state, **iterations)
+
+
+def fit_restarts(kind, n_clusters, points, n_init=10, random_state=None,
+                 covariance_type="full", max_iter=None):
+    """Fits `n_init` single-start k-means or mixtures (as `make_clusterer` makes them) on
+    `points` and keeps the best, as scikit-learn's `n_init` does: the lowest inertia for
+    k-means, the highest likelihood bound for a mixture. Each start is kept apart so that
+    their partitions can be compared.
+
+    Returns:
+        `(best, agreement)`: the best fitted estimator, and the mean adjusted Rand index
+        between the partitions of `points` that the starts found (1.0: every start found
+        the same clusters; None for a single start). A low agreement says the clusters
+        depend on the start, which a user without labels can see.
+    """
+    seeds = np.random.default_rng(random_state).integers(0, 2**31 - 1, n_init)
+    fits, partitions = [], []
+    for seed in seeds:
+        estimator = make_clusterer(kind, n_clusters, 1, int(seed), covariance_type, max_iter)
+        partitions.append(estimator.fit_predict(points))
+        fits.append(estimator)
+    quality = [-fit.inertia_ if kind == "kmeans" else fit.lower_bound_ for fit in fits]
+    return fits[int(np.argmax(quality))], mean_pairwise_ari(partitions)
+
+
+def mean_pairwise_ari(partitions):
+    """Mean adjusted Rand index over every pair of `partitions` (None for fewer than two)."""
+    pairs = list(itertools.combinations(partitions, 2))
+    if not pairs:
+        return None
+    return float(np.mean([adjusted_rand_score(a, b) for a, b in pairs]))
 
 
 def centroids_of(clusterer):
@@ -76,4 +117,5 @@ def umap_mixture_labels(x, n_clusters, random_state=None, n_neighbors=10, min_di
     rows = np.asarray(x, np.float32).reshape(len(x), -1)
     embedding = _umap_class()(n_components=n_components, n_neighbors=n_neighbors,
                               min_dist=min_dist, random_state=random_state).fit_transform(rows)
-    return make_clusterer("gmm", n_clusters, n_init, random_state).fit_predict(embedding)
+    mixture, _ = fit_restarts("gmm", n_clusters, embedding, n_init, random_state)
+    return mixture.predict(embedding)

@@ -166,7 +166,36 @@ def _summary(report):
 
 
 def _scores_html(report):
-    return _external_scores_html(report) + _internal_scores_html(report.get("internal_scores"))
+    return (_external_scores_html(report) + _internal_scores_html(report.get("internal_scores"))
+            + _stability_html(report.get("stability")))
+
+
+# Mean ARI between the starts' partitions above which they count as one answer, and
+# below which they are different answers (a split or merged cluster moves ARI by ~0.1).
+STABLE_AGREEMENT, UNSTABLE_AGREEMENT = 0.95, 0.8
+
+
+def stability_sentence(stability):
+    """A plain sentence on how much the clusterer's starts agreed, for a user without
+    labels: `stability` is `metrics.json`'s `{"restart_agreement", "starts"}`."""
+    # Compared as printed, so that the words and the number agree.
+    agreement, starts = round(stability["restart_agreement"], 2), stability["starts"]
+    measured = f"The {starts} starts of the clustering step"
+    if agreement >= STABLE_AGREEMENT:
+        return (f"{measured} found the same clusters (mean ARI between them "
+                f"{agreement:.2f}): the partition does not hang on the start.")
+    if agreement >= UNSTABLE_AGREEMENT:
+        return (f"{measured} mostly agree (mean ARI {agreement:.2f}): some boundaries between "
+                "clusters depend on the start; the most likely start was kept.")
+    return (f"{measured} disagree (mean ARI {agreement:.2f}): which clusters are split or "
+            "merged depends on the start. The most likely start was kept; compare runs "
+            "with other seeds before relying on the clusters.")
+
+
+def _stability_html(stability):
+    if stability is None:
+        return ""
+    return f'<p class="note">{html.escape(stability_sentence(stability))}</p>\n'
 
 
 def _external_scores_html(report):

@@ -1,3 +1,4 @@
+import html
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_deepclust import cli
+from keras_deepclust.report import stability_sentence
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     printed = capsys.readouterr().out
     assert "k-means on inputs" in printed and "dcec" in printed
-    assert f"({report['clustering_epochs']} epochs)\n" in printed
+    assert f"({report['clustering_epochs']} epochs); precision " in printed
     # The label-free scores are those of the saved model's codes and labels.
     from keras_deepclust.model_selection import internal_scores
 
@@ -89,8 +91,16 @@ def test_clusters_auto_sweeps_k_on_one_pretrained_autoencoder(tmp_path, image_np
     assert report["n_clusters"] == selection["chosen"] == best
     assert len(report["cluster_sizes"]) == best and report["pretrain_epochs"] == 20
     assert (out / "n_clusters.png").stat().st_size > 0
-    assert f"<dt>K chosen by</dt><dd>bic (K = {best})</dd>" in (out / "report.html").read_text()
-    assert f"K chosen by bic over 2..5: {best}" in capsys.readouterr().out
+    page, printed = (out / "report.html").read_text(), capsys.readouterr().out
+    assert f"<dt>K chosen by</dt><dd>bic (K = {best})</dd>" in page
+    assert f"K chosen by bic over 2..5: {best}" in printed
+    stability = report["stability"]
+    assert stability["starts"] == 10 and -1 <= stability["restart_agreement"] <= 1
+    assert stability["restart_agreement"] == report["history"]["clustering"][
+        "restart_agreement"][0]
+    sentence = stability_sentence(stability)
+    assert "The 10 starts of the clustering step" in sentence
+    assert sentence in printed and html.escape(sentence) in page
 
 
 def test_fit_of_a_method_without_pretraining(tmp_path, image_npz, capsys):
@@ -386,6 +396,7 @@ def test_methods_lists_each_with_its_description_and_paper(capsys):
 _JOURNEY = """
 import sys
 from keras_deepclust import cli
+from keras_deepclust.report import stability_sentence
 data, out = sys.argv[1:]
 for argv in (["--help"], ["methods"],
              ["fit", "ae-kmeans", "--dataset", data, "--quick", "--pretrain-epochs", "1",

@@ -85,7 +85,24 @@ def test_method_contract(name, tmp_path):
     check_bad_inputs(model, x)
 
 
-@pytest.mark.parametrize("name", list_methods())
+# The XLA and bfloat16 path once per implementation, network and head: a method that is
+# another's variant (`models.base.method_variant`) trains with the same code, so each
+# network (dense, conv), reconstruction term and head (Student-t, k-means, mixture,
+# manifold, DAMIC's) appears once; the test below checks that every implementation is here.
+XLA_METHODS = ("aec", "ae-kmeans", "auto", "cae-gmm", "dac", "damic", "dcec", "dec")
+
+
+def test_every_implementation_has_an_xla_run():
+    def implementation(name):
+        cls = get_method(name)
+        return cls.__bases__[0] if cls.__init__.__qualname__.startswith("method_variant.") \
+            else cls
+    assert len({implementation(n) for n in list_methods()}) == 6
+    assert {implementation(n) for n in list_methods()} == {implementation(n)
+                                                           for n in XLA_METHODS}
+
+
+@pytest.mark.parametrize("name", XLA_METHODS)
 def test_method_trains_as_on_a_gpu_xla_and_mixed_bfloat16_and_exports_float32(
         name, tmp_path, monkeypatch):
     """The path a GPU machine takes: every step XLA-compiled (the default when a GPU is
@@ -98,7 +115,7 @@ def test_method_trains_as_on_a_gpu_xla_and_mixed_bfloat16_and_exports_float32(
     from keras_deepclust.serving import ClusterAssigner
 
     compiled = []
-    monkeypatch.setattr(autoencoder, "_gpu_visible", lambda: compiled.append(True) or True)
+    monkeypatch.setattr(autoencoder, "gpu_visible", lambda: compiled.append(True) or True)
     with dtype_policy("mixed_bfloat16"):
         model, _, x, history = fit_tiny(name)
         labels, probabilities = model.predict_labels(x), model.predict_proba(x)

@@ -310,8 +310,10 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         Returns:
             A `keras.callbacks.History` with one entry: `loss` (negative mean
             log-likelihood of the mixture, or k-means' mean squared distance),
-            `bic` (mixture), `manifold_mse` and `manifold_agreement` (the share of
-            the UMAP rows that the exported path labels as UMAP + clusterer does).
+            `bic` (mixture), `restart_agreement` (how much the clusterer's starts
+            agree, see `fit_clusterer`), `manifold_mse` and `manifold_agreement` (the
+            share of the UMAP rows that the exported path labels as UMAP + clusterer
+            does).
         """
         refuse_epoch_arguments(self, kwargs)
         x, _ = self._check_fit_arguments(x, y)
@@ -321,10 +323,10 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             logs["manifold_mse"] = self.fit_manifold(x, batch_size=batch_size,
                                                      verbose=1 if verbose == 1 else 0)
         points = self.umap_embedding_.astype(np.float64)
-        clusterer = self.make_clusterer().fit(points)
-        logs.update(self._set_head(clusterer, points))
+        logs.update(self.fit_clusterer(points))
         head_labels = np.argmax(self.assignment(self.manifold_points_), axis=1)
-        logs["manifold_agreement"] = float(np.mean(head_labels == clusterer.predict(points)))
+        logs["manifold_agreement"] = float(np.mean(head_labels
+                                                   == self.clusterer_.predict(points)))
         if verbose != 0:
             print(f"N2D: UMAP on {len(points)} codes, {self.clusterer} on {self.n_components} "
                   "dimensions: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import check_clusterer, make_clusterer
+from keras_deepclust.clusterers import check_clusterer, fit_restarts, sample_rows
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import method_variant, refuse_epoch_arguments
@@ -44,10 +44,23 @@ class FittedClustererHead:
             raise ValueError(f"The {self.clusterer} head is not fitted yet: call fit(x) after "
                              "pretrain(x).")
 
-    def make_clusterer(self):
-        """The unfitted scikit-learn estimator this model fits."""
-        return make_clusterer(self.clusterer, self.n_clusters, self.n_init, self.random_state,
-                              covariance_type=self.covariance_type, max_iter=self.max_iter)
+    def fit_clusterer(self, points):
+        """Fits k-means or the mixture on (at most `CLUSTERER_MAX_SAMPLES` rows of)
+        `points`, the best of `n_init` starts, and copies it into the head (see
+        `_set_head`). How much the starts' partitions agree (mean adjusted Rand index,
+        None for one start) is kept as `restart_agreement_`.
+
+        Returns:
+            The logs of `_set_head`, with `restart_agreement` when there were restarts.
+        """
+        clusterer, self.restart_agreement_ = fit_restarts(
+            self.clusterer, self.n_clusters,
+            sample_rows(points, self.CLUSTERER_MAX_SAMPLES, self.random_state),
+            self.n_init, self.random_state, self.covariance_type, self.max_iter)
+        logs = self._set_head(clusterer, points)
+        if self.restart_agreement_ is not None:
+            logs["restart_agreement"] = self.restart_agreement_
+        return logs
 
     def _set_head(self, clusterer, points):
         """Copies the fitted `clusterer` into the head and keeps it as `clusterer_`.
@@ -164,15 +177,14 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel):
 
         Returns:
             A `keras.callbacks.History` with one entry: `loss` (k-means: mean
-            squared distance to the centroid; GMM: negative mean log-likelihood) and,
-            for the GMM, `bic`.
+            squared distance to the centroid; GMM: negative mean log-likelihood),
+            for the GMM `bic`, and `restart_agreement` (see `fit_clusterer`).
         """
         refuse_epoch_arguments(self, kwargs)
         x, _ = self._check_fit_arguments(x, y)
         codes = self.finite_codes(x, batch_size=batch_size).astype(np.float64)
         check_n_clusters(self.n_clusters, len(codes))
-        clusterer, _ = self._fit_clusterer(self.make_clusterer(), codes)
-        logs = self._set_head(clusterer, codes)
+        logs = self.fit_clusterer(codes)
         if verbose != 0:
             print(f"{self.clusterer} on {len(codes)} codes of size {codes.shape[1]}: "
                   + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
