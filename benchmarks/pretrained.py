@@ -1,0 +1,55 @@
+"""`auto`'s pretrained autoencoder per (data set, seed, epochs), cached on disk so that
+several benchmarks of what follows the pretraining share one."""
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_CACHE = "/tmp/keras_deepclust_pretrained"
+
+
+def load_data(dataset, max_rows=0):
+    """`(x, y, K)` of a data set `datasets.load` knows, at most `max_rows` rows (a sample
+    seeded by 0) when `max_rows`."""
+    import numpy as np
+
+    from keras_deepclust.datasets import load
+
+    x, y = load(dataset)
+    if max_rows and len(x) > max_rows:
+        rows = np.random.default_rng(0).choice(len(x), max_rows, replace=False)
+        x, y = x[rows], y[rows]
+    return x, y, len(np.unique(y))
+
+
+def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE):
+    """`(model, seconds)`: an `AutoClustering` with its recipe's pretraining on `x` (loaded
+    from `cache` when it was saved there; `seconds` is None then)."""
+    import keras
+
+    from keras_deepclust.models import AutoClustering
+
+    path = Path(cache) / f"{dataset}_seed{seed}_e{epochs}.keras"
+    if path.exists():
+        return keras.saving.load_model(path), None
+    start = time.perf_counter()
+    model = AutoClustering(n_clusters, random_state=seed)
+    model.pretrain(x, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model, seconds
+
+
+def parser_for(doc):
+    """The arguments every benchmark of `auto`'s pretrained codes takes: data set, seeds,
+    --out (JSON lines), --pretrain-epochs, --cache, --max-rows and --summarise."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("dataset", nargs="?")
+    parser.add_argument("seeds", nargs="?", default="0,1,2")
+    parser.add_argument("--out")
+    parser.add_argument("--pretrain-epochs", type=int, default=200)
+    parser.add_argument("--cache", default=DEFAULT_CACHE)
+    parser.add_argument("--max-rows", type=int, default=0)
+    parser.add_argument("--summarise", nargs="+", help="JSON-lines files to tabulate")
+    return parser

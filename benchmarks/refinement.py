@@ -1,0 +1,253 @@
+"""Refinements of `auto`'s partition that the exported model can carry (issue 30, lever 2).
+
+Per seed: `auto`'s recipe (its autoencoder pretrained, UMAP + the most likely of 10
+mixtures on the codes) gives the first partition. Each refinement then trains a copy of
+the encoder with a softmax head (encoder -> Dense(K)) on augmented views, starting from
+that partition, and labels every row by the head on the clean rows:
+
+- `distill`: cross-entropy to the first partition itself, every row (the network
+  learns to carry the partition; nothing is refreshed);
+- `selflabel`: cross-entropy to the confident rows' labels (clean prediction above a
+  threshold), refreshed every epoch (SCAN's self-labelling step, FixMatch's rule);
+- `neighbors`: SCAN's clustering loss, the agreement of each row's assignment with a
+  random one of its nearest neighbours in the pretrained code space, plus the entropy of
+  the mean assignment (weight `entropy_weight`), which keeps clusters from merging;
+- `neighbors+selflabel`: the first half of the epochs as `neighbors`, the rest as
+  `selflabel`;
+- `dec_da`: DEC-DA's clustering phase started from the partition: a Student-t head at
+  the mean code of each cluster, KL(P || Q) with Q on augmented rows and the sharpened
+  target P computed on the clean rows once an epoch.
+
+Every head starts from the first partition: a few epochs of cross-entropy on the
+mixture's labels with the encoder frozen.
+
+    python benchmarks/refinement.py digits 0,1,2,3,4 --out benchmarks/results/refinement_digits.jsonl
+    python benchmarks/refinement.py --summarise benchmarks/results/refinement_digits.jsonl
+
+Pretrained autoencoders are cached in --cache (`pretrained.py`: by data set, seed and epochs), so a
+second screen reuses them. One JSON line per (seed, variant) is appended to --out as it
+ends.
+"""
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pretrained import load_data, parser_for, pretrained_auto
+from results_io import cpu_info
+
+VARIANTS = ("distill", "selflabel", "neighbors", "neighbors+selflabel", "dec_da")
+
+
+def first_partition(dataset, x, n_clusters, seed, pretrain_epochs, cache):
+    """`auto` pretrained (cached) and fitted: `(model, labels, posterior, seconds)`."""
+    model, pretrain_seconds = pretrained_auto(dataset, x, n_clusters, seed, pretrain_epochs,
+                                              cache)
+    seconds = {} if pretrain_seconds is None else {"pretrain": pretrain_seconds}
+    start = time.perf_counter()
+    model.fit(x, verbose=0)
+    seconds["umap_gmm"] = time.perf_counter() - start
+    points = model.umap_embedding_.astype(np.float64)
+    return model, model.clusterer_.predict(points), model.clusterer_.predict_proba(points), seconds
+
+
+def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.95,
+           entropy_weight=2.0, n_neighbors=10, warm_epochs=5, learning_rate=1e-4,
+           augment=True):
+    """Trains a copy of `model`'s encoder with a softmax head from `labels`; returns the
+    labels of the clean rows after each epoch."""
+    import keras
+    import tensorflow as tf
+    from sklearn.neighbors import NearestNeighbors
+
+    from keras_deepclust.layers import ImageAugmentation
+
+    keras.utils.set_random_seed(seed)
+    inputs = model.preprocess(x)
+    k = int(labels.max()) + 1
+    encoder = keras.models.clone_model(model.encoder)
+    encoder.set_weights(model.encoder.get_weights())
+    head = keras.Sequential([keras.Input((model.embedding_dim,)),
+                             keras.layers.LayerNormalization(),
+                             keras.layers.Dense(256, activation="relu"),
+                             keras.layers.Dense(k)], name="softmax_head")
+    images = inputs.ndim == 4
+    if not augment:
+        augment = keras.layers.Identity()
+    elif images:
+        augment = ImageAugmentation(seed=seed)
+    else:
+        augment = keras.layers.GaussianNoise(0.1, seed=seed)
+    rng = np.random.default_rng(seed)
+    if variant == "dec_da":
+        return _dec_da(encoder, inputs, labels, k, augment, rng, epochs, batch_size,
+                       learning_rate)
+
+    def predict():
+        return tf.nn.softmax(head(encoder.predict(inputs, batch_size=1024, verbose=0))).numpy()
+
+    # Warm start: the head alone learns the first partition.
+    codes = encoder.predict(inputs, batch_size=1024, verbose=0)
+    warm = keras.Sequential([keras.Input((model.embedding_dim,)), head])
+    warm.compile(keras.optimizers.Adam(1e-3),
+                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    warm.fit(codes, labels, epochs=warm_epochs * 10, batch_size=batch_size, verbose=0)
+    agreement = np.mean(predict().argmax(axis=1) == labels)
+    print(f"warm start: the head reproduces {agreement:.3f} of the partition", flush=True)
+    neighbours = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(codes).kneighbors(
+        codes, return_distance=False)[:, 1:]
+
+    optimizer = keras.optimizers.Adam(learning_rate)
+    weights = encoder.trainable_variables + head.trainable_variables
+
+    @tf.function
+    def neighbour_step(a, b):
+        with tf.GradientTape() as tape:
+            p = tf.nn.softmax(head(encoder(augment(a, training=True), training=True)))
+            q = tf.nn.softmax(head(encoder(augment(b, training=True), training=True)))
+            agreement = -tf.reduce_mean(tf.math.log(tf.reduce_sum(p * q, axis=1) + 1e-8))
+            mean = tf.reduce_mean(p, axis=0)
+            entropy = -tf.reduce_sum(mean * tf.math.log(mean + 1e-8))
+            loss = agreement - entropy_weight * entropy
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    @tf.function
+    def selflabel_step(a, target):
+        with tf.GradientTape() as tape:
+            logits = head(encoder(augment(a, training=True), training=True))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    history = []
+    for epoch in range(epochs):
+        mode = variant
+        if variant == "neighbors+selflabel":
+            mode = "neighbors" if epoch < epochs // 2 else "selflabel"
+        order = rng.permutation(len(inputs))
+        if mode == "distill":
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                selflabel_step(tf.constant(inputs[rows]), tf.constant(labels[rows]))
+        elif mode == "selflabel":
+            proba = predict()
+            confident = order[proba[order].max(axis=1) >= threshold]
+            target = proba.argmax(axis=1)
+            for start in range(0, len(confident), batch_size):
+                rows = confident[start:start + batch_size]
+                selflabel_step(tf.constant(inputs[rows]), tf.constant(target[rows]))
+        else:
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                partners = neighbours[rows, rng.integers(0, n_neighbors, len(rows))]
+                neighbour_step(tf.constant(inputs[rows]), tf.constant(inputs[partners]))
+        history.append(predict().argmax(axis=1))
+    return history
+
+
+def _dec_da(encoder, inputs, labels, k, augment, rng, epochs, batch_size, learning_rate):
+    import keras
+    import tensorflow as tf
+
+    from keras_deepclust.layers.clustering import student_t_assignments
+    from keras_deepclust.losses import kl_divergence, target_distribution
+
+    codes = encoder.predict(inputs, batch_size=1024, verbose=0)
+    centroids = tf.Variable(np.stack([codes[labels == j].mean(axis=0) for j in range(k)]))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    weights = encoder.trainable_variables + [centroids]
+
+    @tf.function
+    def step(a, p):
+        with tf.GradientTape() as tape:
+            q = student_t_assignments(encoder(augment(a, training=True), training=True),
+                                      centroids, 1.0)
+            loss = tf.reduce_mean(kl_divergence(p, q))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+
+    def predict():
+        return student_t_assignments(encoder.predict(inputs, batch_size=1024, verbose=0),
+                                     centroids, 1.0).numpy()
+
+    history = []
+    for _ in range(epochs):
+        target = target_distribution(predict()).numpy()
+        order = rng.permutation(len(inputs))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            step(tf.constant(inputs[rows]), tf.constant(target[rows]))
+        history.append(predict().argmax(axis=1))
+    return history
+
+
+def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_rows, options):
+    from keras_deepclust.metrics import clustering_scores
+
+    x, y, n_clusters = load_data(dataset, max_rows)
+    for seed in seeds:
+        model, labels, _, seconds = first_partition(dataset, x, n_clusters, seed,
+                                                    pretrain_epochs, cache)
+        base = clustering_scores(y, labels)
+        print(dataset, seed, "first partition", round(base["acc"], 3), flush=True)
+        for variant in variants:
+            start = time.perf_counter()
+            history = refine(model, x, labels, variant, seed, epochs, **options)
+            line = {"dataset": dataset, "seed": seed, "variant": variant, "epochs": epochs,
+                    "pretrain_epochs": pretrain_epochs, "options": options,
+                    "machine": cpu_info()[0], "first": base, "seconds": seconds,
+                    "refine_seconds": time.perf_counter() - start,
+                    "by_epoch": [clustering_scores(y, h)["acc"] for h in history],
+                    "final": clustering_scores(y, history[-1]),
+                    "sizes": np.bincount(history[-1], minlength=n_clusters).tolist()}
+            with open(out, "a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(variant, seed, round(base["acc"], 3), "->", round(line["final"]["acc"], 3),
+                  f"{line['refine_seconds']:.0f} s", flush=True)
+
+
+def summarise(paths):
+    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
+            if line.strip()]
+    lines = ["| data | variant | options | first ACC | refined ACC | worst | NMI | ARI "
+             "| refine s | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    key = lambda r: (r["dataset"], r["variant"], json.dumps(r["options"], sort_keys=True),
+                     r["epochs"])
+    for (dataset, variant, options, epochs), group in itertools.groupby(
+            sorted(rows, key=key), key=key):
+        group = list(group)
+        first = np.array([r["first"]["acc"] for r in group])
+        final = {m: np.array([r["final"][m] for r in group]) for m in ("acc", "nmi", "ari")}
+        lines.append(
+            f"| {dataset} | {variant} ({epochs} ep) | {options} | {first.mean():.3f} ± "
+            f"{first.std():.3f} | {final['acc'].mean():.3f} ± {final['acc'].std():.3f} | "
+            f"{final['acc'].min():.3f} | {final['nmi'].mean():.3f} | {final['ari'].mean():.3f} | "
+            f"{np.mean([r['refine_seconds'] for r in group]):.0f} | "
+            f"{','.join(str(r['seed']) for r in group)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = parser_for(__doc__)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--entropy-weight", type=float, default=2.0)
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--no-augment", action="store_true")
+    args = parser.parse_args(argv)
+    if args.summarise:
+        print(summarise(args.summarise))
+        return
+    options = {"entropy_weight": args.entropy_weight, "threshold": args.threshold,
+               "learning_rate": args.learning_rate, "augment": not args.no_augment}
+    measure(args.dataset, [int(s) for s in args.seeds.split(",")], args.out,
+            args.pretrain_epochs, args.epochs, args.variants.split(","), args.cache,
+            args.max_rows, options)
+
+
+if __name__ == "__main__":
+    main()
