@@ -423,10 +423,14 @@ def _fit(args):
                               QUICK_EPOCHS["pretrain_epochs"])
         if model_class.ITERATIVE_FIT:
             epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
-    from keras_deepclust.layers.precision import dtype_policy, resolve_policy
-    from keras_deepclust.models.autoencoder import gpu_visible
+    import tensorflow as tf
 
-    args.precision, args.precision_chosen_by = resolve_policy(args.precision, gpu_visible())
+    from keras_deepclust.layers.precision import dtype_policy, resolve_policy
+
+    # Physical devices: listing logical ones would start TensorFlow's runtime before a
+    # multi-worker strategy can configure its collective ops.
+    args.precision, args.precision_chosen_by = resolve_policy(
+        args.precision, bool(tf.config.list_physical_devices("GPU")))
     with dtype_policy(args.precision):
         return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
 

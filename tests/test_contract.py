@@ -115,7 +115,7 @@ def test_method_trains_as_on_a_gpu_xla_and_mixed_bfloat16_and_exports_float32(
     from keras_deepclust.serving import ClusterAssigner
 
     compiled = []
-    monkeypatch.setattr(autoencoder, "gpu_visible", lambda: compiled.append(True) or True)
+    monkeypatch.setattr(autoencoder, "_gpu_visible", lambda: compiled.append(True) or True)
     with dtype_policy("mixed_bfloat16"):
         model, _, x, history = fit_tiny(name)
         labels, probabilities = model.predict_labels(x), model.predict_proba(x)

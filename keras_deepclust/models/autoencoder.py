@@ -604,9 +604,9 @@ def steps_per_epoch(x, batch_size):
 def jit_default(jit_compile):
     """XLA only with a GPU unless asked: on CPU it made these networks about 2x slower."""
     if jit_compile is None:
-        return gpu_visible()
+        return _gpu_visible()
     return jit_compile
 
 
-def gpu_visible():
+def _gpu_visible():
     return bool(tf.config.list_logical_devices("GPU"))
