@@ -33,13 +33,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     x, y, n_clusters = load_data(args.dataset, args.max_rows)
     print(f"# Where `auto` splits and merges on {args.dataset}\n\n"
-          f"`python benchmarks/auto_failures.py {args.dataset} {args.seeds}` "
-          f"({cpu_info()[0]}); {args.pretrain_epochs} pretraining epochs.\n\n"
+          f"`python benchmarks/auto_failures.py {args.dataset} {args.seeds} --recipe "
+          f"{args.recipe}` ({cpu_info()[0]}); {args.pretrain_epochs} pretraining epochs, "
+          f"recipe {args.recipe}.\n\n"
           "| seed | ACC | merged clusters: {class: rows} | split classes: class: [rows per cluster] |\n"
           "|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
         model, _ = pretrained_auto(args.dataset, x, n_clusters, seed, args.pretrain_epochs,
-                                   args.cache)
+                                   args.cache, args.recipe)
         model.fit(x, verbose=0)
         merged, split = failures(model.labels_, y, n_clusters, args.min_rows)
         acc = clustering_scores(y, model.labels_)["acc"]

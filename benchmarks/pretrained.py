@@ -6,6 +6,9 @@ import time
 from pathlib import Path
 
 DEFAULT_CACHE = "/tmp/keras_deepclust_pretrained"
+# Pretraining recipes: `auto`'s, and the variants its settings were chosen against.
+RECIPES = {"auto": {}, "no-augment": {"augmentation": None},
+           "dense": {"network": "dense", "augmentation": None}}
 
 
 def load_data(dataset, max_rows=0):
@@ -22,18 +25,19 @@ def load_data(dataset, max_rows=0):
     return x, y, len(np.unique(y))
 
 
-def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE):
-    """`(model, seconds)`: an `AutoClustering` with its recipe's pretraining on `x` (loaded
-    from `cache` when it was saved there; `seconds` is None then)."""
+def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE, recipe="auto"):
+    """`(model, seconds)`: an `AutoClustering` with the pretraining of `recipe` (see
+    `RECIPES`) on `x`, loaded from `cache` when it was saved there (`seconds` is None then)."""
     import keras
 
     from keras_deepclust.models import AutoClustering
 
-    path = Path(cache) / f"{dataset}_seed{seed}_e{epochs}.keras"
+    suffix = "" if recipe == "auto" else f"_{recipe}"
+    path = Path(cache) / f"{dataset}_seed{seed}_e{epochs}{suffix}.keras"
     if path.exists():
         return keras.saving.load_model(path), None
     start = time.perf_counter()
-    model = AutoClustering(n_clusters, random_state=seed)
+    model = AutoClustering(n_clusters, random_state=seed, **RECIPES[recipe])
     model.pretrain(x, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,5 +55,7 @@ def parser_for(doc):
     parser.add_argument("--pretrain-epochs", type=int, default=200)
     parser.add_argument("--cache", default=DEFAULT_CACHE)
     parser.add_argument("--max-rows", type=int, default=0)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="auto",
+                        help="the pretraining: auto's, or a variant of it")
     parser.add_argument("--summarise", nargs="+", help="JSON-lines files to tabulate")
     return parser
