@@ -7,6 +7,8 @@ A cluster is "merged" when two classes each give it more than `--min-rows` rows;
 "split" when two clusters each take more than `--min-rows` of its rows.
 """
 
+import time
+
 import numpy as np
 
 from pretrained import load_data, parser_for, pretrained_auto
@@ -36,16 +38,20 @@ def main(argv=None):
           f"`python benchmarks/auto_failures.py {args.dataset} {args.seeds} --recipe "
           f"{args.recipe}` ({cpu_info()[0]}); {args.pretrain_epochs} pretraining epochs, "
           f"recipe {args.recipe}.\n\n"
-          "| seed | ACC | merged clusters: {class: rows} | split classes: class: [rows per cluster] |\n"
-          "|---|---|---|---|")
+          "| seed | ACC | merged clusters: {class: rows} | split classes: class: [rows per cluster] "
+          "| pretraining s | UMAP + mixture s |\n|---|---|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
-        model, _ = pretrained_auto(args.dataset, x, n_clusters, seed, args.pretrain_epochs,
-                                   args.cache, args.recipe)
+        model, pretrain_seconds = pretrained_auto(args.dataset, x, n_clusters, seed,
+                                                  args.pretrain_epochs, args.cache, args.recipe)
+        start = time.perf_counter()
         model.fit(x, verbose=0)
+        fit_seconds = time.perf_counter() - start
         merged, split = failures(model.labels_, y, n_clusters, args.min_rows)
         acc = clustering_scores(y, model.labels_)["acc"]
         print(f"| {seed} | {acc:.3f} | {'; '.join(map(str, merged.values())) or '-'} | "
-              f"{'; '.join(f'{c}: {v}' for c, v in split.items()) or '-'} |", flush=True)
+              f"{'; '.join(f'{c}: {v}' for c, v in split.items()) or '-'} | "
+              f"{'cached' if pretrain_seconds is None else f'{pretrain_seconds:.0f}'} | "
+              f"{fit_seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -126,8 +126,10 @@ def _table(records, args, cpu):
 
 
 def _cpu_model():
+    from keras_deepclust.layers.precision import BFLOAT16_CPU_FLAGS
+
     model, flags = cpu_info()
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    bf16 = [f for f in BFLOAT16_CPU_FLAGS if f in flags]
     return f"{model}, {os.cpu_count()} cores, bfloat16 instructions: {', '.join(bf16) or 'none'}"
 
 

@@ -27,13 +27,14 @@ def load_data(dataset, max_rows=0):
 
 def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE, recipe="auto"):
     """`(model, seconds)`: an `AutoClustering` with the pretraining of `recipe` (see
-    `RECIPES`) on `x`, loaded from `cache` when it was saved there (`seconds` is None then)."""
+    `RECIPES`) on `x`, loaded from `cache` when it was saved there (`seconds` is None then).
+    A data set given by its folder is cached under the folder's name."""
     import keras
 
     from keras_deepclust.models import AutoClustering
 
     suffix = "" if recipe == "auto" else f"_{recipe}"
-    path = Path(cache) / f"{dataset}_seed{seed}_e{epochs}{suffix}.keras"
+    path = Path(cache) / f"{Path(dataset).name}_seed{seed}_e{epochs}{suffix}.keras"
     if path.exists():
         return keras.saving.load_model(path), None
     start = time.perf_counter()

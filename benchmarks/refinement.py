@@ -76,14 +76,14 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
                              keras.layers.Dense(k)], name="softmax_head")
     images = inputs.ndim == 4
     if not augment:
-        augment = keras.layers.Identity()
+        augmenter = keras.layers.Identity()
     elif images:
-        augment = ImageAugmentation(seed=seed)
+        augmenter = ImageAugmentation(seed=seed)
     else:
-        augment = keras.layers.GaussianNoise(0.1, seed=seed)
+        augmenter = keras.layers.GaussianNoise(0.1, seed=seed)
     rng = np.random.default_rng(seed)
     if variant == "dec_da":
-        return _dec_da(encoder, inputs, labels, k, augment, rng, epochs, batch_size,
+        return _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size,
                        learning_rate)
 
     def predict():
@@ -106,8 +106,8 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
     @tf.function
     def neighbour_step(a, b):
         with tf.GradientTape() as tape:
-            p = tf.nn.softmax(head(encoder(augment(a, training=True), training=True)))
-            q = tf.nn.softmax(head(encoder(augment(b, training=True), training=True)))
+            p = tf.nn.softmax(head(encoder(augmenter(a, training=True), training=True)))
+            q = tf.nn.softmax(head(encoder(augmenter(b, training=True), training=True)))
             agreement = -tf.reduce_mean(tf.math.log(tf.reduce_sum(p * q, axis=1) + 1e-8))
             mean = tf.reduce_mean(p, axis=0)
             entropy = -tf.reduce_sum(mean * tf.math.log(mean + 1e-8))
@@ -118,7 +118,7 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
     @tf.function
     def selflabel_step(a, target):
         with tf.GradientTape() as tape:
-            logits = head(encoder(augment(a, training=True), training=True))
+            logits = head(encoder(augmenter(a, training=True), training=True))
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
         optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
         return loss
@@ -149,7 +149,7 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
     return history
 
 
-def _dec_da(encoder, inputs, labels, k, augment, rng, epochs, batch_size, learning_rate):
+def _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, learning_rate):
     import keras
     import tensorflow as tf
 
@@ -164,7 +164,7 @@ def _dec_da(encoder, inputs, labels, k, augment, rng, epochs, batch_size, learni
     @tf.function
     def step(a, p):
         with tf.GradientTape() as tape:
-            q = student_t_assignments(encoder(augment(a, training=True), training=True),
+            q = student_t_assignments(encoder(augmenter(a, training=True), training=True),
                                       centroids, 1.0)
             loss = tf.reduce_mean(kl_divergence(p, q))
         optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))

@@ -17,14 +17,14 @@ def write_results(out_dir, stem, markdown, data):
 
 
 def cpu_info():
-    """`(model name, flags)` of this machine's CPU, from /proc/cpuinfo (`("unknown", [])`
-    where there is none)."""
+    """`(model name, sorted flags)` of this machine's CPU, from /proc/cpuinfo
+    (`("unknown", [])` where there is none)."""
+    from keras_deepclust.layers.precision import cpu_flags
+
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return "unknown", []
     model = next((line.split(":", 1)[1].strip() for line in lines
                   if line.startswith("model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")),
-                 [])
-    return model, flags
+    return model, sorted(cpu_flags())

@@ -601,9 +601,9 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     }
     if selection is not None:
         report["n_clusters_selection"] = selection
-    if history.history.get("restart_agreement", [None])[-1] is not None:
-        report["stability"] = {"restart_agreement": history.history["restart_agreement"][-1],
-                               "starts": model.n_init}
+    agreement = history.history.get("restart_agreement", [None])[-1]
+    if agreement is not None:
+        report["stability"] = {"restart_agreement": agreement, "starts": model.n_init}
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
         inputs = model.preprocess(x)

@@ -97,9 +97,9 @@ def test_every_implementation_has_an_xla_run():
         cls = get_method(name)
         return cls.__bases__[0] if cls.__init__.__qualname__.startswith("method_variant.") \
             else cls
-    assert len({implementation(n) for n in list_methods()}) == 6
-    assert {implementation(n) for n in list_methods()} == {implementation(n)
-                                                           for n in XLA_METHODS}
+    implementations = {implementation(n) for n in list_methods()}
+    assert len(implementations) == 6
+    assert implementations == {implementation(n) for n in XLA_METHODS}
 
 
 @pytest.mark.parametrize("name", XLA_METHODS)
