@@ -759,8 +759,10 @@ def _write_outputs(model, x, codes, labels, report, out):
         sample = x[:10]
         figures.append(plots.plot_reconstructions(sample, model.reconstruct(sample),
                                                   out / "reconstructions.png"))
-        if hasattr(model, "code_centroids"):
-            figures.append(plots.plot_decoded_centroids(model, out / "decoded_centroids.png"))
+        prototypes = model.prototype_codes(x, labels[: len(x)])
+        if prototypes is not None:
+            figures.append(plots.plot_decoded_centroids(model.decoder, prototypes,
+                                                        out / "decoded_centroids.png"))
     if hasattr(model, "feature_weights"):
         figures.append(plots.plot_feature_weights(model.feature_weights, model.sample_shape,
                                                   out / "feature_weights.png"))

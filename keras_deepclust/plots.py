@@ -119,9 +119,10 @@ def plot_reconstructions(x, x_reconstructed, path, n=10):
     return _image_grid([x[:n], np.clip(x_reconstructed[:n], 0, 1)], path, ["input", "output"])
 
 
-def plot_decoded_centroids(model, path):
-    """The decoder's image of each cluster centroid (`model.code_centroids()`), one per column."""
-    images = model.decoder.predict(model.code_centroids(), verbose=0)
+def plot_decoded_centroids(decoder, prototype_codes, path):
+    """The decoder's image of each cluster's prototype code (`model.prototype_codes`), one
+    per column."""
+    images = decoder.predict(prototype_codes, verbose=0)
     return _image_grid([np.clip(images, 0, 1)], path, ["centroid"])
 
 

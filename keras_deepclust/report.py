@@ -32,7 +32,9 @@ FIGURES = (
      "The codes the assignment head reads, coloured by cluster (projected to 2-D by PCA "
      "when they have more dimensions)."),
     ("reconstructions.png", "Reconstructions", "Inputs (top) and the autoencoder's output."),
-    ("decoded_centroids.png", "Decoded centroids", "The decoder's image of each centroid."),
+    ("decoded_centroids.png", "Decoded centroids",
+     "The decoder's image of each cluster's centroid in the codes' space (for a manifold "
+     "head, the mean code of the cluster's rows)."),
     ("feature_weights.png", "Feature weights", "The clustering weight of each input feature."),
     ("n_clusters.png", "Choosing K", "Each criterion of the sweep over K; the dashed line is "
                                      "the K chosen."),

@@ -43,6 +43,8 @@ def test_centroid_update_reassignment_and_empty_cluster(blobs):
     farthest = np.argmax(((codes - expected[previous]) ** 2).sum(1))
     expected[2] = codes[farthest]
     np.testing.assert_allclose(model.code_centroids(), expected, rtol=1e-5)
+    # The decoded-centroids figure draws the centroids themselves.
+    np.testing.assert_array_equal(model.prototype_codes(x, labels=None), model.code_centroids())
     labels = model.assignment.values.numpy()
     nearest = ((codes[:, None] - expected[None]) ** 2).sum(-1).argmin(1)
     nearest[farthest] = 2

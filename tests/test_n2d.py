@@ -47,6 +47,19 @@ def test_fit_clusters_the_manifold_and_the_head_reproduces_umap(fitted):
     np.testing.assert_allclose(model.embed(x).mean(0), model.umap_embedding_.mean(0), atol=0.5)
 
 
+def test_prototype_codes_are_each_clusters_mean_code_not_the_manifold_means(fitted):
+    model, x, _, _ = fitted
+    labels = model.predict_labels(x)
+    codes = model.encoder.predict(model.prepare_inputs(x), verbose=0)  # the scaled rows' codes
+    expected = [codes[labels == k].mean(axis=0) for k in range(3)]
+    np.testing.assert_allclose(model.prototype_codes(x, labels), expected, rtol=1e-5)
+    # What the decoder reads is a code (3 numbers here), not a mixture mean on the
+    # 2-D manifold.
+    assert model.code_centroids().shape == (3, 2)
+    # A cluster without rows in `x` has no mean code: it is left out.
+    assert model.prototype_codes(x[labels != 1], labels[labels != 1]).shape == (2, 3)
+
+
 def test_save_load_and_export_parity(fitted, tmp_path, round_trip):
     model, x, _, _ = fitted
     restored = round_trip(model, x)

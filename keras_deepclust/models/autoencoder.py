@@ -450,6 +450,13 @@ class AutoencoderClusteringModel(ClusteringModel):
         codes = self.encoder.predict(x, batch_size=batch_size, verbose=verbose)
         return self.decoder.predict(codes, batch_size=batch_size, verbose=verbose)
 
+    def prototype_codes(self, x, labels):
+        """The code the decoder draws as each cluster's prototype, `(K, embedding_dim)`:
+        the centroids, for a head whose centroids live in the codes' space
+        (`code_centroids`); None for a model without such centroids. `x` and `labels`
+        (its rows' clusters) serve the heads that read another space (see `N2D`)."""
+        return self.code_centroids() if hasattr(self, "code_centroids") else None
+
     def finite_codes(self, x, batch_size=256):
         """The autoencoder's codes of `x`, with a clear error when training diverged."""
         x = self.prepare_inputs(x)  # builds the model on first use

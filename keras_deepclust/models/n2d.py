@@ -334,6 +334,12 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         history.history = {k: [v] for k, v in logs.items()}
         return history
 
+    def prototype_codes(self, x, labels):
+        """The mean code of each cluster's rows of `x` (clusters without rows left
+        out): the mixture's means live on the manifold, which the decoder does not read."""
+        codes, labels = self.finite_codes(x), np.asarray(labels)
+        return np.stack([codes[labels == k].mean(axis=0) for k in np.unique(labels)])
+
     # ------------------------------------------------------- UMAP's own labels
     def umap_predict_labels(self, x, batch_size=256):
         """Labels from UMAP's `transform` and the fitted clusterer (the reference the
