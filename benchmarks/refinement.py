@@ -32,12 +32,11 @@ ends.
 import itertools
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from pretrained import load_data, parser_for, pretrained_auto
-from results_io import cpu_info
+from results_io import cpu_info, final_score_cells, read_json_lines
 
 VARIANTS = ("distill", "selflabel", "neighbors", "neighbors+selflabel", "dec_da")
 
@@ -210,8 +209,7 @@ def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_r
 
 
 def summarise(paths):
-    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
-            if line.strip()]
+    rows = read_json_lines(paths)
     lines = ["| data | variant | options | first ACC | refined ACC | worst | NMI | ARI "
              "| refine s | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     key = lambda r: (r["dataset"], r["variant"], json.dumps(r["options"], sort_keys=True),
@@ -220,13 +218,8 @@ def summarise(paths):
             sorted(rows, key=key), key=key):
         group = list(group)
         first = np.array([r["first"]["acc"] for r in group])
-        final = {m: np.array([r["final"][m] for r in group]) for m in ("acc", "nmi", "ari")}
-        lines.append(
-            f"| {dataset} | {variant} ({epochs} ep) | {options} | {first.mean():.3f} ± "
-            f"{first.std():.3f} | {final['acc'].mean():.3f} ± {final['acc'].std():.3f} | "
-            f"{final['acc'].min():.3f} | {final['nmi'].mean():.3f} | {final['ari'].mean():.3f} | "
-            f"{np.mean([r['refine_seconds'] for r in group]):.0f} | "
-            f"{','.join(str(r['seed']) for r in group)} |")
+        lines.append(f"| {dataset} | {variant} ({epochs} ep) | {options} | {first.mean():.3f} ± "
+                     f"{first.std():.3f} | {final_score_cells(group, 'refine_seconds')} |")
     return "\n".join(lines)
 
 

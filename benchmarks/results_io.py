@@ -28,3 +28,23 @@ def cpu_info():
     model = next((line.split(":", 1)[1].strip() for line in lines
                   if line.startswith("model name")), "unknown")
     return model, sorted(cpu_flags())
+
+
+def read_json_lines(paths):
+    """The records of JSON-lines files, in order."""
+    import json
+
+    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
+            if line.strip()]
+
+
+def final_score_cells(group, seconds_key):
+    """`ACC mean ± std | worst ACC | NMI | ARI | mean seconds | seeds` of a group of runs
+    (records with `final` scores, `seconds_key` and `seed`), as Markdown cells."""
+    import numpy as np
+
+    final = {m: np.array([r["final"][m] for r in group]) for m in ("acc", "nmi", "ari")}
+    return (f"{final['acc'].mean():.3f} ± {final['acc'].std():.3f} | {final['acc'].min():.3f} | "
+            f"{final['nmi'].mean():.3f} | {final['ari'].mean():.3f} | "
+            f"{np.mean([r[seconds_key] for r in group]):.0f} | "
+            f"{','.join(str(r['seed']) for r in group)}")
