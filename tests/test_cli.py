@@ -193,13 +193,26 @@ def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_
     args = SimpleNamespace(method="dcec", augment=None, augment_phases="pretrain")
     with pytest.raises(ValueError, match=r"--augment-phases needs --augment SHIFT DEGREES"):
         cli._model_options(args)
-    for method, flag_values, message in (
-            ("ae-kmeans", ["0.1", "10"], "--augment is for auto, dcec, dec, dec-conv, idec, "
-                                         "n2d only, not ae-kmeans"),
-            ("dcec", ["1.5", "10"], "shift must be a fraction in [0, 1), got 1.5")):
-        assert cli.main(["fit", method, "--dataset", str(image_npz), "--augment", *flag_values,
-                         "--out", str(tmp_path / "refused")]) == 2
-        assert message in capsys.readouterr().err
+    assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--augment", "1.5", "10",
+                     "--out", str(tmp_path / "refused")]) == 2
+    assert "shift must be a fraction in [0, 1), got 1.5" in capsys.readouterr().err
+    # Only DEC's family augments its clustering phase too.
+    assert cli.main(["fit", "cae-gmm", "--dataset", str(image_npz), "--augment", "0.1", "10",
+                     "--augment-phases", "both", "--out", str(tmp_path / "refused")]) == 2
+    assert "--augment-phases is for dcec, dec, dec-conv, idec only, not cae-gmm" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("method", ["cae-gmm", "aec", "damic"])
+def test_augment_reaches_every_methods_pretraining(method, tmp_path, image_npz):
+    """Every method pretrains through `pretrain`, and its constructor takes an
+    augmentation: the flag must reach it as the Python argument does."""
+    out = tmp_path / method
+    assert cli.main(["fit", method, "--dataset", str(image_npz), "--augment", "0.1", "10",
+                     "--quick", "--seed", "3", "--pretrain-epochs", "2", "--out", str(out),
+                     *([] if method == "cae-gmm" else ["--epochs", "2"])]) == 0
+    augmentation = keras.saving.load_model(out / "model.keras").augmentation
+    assert (augmentation.shift, augmentation.rotation, augmentation.seed) == (0.1, 10.0, 3)
 
 
 def test_init_reaches_the_model_and_is_refused_elsewhere(tmp_path, image_npz, capsys):

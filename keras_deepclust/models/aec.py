@@ -76,7 +76,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
 
     NEEDS_PRETRAINING = False  # Algorithm 1 starts from a random assignment
     EPOCHS = 100  # alternations when `fit(epochs=None)`
-    OPTIONS = ("scaling", "init")
+    OPTIONS = AutoencoderClusteringModel.OPTIONS + ("init",)
     PAPER = ("Song, Liu, Huang, Wang and Tan, Auto-encoder Based Data Clustering, "
              "CIARP 2013")
     STREAMING_FIT = True  # a stream's assignment is recomputed per batch (FrozenRowState)

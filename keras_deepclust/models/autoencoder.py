@@ -55,6 +55,8 @@ class AutoencoderClusteringModel(ClusteringModel):
     # Whether the method's recipe starts from a pretrained autoencoder (the CLI
     # pretrains only these unless asked).
     NEEDS_PRETRAINING = True
+    # Every method pretrains through `pretrain`, so every one can augment its pretraining.
+    OPTIONS = ClusteringModel.OPTIONS + ("augmentation",)
 
     def __init__(
         self,

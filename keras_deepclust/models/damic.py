@@ -177,7 +177,7 @@ class DAMIC(AutoencoderClusteringModel):
     """
 
     PRETRAIN_EPOCHS = {"dense": 200}
-    OPTIONS = ("scaling", "init")
+    OPTIONS = AutoencoderClusteringModel.OPTIONS + ("init",)
     EPOCHS = 50  # joint training epochs when `fit(epochs=None)`; the slides give none
     PAPER = ("Chazan, Gannot and Goldberger, Deep Clustering Based on a Mixture of "
              "Autoencoders, MLSP 2019")

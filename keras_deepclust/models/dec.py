@@ -104,7 +104,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
     """
 
     STREAMING_FIT = True  # a stream's refresh state is recomputed per batch (FrozenRowState)
-    OPTIONS = ("scaling", "init", "augmentation", "augment_clustering")
+    OPTIONS = AutoencoderClusteringModel.OPTIONS + ("init", "augment_clustering")
 
     def __init__(
         self,

@@ -122,7 +122,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
              "ICPR 2020")
     STREAMING_FIT = True  # embeds a stream, UMAP on a bounded sample of the codes
     ITERATIVE_FIT = False
-    OPTIONS = ("scaling", "manifold_head", "augmentation")
+    OPTIONS = AutoencoderClusteringModel.OPTIONS + ("manifold_head",)
 
     def __init__(
         self,
