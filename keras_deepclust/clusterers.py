@@ -106,16 +106,28 @@ def nearest_centroid(codes, centroids):
     return np.argmin(squared, axis=1).astype(np.int32)
 
 
+def umap_class():
+    """umap-learn's `UMAP`, with an error that says how to install it."""
+    try:
+        from umap import UMAP
+    except ImportError:
+        raise ImportError(
+            "N2D, auto and the UMAP + GMM baseline fit UMAP with umap-learn, which is not "
+            "installed: "
+            'pip install "keras-deepclust[n2d]" (or umap-learn itself). Assigning '
+            "clusters with a fitted or exported N2D model does not need it."
+        ) from None
+    return UMAP
+
+
 def umap_mixture_labels(x, n_clusters, random_state=None, n_neighbors=10, min_dist=0.0,
                         n_components=10, n_init=10):
     """Labels of a full-covariance Gaussian mixture (the most likely of `n_init` starts,
     as N2D's) on a UMAP embedding of the rows of `x` (flattened): the strongest
     training-free baseline on image data (0.88 ACC on the digits), which deep clustering
     should beat. Needs umap-learn."""
-    from keras_deepclust.models.n2d import _umap_class
-
     rows = np.asarray(x, np.float32).reshape(len(x), -1)
-    embedding = _umap_class()(n_components=n_components, n_neighbors=n_neighbors,
+    embedding = umap_class()(n_components=n_components, n_neighbors=n_neighbors,
                               min_dist=min_dist, random_state=random_state).fit_transform(rows)
     mixture, _ = fit_restarts("gmm", n_clusters, embedding, n_init, random_state)
     return mixture.predict(embedding)

@@ -32,7 +32,7 @@ def resolve_activation(name):
     return relu_tanh if name == "relu_tanh" else name
 
 
-class _SeededInitializers:
+class SeededInitializers:
     """Hands out Glorot-uniform initializers with distinct seeds derived from one seed,
     so a network built twice with the same `random_state` starts from the same weights."""
 
@@ -86,7 +86,7 @@ def dense_autoencoder(
     input_shape = _checked_shape(input_shape, min_rank=1)
     _check_positive_ints(hidden_units, "hidden_units")
     _check_positive_ints([embedding_dim], "embedding_dim")
-    init = _SeededInitializers(random_state)
+    init = SeededInitializers(random_state)
     n_features = math.prod(input_shape)
     encoder_activation = resolve_activation(activation)
     decoder_activation = resolve_activation(decoder_activation or activation)
@@ -163,7 +163,7 @@ def conv_autoencoder(
             f"filters and kernel_sizes must have the same length, got {len(filters)} "
             f"and {len(kernel_sizes)}."
         )
-    init = _SeededInitializers(random_state)
+    init = SeededInitializers(random_state)
     activation = resolve_activation(activation)
     sizes = [tuple(input_shape[:2])]
     for _ in filters:

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import check_clusterer
+from keras_deepclust.clusterers import check_clusterer, umap_class
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
     NearestCentroidSoftmax,
@@ -37,21 +37,9 @@ from keras_deepclust.models.two_stage import (
     COVARIANCE_TYPES,
     FittedClustererHead,
 )
-from keras_deepclust.networks import _SeededInitializers
+from keras_deepclust.networks import SeededInitializers
 
 MANIFOLD_HEADS = ("regression", "neighbors")
-
-
-def _umap_class():
-    try:
-        from umap import UMAP
-    except ImportError:
-        raise ImportError(
-            "N2D fits UMAP with umap-learn, which is not installed: "
-            'pip install "keras-deepclust[n2d]" (or umap-learn itself). Assigning '
-            "clusters with a fitted or exported N2D model does not need it."
-        ) from None
-    return UMAP
 
 
 @register_method("n2d")
@@ -186,7 +174,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             return [NeighborInterpolation(self.manifold_neighbors, self.umap_max_samples,
                                           self.n_components, name="manifold_neighbors")]
         # Seeds apart from the autoencoder's, which draws from `random_state` itself.
-        initializer = _SeededInitializers(
+        initializer = SeededInitializers(
             None if self.random_state is None else self.random_state + 7919)
         layers = [keras.layers.Dense(units, activation="relu", name=f"manifold_{i}",
                                      kernel_initializer=initializer())
@@ -253,7 +241,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
                 len(codes), self.umap_max_samples, replace=False))
             check_n_clusters(self.n_clusters, len(rows))
         self._seed()
-        umap = _umap_class()(n_components=self.n_components, n_neighbors=self.n_neighbors,
+        umap = umap_class()(n_components=self.n_components, n_neighbors=self.n_neighbors,
                              min_dist=self.min_dist, random_state=self.random_state)
         embedding = umap.fit_transform(codes[rows]).astype(np.float32)
         self.umap_, self.umap_embedding_ = umap, embedding
