@@ -113,9 +113,8 @@ def umap_class():
     except ImportError:
         raise ImportError(
             "N2D, auto and the UMAP + GMM baseline fit UMAP with umap-learn, which is not "
-            "installed: "
-            'pip install "keras-deepclust[n2d]" (or umap-learn itself). Assigning '
-            "clusters with a fitted or exported N2D model does not need it."
+            'installed: pip install "keras-deepclust[n2d]" (or umap-learn itself). '
+            "Assigning clusters with a fitted or exported N2D model does not need it."
         ) from None
     return UMAP
 
@@ -128,6 +127,6 @@ def umap_mixture_labels(x, n_clusters, random_state=None, n_neighbors=10, min_di
     should beat. Needs umap-learn."""
     rows = np.asarray(x, np.float32).reshape(len(x), -1)
     embedding = umap_class()(n_components=n_components, n_neighbors=n_neighbors,
-                              min_dist=min_dist, random_state=random_state).fit_transform(rows)
+                             min_dist=min_dist, random_state=random_state).fit_transform(rows)
     mixture, _ = fit_restarts("gmm", n_clusters, embedding, n_init, random_state)
     return mixture.predict(embedding)

@@ -242,7 +242,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
             check_n_clusters(self.n_clusters, len(rows))
         self._seed()
         umap = umap_class()(n_components=self.n_components, n_neighbors=self.n_neighbors,
-                             min_dist=self.min_dist, random_state=self.random_state)
+                            min_dist=self.min_dist, random_state=self.random_state)
         embedding = umap.fit_transform(codes[rows]).astype(np.float32)
         self.umap_, self.umap_embedding_ = umap, embedding
         if self.manifold_head == "neighbors":
