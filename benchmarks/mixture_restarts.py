@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from results_io import cpu_info
+from results_io import cpu_info, read_json_lines
 
 RESTARTS = 20
 BEST_OF = (1, 5, 10, 20)
@@ -112,8 +112,7 @@ def measure(dataset, seeds, out, pretrain_epochs, max_rows, manifolds=("auto", "
 
 def summarise(paths):
     """A Markdown table: per manifold and n, ACC / NMI mean ± std and the worst seed."""
-    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
-            if line.strip()]
+    rows = read_json_lines(paths)
     lines = ["| data | manifold | restarts kept from | ACC | worst ACC | NMI | ARI "
              "| restarts' agreement (ARI) | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for (dataset, manifold), group in itertools.groupby(

@@ -12,12 +12,13 @@ in one order drawn with seed 0 so that no split of the file follows the classes.
 """
 
 import json
-import os
 import struct
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from keras_deepclust._io import atomic_path
 
 
 def read_package(package):
@@ -38,9 +39,8 @@ def read_package(package):
 def write_idx(path, array):
     """One uint8 IDX file, written under another name and then renamed."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(header + array.tobytes())
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(header + array.tobytes())
 
 
 def main(package, out):

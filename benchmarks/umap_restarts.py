@@ -18,12 +18,11 @@ One JSON line per seed is appended to --out as it ends.
 import itertools
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from pretrained import load_data, parser_for, pretrained_auto
-from results_io import cpu_info
+from results_io import cpu_info, read_json_lines
 
 CRITERIA = ("first", "medoid", "silhouette", "stable")
 
@@ -87,8 +86,7 @@ def measure(dataset, seeds, out, pretrain_epochs, count, cache, max_rows):
 
 
 def summarise(paths):
-    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
-            if line.strip()]
+    rows = read_json_lines(paths)
     lines = ["| data | kept by | ACC | worst | NMI | ARI | UMAP runs' agreement | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     for dataset, group in itertools.groupby(sorted(rows, key=lambda r: (r["dataset"], r["seed"])),
