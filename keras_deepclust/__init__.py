@@ -66,6 +66,7 @@ _LAZY_SUBMODULES = (
     "models",
     "networks",
     "plots",
+    "readers",
     "tfrecords",
 )
 

@@ -5,6 +5,7 @@ answers at once.
 """
 
 import argparse
+import csv
 import importlib.util
 import json
 import logging
@@ -30,6 +31,8 @@ DEMO_SETTINGS = {
     "epochs": None,
     "batch_size": 256,
     "umap_baseline": True,
+    "image_size": None,
+    "color_mode": "auto",
 }
 QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20}
 
@@ -112,8 +115,10 @@ def _build_parser():
     convert = add_command(
         "convert", help="write a data set as TFRecord shards, for --stream and datasets.stream"
     )
-    convert.add_argument("source", help=".npy or IDX (read in batches), .npz/.csv/usps.h5 or a "
-                         "named data set (labels kept), or a folder of same-size images")
+    convert.add_argument("source", help=".npy, IDX or a folder of images (read in batches; "
+                         "class sub-folders as labels), .npz/.csv/usps.h5 or a named data "
+                         "set (labels kept)")
+    _add_image_arguments(convert)
     convert.add_argument("--out", required=True, help="folder to write the shards to")
     convert.add_argument("--rows-per-shard", type=_positive_int, default=100_000)
 
@@ -147,9 +152,22 @@ def _build_parser():
 
 _DATASET_HELP = (
     "a name (digits, fashion_mnist, fashion_mnist_all, mnist, ...) or a path: a folder of "
-    "IDX files, .npy, .npz, .csv, .parquet, usps .h5 (values as stored: the model learns "
-    "their scaling, see --scale)"
+    "IDX files or of images (PNG, JPEG, ...; one sub-folder per class gives the labels), "
+    ".npy, .npz, .csv, .parquet, usps .h5 (values as stored: the model learns their "
+    "scaling, see --scale)"
 )
+
+
+def _add_image_arguments(parser):
+    parser.add_argument("--image-size", type=_positive_int, nargs=2, default=None,
+                        metavar=("HEIGHT", "WIDTH"),
+                        help="resize every image of a folder of images to this size "
+                        "(bilinear); default: every image must have the first one's size")
+    parser.add_argument("--color-mode", choices=["auto", "grayscale", "rgb", "rgba"],
+                        default="auto", help="channels of a folder of images; auto: the "
+                        "first image's (grayscale, rgb, or rgba with transparency)")
+
+
 _QUICK_HELP = (
     f"scale the run down ({QUICK_EPOCHS['pretrain_epochs']} pretraining and at most "
     f"{QUICK_EPOCHS['epochs']} clustering epochs) to check a set-up, not to judge quality"
@@ -159,6 +177,7 @@ _QUICK_HELP = (
 def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--dataset", required=dataset_default is None, default=dataset_default,
                         help=_DATASET_HELP)
+    _add_image_arguments(parser)
     parser.add_argument("--clusters", type=_clusters_value, default=None,
                         help="number of clusters K (default: number of classes in the labels), "
                         "or 'auto': pretrain once, sweep K over --k-range and keep the best "
@@ -396,10 +415,10 @@ def _fit(args):
 
     if getattr(args, "stream", False):
         _import_tensorflow(args)  # a stream is a tf.data.Dataset
-        x, _ = datasets.stream(args.dataset, batch_size=args.batch_size)
+        x, _ = datasets.stream(args.dataset, batch_size=args.batch_size, **_image_options(args))
         y = None
     else:
-        x, y = datasets.load(args.dataset)
+        x, y = datasets.load(args.dataset, **_image_options(args))
     if getattr(args, "umap_baseline", False) and y is None:
         raise ValueError(f"--umap-baseline scores against labels, and {args.dataset} has none.")
     n_clusters = args.clusters
@@ -433,6 +452,11 @@ def _fit(args):
         args.precision, bool(tf.config.list_physical_devices("GPU")))
     with dtype_policy(args.precision):
         return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
+
+
+def _image_options(args):
+    """How `fit` and `convert` read a folder of images (refused for other data)."""
+    return {"image_size": args.image_size, "color_mode": args.color_mode}
 
 
 def _check_fit(args):
@@ -621,14 +645,14 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         **model_selection.internal_scores(codes, labels[: len(sample)], random_state=args.seed),
         "n_rows": len(sample)}
     if distribute.is_chief(strategy):
-        replaced = _write_outputs(model, sample, codes, labels, report, out)
+        replaced = _write_outputs(model, sample, codes, labels, report, out, _row_files(args))
         _print_report(report, out)
         if replaced:
             print(f"removed the previous run's {', '.join(replaced)}, which this run does "
                   "not write")
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            _write_outputs(model, sample, codes, labels, report, Path(scratch))
+            _write_outputs(model, sample, codes, labels, report, Path(scratch), _row_files(args))
         print(f"worker {strategy.cluster_resolver.task_id}: done; the chief writes the outputs")
     if distribute.is_multi_worker(strategy):
         # Equal on every worker when training kept them in sync.
@@ -735,13 +759,23 @@ def _umap_gmm_scores(x, y, n_clusters, seed):
     return metrics.clustering_scores(y, umap_mixture_labels(x, n_clusters, seed))
 
 
-def _write_outputs(model, x, codes, labels, report, out):
-    """Writes the model, metrics.json, labels.csv, the figures and report.html; `x` is
-    the data (a stream's first rows) and `codes` its embedding. Then removes the files
+def _row_files(args):
+    """The files of a folder of images in row order, relative to it (labels.csv's `file`
+    column); None for any other data."""
+    from keras_deepclust import readers
+
+    source = readers.identify(args.dataset)
+    if source.kind != "images":
+        return None
+    return readers.image_folder(source.path, **_image_options(args)).relative_paths()
+
+
+def _write_outputs(model, x, codes, labels, report, out, files=None):
+    """Writes the model, metrics.json, labels.csv (with each row's file after its number
+    when `files` are given), the figures and report.html; `x` is the data (a stream's
+    first rows) and `codes` its embedding. Then removes the files
     of a previous run in `out` that this run did not write (a figure this method does not
     draw), so that the folder holds one run; returns their names."""
-    import numpy as np
-
     from keras_deepclust import plots
     from keras_deepclust._io import atomic_path, write_json
     from keras_deepclust.report import GALLERY_FIGURE, write_report
@@ -750,9 +784,11 @@ def _write_outputs(model, x, codes, labels, report, out):
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
     write_json(out / "metrics.json", report)
-    with atomic_path(out / "labels.csv") as tmp:
-        np.savetxt(tmp, np.column_stack([np.arange(len(labels)), labels]), fmt="%d",
-                   delimiter=",", header="row,cluster", comments="")
+    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
+        rows = csv.writer(f, lineterminator="\n")
+        rows.writerow(["row", "cluster"] if files is None else ["row", "file", "cluster"])
+        rows.writerows([i, label] if files is None else [i, files[i], label]
+                       for i, label in enumerate(labels.tolist()))
     figures = [plots.plot_training_curves(report["history"], out / "training_curves.png")]
     figures.append(plots.plot_embedding(codes, labels[: len(x)], out / "embedding.png"))
     if x.ndim == 4:
@@ -811,30 +847,35 @@ def _print_report(report, out):
 
 
 def _evaluate(args):
-    from keras_deepclust import datasets, metrics
+    from keras_deepclust import metrics
 
-    x, y = datasets.load(args.dataset)
-    if y is None:
+    data = _data_before_model(args.dataset)
+    if data is not None and data[1] is None:
         raise ValueError(f"{args.dataset} has no labels to evaluate against.")
     _import_tensorflow(args)
     model = _load_model(args.model)
+    x, y = data or _images_for_model(args.dataset, model, args.model)
+    if y is None:
+        raise ValueError(f"{args.dataset} has no labels (class sub-folders) to evaluate "
+                         "against.")
     scores = metrics.clustering_scores(y, model.predict_labels(x, batch_size=args.batch_size))
     print(json.dumps(scores, indent=2))
     return 0
 
 
 def _export(args):
-    from keras_deepclust import datasets, export, metrics
+    from keras_deepclust import export, metrics
 
     formats = export.FORMATS if args.format == "all" else (args.format,)
     # Every check that needs no model (ignored options, --out, --name, files in the way,
     # OUT/models.config) before the model and the data are loaded.
     export.check_export(args.out, formats, args.name, args.quantize, args.versioned)
+    data = None if args.dataset is None else _data_before_model(args.dataset)
     _import_tensorflow(args)
     model = _load_model(args.model)
     sample, scores = None, None
     if args.dataset is not None:
-        x, y = datasets.load(args.dataset)
+        x, y = data or _images_for_model(args.dataset, model, args.model)
         sample = x[:1024]
         if y is not None:
             scores = metrics.clustering_scores(y, model.predict_labels(x))
@@ -872,6 +913,25 @@ def _serve(args):
     return 0
 
 
+def _data_before_model(dataset):
+    """`(x, y)` of `dataset`, read before the model is loaded so that bad data fails
+    first; None for a folder of images, which is read at the model's input size
+    (`_images_for_model`)."""
+    from keras_deepclust import datasets
+
+    source = datasets.identify(dataset)
+    return None if source.kind == "images" else datasets.load(source)
+
+
+def _images_for_model(dataset, model, model_path):
+    """`(x, y)` of a folder of images read at the size and colour mode of the model's
+    input, as `assign` reads it."""
+    from keras_deepclust import datasets, readers
+
+    image_size, color_mode = readers.images.options_for_input(model.sample_shape, model_path)
+    return datasets.load(dataset, image_size=image_size, color_mode=color_mode)
+
+
 def _load_model(path):
     import keras
 
@@ -884,7 +944,8 @@ def _convert(args):
     from keras_deepclust import tfrecords
 
     meta = tfrecords.convert(args.source, args.out, rows_per_shard=args.rows_per_shard,
-                             when_checked=lambda: _import_tensorflow(args))
+                             when_checked=lambda: _import_tensorflow(args),
+                             **_image_options(args))
     print(f"wrote {meta['n_samples']} samples of shape {tuple(meta['sample_shape'])} "
           f"({'with' if meta['has_labels'] else 'without'} labels) in {len(meta['shards'])} "
           f"shard(s) to {args.out}")

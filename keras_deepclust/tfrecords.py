@@ -17,34 +17,37 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deepclust import datasets
+from keras_deepclust import readers
 from keras_deepclust._io import nearest_existing, write_json
 from keras_deepclust._validation import check_positive_int
 
-META = datasets.CONVERTED_META
-IMAGE_SUFFIXES = datasets.IMAGE_SUFFIXES
+META = readers.CONVERTED_META
 
 
-def convert(source, out_dir, rows_per_shard=100_000, when_checked=None):
+def convert(source, out_dir, rows_per_shard=100_000, when_checked=None, image_size=None,
+            color_mode="auto"):
     """Writes `source` as TFRecord shards in `out_dir`.
 
-    Everything is checked before anything is written: the source (as `datasets.load`
-    or `datasets.records` check it) and `out_dir`, which must be a new or empty folder,
+    Everything is checked before anything is written: the source (as `readers.load`
+    or `readers.records` check it) and `out_dir`, which must be a new or empty folder,
     so that the shards are never mixed with other files and no file is replaced. The
     shards and `meta.json` are written into a temporary folder beside `out_dir`, renamed
     to `out_dir` when complete (and removed when the conversion fails).
 
     Args:
-        source: anything `datasets.load` reads, as `datasets.identify` decides: an
+        source: anything `readers.load` reads, as `readers.identify` decides: an
             `.npy` or IDX file, a folder of IDX files or a named Fashion-MNIST or MNIST
             (read batch by batch, never whole; an IDX folder's labels kept), or an
             `.npz`, `.csv`, `.parquet`, `usps.h5`, `digits` (loaded; labels kept), or a
-            folder of images of one size (PNG, JPEG, ...; sorted by name; scaled to
-            [0, 1]).
+            folder of images (PNG, JPEG, ...; scaled to [0, 1]; read one by one; the
+            class sub-folders' labels kept).
         out_dir: the folder to write (must not exist, or be empty).
         rows_per_shard: samples per shard, a positive integer.
         when_checked: called with no arguments once the checks have passed, before
             TensorFlow is imported to write (the command line imports it quietly then).
+        image_size, color_mode: how a folder of images is read
+            (`readers.images.image_folder`: resized to `(height, width)`; "grayscale",
+            "rgb", "rgba" or "auto"); refused for any other source.
 
     Returns:
         The metadata written to `out_dir/meta.json`.
@@ -58,7 +61,7 @@ def convert(source, out_dir, rows_per_shard=100_000, when_checked=None):
     """
     rows_per_shard = check_positive_int(rows_per_shard, "rows_per_shard")
     out_dir = _check_new_folder(Path(out_dir))
-    samples = _samples(datasets.identify(source))
+    samples = _samples(readers.identify(source), image_size, color_mode)
     if when_checked is not None:
         when_checked()
     import tensorflow as tf
@@ -126,35 +129,18 @@ class _Samples:
         self.chunks, self.labels = chunks, labels
 
 
-def _samples(source):
+def _samples(source, image_size, color_mode):
     """The `_Samples` of any source `convert` takes, checked before anything is written."""
     if source.kind == "converted":
         raise ValueError(f"{source} is already a folder of TFRecord shards ({META}): stream "
                          "it as it is.")
-    if source.kind in ("npy", "idx", "idx_folder"):
-        data = datasets.records(source, with_labels=source.kind == "idx_folder")
+    if source.kind in ("npy", "idx", "idx_folder", "images"):
+        data = readers.records(source, with_labels=source.kind == "idx_folder",
+                               image_size=image_size, color_mode=color_mode)
         return _Samples(data.n_samples, data.sample_shape, data.chunks, data.labels)
-    if source.kind == "images":
-        return _image_samples(source.path)
-    x, y = datasets.load(source)
+    x, y = readers.load(source, image_size=image_size, color_mode=color_mode)
     return _Samples(len(x), x.shape[1:], lambda rows: (
         np.asarray(x[i:i + rows], dtype=np.float32) for i in range(0, len(x), rows)), y)
-
-
-def _image_samples(folder):
-    paths = datasets.image_files(folder)
-    if len(paths) < datasets.MIN_SAMPLES:
-        raise ValueError(f"{folder} holds {len(paths)} images ({', '.join(IMAGE_SUFFIXES)}); "
-                         f"at least {datasets.MIN_SAMPLES} are needed.")
-    first = datasets.read_image(paths[0])
-
-    def chunks(rows):
-        for path in paths:
-            image = datasets.read_image(path)
-            datasets.check_same_shape(image, path, first, paths[0])
-            yield image[np.newaxis]
-
-    return _Samples(len(paths), first.shape, chunks)
 
 
 def _chunked_rows(samples):

@@ -6,6 +6,7 @@ its samples' shape against the model's input. Each error names the file.
 """
 
 import contextlib
+import csv
 import os
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def _npy_chunks(path, chunk_rows):
     in the process, so memory stays flat for any size. A Fortran-ordered array (what
     `np.save(df.values)` writes) is read through a memory map instead, whose rows are
     not contiguous on disk. `chunks` is a generator: close it to close the file."""
-    from keras_deepclust.datasets import read_npy_header  # numpy only
+    from keras_deepclust.readers import read_npy_header  # numpy only
 
     shape, fortran_order, dtype, offset = read_npy_header(path)
     if fortran_order:
@@ -50,12 +51,12 @@ def _npy_chunks(path, chunk_rows):
 def _load_whole(path):
     """The rows of a non-`.npy` data file, as `fit --dataset` reads them (a label column
     left out), with every error naming the file."""
-    from keras_deepclust import datasets  # numpy only (pyarrow for Parquet); whole file
+    from keras_deepclust import readers  # numpy only (pyarrow for Parquet); whole file
 
     # "./digits", not "digits": a file is never taken for the data set of that name.
     as_path = str(path) if path.is_absolute() else f".{os.sep}{path}"
     try:
-        return datasets.load(as_path, min_samples=1)[0]
+        return readers.load(as_path, min_samples=1)[0]
     except ValueError as error:  # a reader's own message (pyarrow's) may not name the file
         if str(path) in str(error):
             raise
@@ -65,10 +66,12 @@ def _load_whole(path):
                          else f"cannot read {path}: {error}.") from None
 
 
-def _chunks(path, chunk_rows):
-    """`(shape, iterator of (start, rows))` of a data file; its header (`.npy`) or
-    whole contents (other formats) are read and checked here. The iterator is a
-    generator: close it to release the file."""
+def _chunks(path, chunk_rows, sample_shape):
+    """`(shape, iterator of (start, rows), files)` of a data file or folder; its header
+    (`.npy`), first image (a folder of images, read at the model's `sample_shape`) or
+    whole contents (other formats) are read and checked here. `files` names a folder's
+    images in row order (None for other data). The iterator is a generator: close it to
+    release the file."""
     if not path.exists():
         raise FileNotFoundError(f"No such data file: {path}")
     is_npy = path.suffix.lower() == ".npy"
@@ -76,13 +79,36 @@ def _chunks(path, chunk_rows):
         raise ValueError(f"{path} is a folder, not an .npy file.")
     try:
         if is_npy:
-            return _npy_chunks(path, chunk_rows)
+            return (*_npy_chunks(path, chunk_rows), None)
+        if path.is_dir():
+            from keras_deepclust.readers import images  # numpy only (Pillow for images)
+
+            if images.holds_images(path):
+                return _image_chunks(path, chunk_rows, sample_shape)
         x = _load_whole(path)
     except FileNotFoundError:
         raise
     except OSError as error:  # unreadable: permissions, a device error
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-    return x.shape, ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
+    rows = ((start, x[start:start + chunk_rows]) for start in range(0, len(x), chunk_rows))
+    return x.shape, rows, None
+
+
+def _image_chunks(folder, chunk_rows, sample_shape):
+    """`_chunks` of a folder of images, read at the size and colour mode of the model's
+    input, one chunk at a time."""
+    from keras_deepclust.readers import images
+
+    image_size, color_mode = images.options_for_input(sample_shape)
+    data = images.image_folder(folder, image_size, color_mode)
+
+    def chunks():
+        start = 0
+        for rows in data.chunks(chunk_rows):
+            yield start, rows
+            start += len(rows)
+
+    return (data.n_samples, *data.sample_shape), chunks(), data.relative_paths()
 
 
 def _check_out_path(out_path, inputs):
@@ -109,7 +135,8 @@ def _check_out_path(out_path, inputs):
 
 def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=False,
                 progress=True):
-    """Writes `row,cluster[,p_0..p_K-1]` for every row of `data_path` to a CSV.
+    """Writes `row,cluster[,p_0..p_K-1]` for every row of `data_path` to a CSV
+    (`row,file,cluster[,...]` for a folder of images, `file` relative to it).
 
     Rows are the raw values the model was fitted on (its input scaling is inside the
     artifact). They are read, assigned and written `chunk_rows` at a time; an `.npy`
@@ -125,9 +152,11 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
     Args:
         assigner: a `ClusterAssigner`.
         data_path: `.npy` (read in chunks, any memory order), or any format
-            `keras_deepclust.datasets.load` reads (loaded whole): `.csv`, `.parquet`
+            `keras_deepclust.readers.load` reads (loaded whole): `.csv`, `.parquet`
             (with pyarrow), `.npz`, IDX, read as `fit --dataset` reads them (a "label"
-            column is left out).
+            column is left out); or a folder of images (directly or in class
+            sub-folders; Pillow), each read at the size and colour mode of the model's
+            input, one chunk at a time.
         out_path: the CSV to write; missing parent folders are created.
         chunk_rows: rows per chunk.
         probabilities: also write the cluster probabilities.
@@ -141,19 +170,20 @@ def assign_file(assigner, data_path, out_path, chunk_rows=65536, probabilities=F
     data_path, out_path = Path(data_path), Path(out_path)
     _check_out_path(out_path, [("data file", data_path), ("model file", assigner.path),
                                ("model's metadata file", metadata_path(assigner.path))])
-    shape, chunks = _chunks(data_path, chunk_rows)
+    shape, chunks, files = _chunks(data_path, chunk_rows, assigner.sample_shape)
     with contextlib.closing(chunks):
         assigner.check_input_shape(shape, name=str(data_path))
         with _progress_line(progress) as report:
             with atomic_path(out_path) as tmp, open(tmp, "w") as f:
                 _write_assignments(f, assigner, chunks, str(data_path), probabilities,
-                                   lambda done: report(done, shape[0]))
+                                   lambda done: report(done, shape[0]), files)
     return shape[0]
 
 
-def _write_assignments(f, assigner, chunks, name, probabilities, report):
-    """Writes the CSV header, then each chunk's assignments as it is assigned."""
-    header = ["row", "cluster"]
+def _write_assignments(f, assigner, chunks, name, probabilities, report, files=None):
+    """Writes the CSV header, then each chunk's assignments as it is assigned; with
+    `files`, each row's file (quoted as CSV needs) after its number."""
+    header = ["row", "cluster"] if files is None else ["row", "file", "cluster"]
     fmt = ["%d", "%d"]
     if probabilities:
         header += [f"p_{k}" for k in range(assigner.n_clusters)]
@@ -164,7 +194,13 @@ def _write_assignments(f, assigner, chunks, name, probabilities, report):
         columns = [np.arange(start, start + len(rows))[:, None], outputs["cluster"][:, None]]
         if probabilities:
             columns.append(outputs["probabilities"])
-        np.savetxt(f, np.hstack(columns).astype(object), fmt=",".join(fmt))
+        if files is None:
+            np.savetxt(f, np.hstack(columns).astype(object), fmt=",".join(fmt))
+        else:  # the file after the row number, quoted by the csv module where it must be
+            cells = [(",".join(fmt) % tuple(row)).split(",") for row in
+                     np.hstack(columns).astype(object)]
+            csv.writer(f, lineterminator="\n").writerows(
+                [row[0], files[start + i], *row[1:]] for i, row in enumerate(cells))
         report(start + len(rows))
 
 

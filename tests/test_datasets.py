@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_deepclust import datasets
+from keras_deepclust.readers import named
 
 
 def write_idx(path, array):
@@ -55,8 +56,8 @@ def test_named_dataset_found_through_environment(idx_dir, monkeypatch):
 
 def test_missing_named_dataset_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setitem(datasets._DEBIAN_DIRS, "fashion_mnist", str(tmp_path / "none"))
-    monkeypatch.setattr(datasets, "_from_tensorflow_datasets", lambda name, split: None)
+    monkeypatch.setitem(named.DEBIAN_DIRS, "fashion_mnist", str(tmp_path / "none"))
+    monkeypatch.setattr(named, "_from_tensorflow_datasets", lambda name, split: None)
     with pytest.raises(datasets.DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
         datasets.load_fashion_mnist()
 
