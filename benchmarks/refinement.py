@@ -46,6 +46,7 @@ def first_partition(dataset, x, n_clusters, seed, pretrain_epochs, cache):
     model, pretrain_seconds = pretrained_auto(dataset, x, n_clusters, seed, pretrain_epochs,
                                               cache)
     seconds = {} if pretrain_seconds is None else {"pretrain": pretrain_seconds}
+    model.refine = False  # the partition before any refinement (`auto` now refines images)
     start = time.perf_counter()
     model.fit(x, verbose=0)
     seconds["umap_gmm"] = time.perf_counter() - start
@@ -183,6 +184,23 @@ def _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, lear
     return history
 
 
+def label_free_signals(model, x, labels, history):
+    """What a user without labels can see of a refinement: how much of the partition the
+    codes carry before it (each row's nearest mean code, which the Student-t head starts
+    from, against its cluster), how far the refined labels moved from the partition (ARI),
+    the rows changed in the last epoch, and the partition's cluster sizes."""
+    from sklearn.metrics import adjusted_rand_score
+
+    codes = model.embed(x)
+    means = np.stack([codes[labels == j].mean(axis=0) for j in range(int(labels.max()) + 1)])
+    nearest = ((codes[:, None, :] - means[None]) ** 2).sum(-1).argmin(axis=1)
+    return {"start_agreement": float(np.mean(nearest == labels)),
+            "ari_with_first": float(adjusted_rand_score(labels, history[-1])),
+            "last_epoch_changed": float(np.mean(history[-1] != history[-2]))
+            if len(history) > 1 else None,
+            "first_sizes": np.bincount(labels).tolist()}
+
+
 def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_rows, options):
     from keras_deepclust.metrics import clustering_scores
 
@@ -201,7 +219,8 @@ def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_r
                     "refine_seconds": time.perf_counter() - start,
                     "by_epoch": [clustering_scores(y, h)["acc"] for h in history],
                     "final": clustering_scores(y, history[-1]),
-                    "sizes": np.bincount(history[-1], minlength=n_clusters).tolist()}
+                    "sizes": np.bincount(history[-1], minlength=n_clusters).tolist(),
+                    **label_free_signals(model, x, labels, history)}
             with open(out, "a") as f:
                 f.write(json.dumps(line) + "\n")
             print(variant, seed, round(base["acc"], 3), "->", round(line["final"]["acc"], 3),
@@ -223,6 +242,30 @@ def summarise(paths):
     return "\n".join(lines)
 
 
+def seed_table(paths, variant="dec_da", epochs=60):
+    """One row per (data set, augmentation, seed) of `variant` at `epochs`, with the
+    label-free signals where they were recorded, then the mean gain per group."""
+    rows = [r for r in read_json_lines(paths) if r["variant"] == variant and r["epochs"] == epochs]
+    lines = ["| data | augmented | seed | partition ACC | refined ACC | gain | start | kept "
+             "| refine s |", "|---|---|---|---|---|---|---|---|---|"]
+    key = lambda r: (r["dataset"], r["options"]["augment"], r["seed"])
+    gains = {}
+    for r in sorted(rows, key=key):
+        first, final = r["first"]["acc"], r["final"]["acc"]
+        gains.setdefault(key(r)[:2], []).append(final - first)
+        signals = [f"{r[k]:.3f}" if r.get(k) is not None else "—"
+                   for k in ("start_agreement", "ari_with_first")]
+        lines.append(f"| {r['dataset']} | {'yes' if r['options']['augment'] else 'no'} | "
+                     f"{r['seed']} | {first:.4f} | {final:.4f} | {final - first:+.4f} | "
+                     f"{' | '.join(signals)} | {r['refine_seconds']:.0f} |")
+    lines.append("")
+    for (dataset, augmented), values in gains.items():
+        lines.append(f"- {dataset}{'' if augmented else ' (no augmentation)'}: gain "
+                     f"{np.mean(values):+.4f} ± {np.std(values):.4f} over {len(values)} seeds, "
+                     f"{sum(v > 0 for v in values)} of them positive")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = parser_for(__doc__)
     parser.add_argument("--epochs", type=int, default=30)
@@ -231,9 +274,12 @@ def main(argv=None):
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--per-seed", action="store_true",
+                        help="with --summarise: one row per seed of dec_da at --epochs")
     args = parser.parse_args(argv)
     if args.summarise:
-        print(summarise(args.summarise))
+        print(seed_table(args.summarise, epochs=args.epochs) if args.per_seed
+              else summarise(args.summarise))
         return
     options = {"entropy_weight": args.entropy_weight, "threshold": args.threshold,
                "learning_rate": args.learning_rate, "augment": not args.no_augment}

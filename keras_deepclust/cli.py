@@ -235,6 +235,13 @@ def _add_training_arguments(parser, dataset_default):
     parser.add_argument("--weight-labels", action="store_true",
                         help="fit option weight_labels: the data set's labels compute DAC's "
                         "feature weights (semi-supervised) instead of k-means pseudo-labels")
+    parser.add_argument("--refine", default=None, choices=["auto", "on", "off"],
+                        help="option refine of auto: DEC-DA's clustering phase after the "
+                        "manifold's partition (default auto: on images of at least 16 pixels "
+                        "a side; --quick caps it at 20 epochs)")
+    parser.add_argument("--refine-epochs", type=_positive_int, default=None,
+                        help="option refine_epochs of auto: epochs of the refinement "
+                        "(default 60)")
     parser.add_argument("--manifold-head", default=None, choices=["regression", "neighbors"],
                         help="option manifold_head: how the exported model maps codes to the "
                         "UMAP manifold (default neighbors: interpolation among the nearest "
@@ -628,6 +635,9 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
     agreement = history.history.get("restart_agreement", [None])[-1]
     if agreement is not None:
         report["stability"] = {"restart_agreement": agreement, "starts": model.n_init}
+        kept = history.history.get("refine_agreement", [None])[-1]
+        if kept is not None:
+            report["stability"]["refine_agreement"] = kept
     if y is not None:
         report["scores"] = metrics.clustering_scores(y, labels)
         inputs = model.preprocess(x)
@@ -664,7 +674,9 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
 
 # Flag -> the model option it sets (its argparse name is the flag's).
 _OPTION_FLAGS = {"--augment": "augmentation", "--augment-phases": "augment_clustering",
-                 "--init": "init", "--manifold-head": "manifold_head"}
+                 "--init": "init", "--manifold-head": "manifold_head", "--refine": "refine",
+                 "--refine-epochs": "refine_epochs"}
+_REFINE_VALUES = {"auto": "auto", "on": True, "off": False}
 _FIT_OPTION_FLAGS = {"--weight-labels": "weight_labels"}
 
 
@@ -694,9 +706,14 @@ def _model_options(args):
         options["augmentation"] = ImageAugmentation(*args.augment, seed=args.seed)
         if "augment_clustering" in get_method(args.method).OPTIONS:
             options["augment_clustering"] = (args.augment_phases or "both") == "both"
-    for flag in ("--init", "--manifold-head"):
+    for flag in ("--init", "--manifold-head", "--refine-epochs"):
         if _given(args, flag):
             options[_OPTION_FLAGS[flag]] = _flag_value(args, flag)
+    if _given(args, "--refine"):
+        options["refine"] = _REFINE_VALUES[args.refine]
+    if getattr(args, "quick", False) and "refine_epochs" in get_method(args.method).OPTIONS:
+        options["refine_epochs"] = min(options.get("refine_epochs", QUICK_EPOCHS["epochs"]),
+                                       QUICK_EPOCHS["epochs"])
     return options
 
 

@@ -108,6 +108,11 @@ def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def is_default(strategy):
+    """Whether `strategy` is TensorFlow's default one (no `tf.distribute` scope)."""
+    return strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy()
+
+
 def is_chief(strategy=None):
     """Whether this process is the one that writes files: always on one machine; in a
     multi-worker run, worker 0 (or the task of type "chief")."""

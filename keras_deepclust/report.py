@@ -178,20 +178,34 @@ STABLE_AGREEMENT, UNSTABLE_AGREEMENT = 0.95, 0.8
 
 
 def stability_sentence(stability):
-    """A plain sentence on how much the clusterer's starts agreed, for a user without
-    labels: `stability` is `metrics.json`'s `{"restart_agreement", "starts"}`."""
+    """Plain sentences on how much the clusterer's starts agreed and, after a refinement,
+    how much of the partition it kept, for a user without labels: `stability` is
+    `metrics.json`'s `{"restart_agreement", "starts"[, "refine_agreement"]}`."""
     # Compared as printed, so that the words and the number agree.
     agreement, starts = round(stability["restart_agreement"], 2), stability["starts"]
     measured = f"The {starts} starts of the clustering step"
     if agreement >= STABLE_AGREEMENT:
-        return (f"{measured} found the same clusters (mean ARI between them "
-                f"{agreement:.2f}): the partition does not hang on the start.")
-    if agreement >= UNSTABLE_AGREEMENT:
-        return (f"{measured} mostly agree (mean ARI {agreement:.2f}): some boundaries between "
-                "clusters depend on the start; the most likely start was kept.")
-    return (f"{measured} disagree (mean ARI {agreement:.2f}): which clusters are split or "
-            "merged depends on the start. The most likely start was kept; compare runs "
-            "with other seeds before relying on the clusters.")
+        sentence = (f"{measured} found the same clusters (mean ARI between them "
+                    f"{agreement:.2f}): the partition does not hang on the start.")
+    elif agreement >= UNSTABLE_AGREEMENT:
+        sentence = (f"{measured} mostly agree (mean ARI {agreement:.2f}): some boundaries "
+                    "between clusters depend on the start; the most likely start was kept.")
+    else:
+        sentence = (f"{measured} disagree (mean ARI {agreement:.2f}): which clusters are split "
+                    "or merged depends on the start. The most likely start was kept; compare "
+                    "runs with other seeds before relying on the clusters.")
+    if stability.get("refine_agreement") is None:
+        return sentence
+    kept = round(stability["refine_agreement"], 2)
+    if kept >= STABLE_AGREEMENT:
+        return sentence + (f" The refinement kept that partition (ARI {kept:.2f} with it), "
+                           "moving only rows near the boundaries.")
+    if kept >= UNSTABLE_AGREEMENT:
+        return sentence + (f" The refinement moved some rows between clusters (ARI {kept:.2f} "
+                           "with the partition it started from).")
+    return sentence + (f" The refinement changed the partition it started from (ARI {kept:.2f}): "
+                       "the model's clusters are not the clustering step's; compare with "
+                       "--refine off before relying on them.")
 
 
 def _stability_html(stability):

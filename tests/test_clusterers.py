@@ -60,3 +60,17 @@ def test_sample_rows_keeps_order_and_bound():
 ])
 def test_stability_sentence(agreement, says):
     assert says in stability_sentence({"restart_agreement": agreement, "starts": 10})
+
+
+@pytest.mark.parametrize("kept, says", [
+    (0.97, "found the same clusters (mean ARI between them 1.00): the partition does not hang "
+           "on the start. The refinement kept that partition (ARI 0.97 with it)"),
+    (0.85, "The refinement moved some rows between clusters (ARI 0.85 with the partition it "
+           "started from)."),
+    (0.53, "The refinement changed the partition it started from (ARI 0.53): the model's "
+           "clusters are not the clustering step's; compare with --refine off"),
+])
+def test_stability_sentence_after_a_refinement(kept, says):
+    stability = {"restart_agreement": 1.0, "starts": 10, "refine_agreement": kept}
+    assert says in stability_sentence(stability)
+    assert "refinement" not in stability_sentence({**stability, "refine_agreement": None})
