@@ -601,7 +601,9 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         fit_arguments.update(epochs=epochs, callbacks=fit_callbacks)
     history = model.fit(x, **fit_arguments)
     cluster_seconds = time.perf_counter() - start
+    model = _as_loaded(model, x, args.precision, strategy)
     labels = model.labels_
+    sizes = np.bincount(labels, minlength=n_clusters)
 
     if pretrain_history is not None:
         pretrain_log = pretrain_history.history
@@ -625,8 +627,8 @@ def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epoc
         "precision": args.precision,
         "precision_chosen_by": args.precision_chosen_by,
         "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
-        "cluster_sizes": history.cluster_sizes,
-        "empty_clusters": history.empty_clusters,
+        "cluster_sizes": sizes.tolist(),
+        "empty_clusters": np.flatnonzero(sizes == 0).tolist(),
         "scaling": model.input_scaling.description(),
         "history": {"pretrain": pretrain_log, "clustering": history.history},
     }
@@ -734,6 +736,29 @@ def _weight_labels(args, y):
     if y is None:
         raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
     return {"weight_labels": y}
+
+
+def _as_loaded(model, x, precision, strategy):
+    """`model` as `keras.saving.load_model` gives it back, with `labels_` of its rows.
+
+    Trained under a mixed policy, the networks compute in 16 bits; the saved file is
+    rebuilt in float32 wherever it is loaded (evaluate, export, assign, a user's
+    `load_model`). Labels, codes and scores are taken from that model, so that
+    `labels.csv` holds what `assign` answers for the same rows."""
+    if precision == "float32":
+        return model
+    import tempfile
+
+    import keras
+
+    from keras_deepclust.layers.precision import dtype_policy
+
+    with tempfile.TemporaryDirectory() as folder, dtype_policy("float32"), strategy.scope():
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+    loaded.labels_ = loaded.predict_labels(x)
+    return loaded
 
 
 def _choose_n_clusters(model_class, args, x, y, pretrain_epochs):

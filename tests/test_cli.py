@@ -115,6 +115,28 @@ def test_fit_of_a_method_without_pretraining(tmp_path, image_npz, capsys):
     assert "--clusters auto needs a method that starts from a pretrained" in capsys.readouterr().err
 
 
+def test_a_mixed_precision_fit_writes_the_labels_of_the_saved_model(tmp_path, image_npz):
+    """Trained in bfloat16, the networks compute in float32 once loaded (as evaluate,
+    export and assign load them): labels.csv, the cluster sizes and the label-free
+    scores are those of the saved model, not of the 16-bit one that trained."""
+    from keras_deepclust.model_selection import internal_scores
+
+    out = tmp_path / "run"
+    assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--epochs", "3",
+                     "--pretrain-epochs", "3", "--precision", "mixed_bfloat16",
+                     "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["precision"] == "mixed_bfloat16"
+    saved = keras.saving.load_model(out / "model.keras")
+    x = np.load(image_npz)["x"]
+    expected = saved.predict_labels(x)
+    written = np.loadtxt(out / "labels.csv", delimiter=",", skiprows=1)[:, 1].astype(int)
+    np.testing.assert_array_equal(written, expected)
+    assert report["cluster_sizes"] == np.bincount(expected, minlength=3).tolist()
+    assert report["internal_scores"] == pytest.approx(
+        {**internal_scores(saved.embed(x), expected), "n_rows": 60}, rel=1e-5)
+
+
 def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz, mirrored,
                                                            monkeypatch, capsys):
     from keras_deepclust import distribute
@@ -125,8 +147,11 @@ def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz,
     reports = []
     for strategy in ("default", "mirrored"):
         out = tmp_path / strategy
+        # float32 on every CPU: bfloat16 (the default where the CPU has it) rounds the two
+        # replicas' partial sums apart by more than the tolerance.
         assert cli.main(["fit", "aec", "--dataset", str(image_npz), "--epochs", "4",
-                         "--batch-size", "16", "--strategy", strategy, "--out", str(out)]) == 0
+                         "--batch-size", "16", "--strategy", strategy, "--precision", "float32",
+                         "--out", str(out)]) == 0
         reports.append(json.loads((out / "metrics.json").read_text()))
     assert [r["replicas"] for r in reports] == [1, 2]
     assert reports[0]["cluster_sizes"] == reports[1]["cluster_sizes"]

@@ -249,7 +249,10 @@ class DAMIC(AutoencoderClusteringModel):
                     self._derived_seed(_TRUNK_SEED + i)
                 ),
             )(h)
-        return keras.Model(inputs, h, name="clustering_trunk")
+        # float32 features: `embed`, the internal scores and the head's float32 kernel
+        # take them so under a mixed policy too.
+        return keras.Model(inputs, networks.float32_output(h, "features_float32"),
+                           name="clustering_trunk")
 
     def call(self, inputs, training=None):
         return self.clustering_head(self.clustering_trunk(inputs, training=training))
