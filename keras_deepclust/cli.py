@@ -440,6 +440,12 @@ def _fit(args):
 
     model_class = get_method(args.method)
     _model_options(args)  # flags of another method fail before training
+    if not hasattr(model_class, "pretrain"):
+        for flag, given in (("--pretrain-epochs", args.pretrain_epochs is not None),
+                            ("--noise", args.noise > 0)):
+            if given:
+                raise ValueError(f"{flag}: {args.method} has no autoencoder to pretrain; it "
+                                 "trains from its initial weights in its fit (--epochs).")
     if args.epochs is not None and not model_class.ITERATIVE_FIT:
         raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
                          "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
@@ -833,7 +839,7 @@ def _write_outputs(model, x, codes, labels, report, out, files=None):
                        for i, label in enumerate(labels.tolist()))
     figures = [plots.plot_training_curves(report["history"], out / "training_curves.png")]
     figures.append(plots.plot_embedding(codes, labels[: len(x)], out / "embedding.png"))
-    if x.ndim == 4:
+    if x.ndim == 4 and hasattr(model, "reconstruct"):
         sample = x[:10]
         figures.append(plots.plot_reconstructions(sample, model.reconstruct(sample),
                                                   out / "reconstructions.png"))

@@ -57,3 +57,18 @@ def reconstruction_error(x, x_reconstructed):
     """
     squared = ops.square(ops.convert_to_tensor(x) - ops.convert_to_tensor(x_reconstructed))
     return ops.mean(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=-1)
+
+
+def entropy(p):
+    """Per-example entropy -sum_j p_ij log p_ij (nats) of rows of soft assignments.
+
+    Pass the batch's mean assignment, `(1, K)`, for the entropy of the marginal H(Y).
+
+    Args:
+        p: `(batch, K)` soft assignments, rows summing to 1.
+
+    Returns:
+        `(batch,)` tensor.
+    """
+    p = ops.clip(ops.convert_to_tensor(p), _EPSILON, 1.0)
+    return -ops.sum(p * ops.log(p), axis=-1)

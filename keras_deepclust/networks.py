@@ -1,8 +1,8 @@
 """Autoencoder builders: the dense SAE of DEC/IDEC and the convolutional CAE of DCEC.
 
-Each builder returns `(encoder, decoder)` functional models: the encoder maps an
-input of `input_shape` to a code, the decoder maps the code back to exactly
-`input_shape`.
+Each builder of `BUILDERS` returns `(encoder, decoder)` functional models: the encoder
+maps an input of `input_shape` to a code, the decoder maps the code back to exactly
+`input_shape`. `ENCODERS` build the same encoders alone, for methods without a decoder.
 """
 
 import math
@@ -83,25 +83,12 @@ def dense_autoencoder(
     >>> encoder.output.shape
     (None, 4)
     """
-    input_shape = _checked_shape(input_shape, min_rank=1)
-    _check_positive_ints(hidden_units, "hidden_units")
-    _check_positive_ints([embedding_dim], "embedding_dim")
+    input_shape = _checked_dense_options(input_shape, hidden_units, embedding_dim)
     init = SeededInitializers(random_state)
     n_features = math.prod(input_shape)
-    encoder_activation = resolve_activation(activation)
     decoder_activation = resolve_activation(decoder_activation or activation)
-
-    inputs = keras.Input(shape=input_shape, name="inputs")
-    h = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
-    for i, units in enumerate(hidden_units):
-        h = keras.layers.Dense(
-            units, encoder_activation, kernel_initializer=init(), name=f"encoder_{i}"
-        )(h)
-    code = keras.layers.Dense(
-        embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
-        name="embedding",
-    )(h)
-    encoder = keras.Model(inputs, float32_output(code, "code_float32"), name="encoder")
+    encoder = _dense_encoder(input_shape, hidden_units, embedding_dim, activation,
+                             embedding_activation, init)
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")
     h = code_in
@@ -154,34 +141,14 @@ def conv_autoencoder(
     >>> decoder.output.shape
     (None, 8, 8, 1)
     """
-    input_shape = _checked_shape(input_shape, min_rank=3, max_rank=3, network="conv")
-    _check_positive_ints(filters, "filters")
-    _check_positive_ints(kernel_sizes, "kernel_sizes")
-    _check_positive_ints([embedding_dim], "embedding_dim")
-    if len(filters) != len(kernel_sizes):
-        raise ValueError(
-            f"filters and kernel_sizes must have the same length, got {len(filters)} "
-            f"and {len(kernel_sizes)}."
-        )
+    input_shape = _checked_conv_options(input_shape, filters, kernel_sizes, embedding_dim)
     init = SeededInitializers(random_state)
+    encoder = _conv_encoder(input_shape, filters, kernel_sizes, embedding_dim, activation,
+                            embedding_activation, init)
     activation = resolve_activation(activation)
     sizes = [tuple(input_shape[:2])]
     for _ in filters:
         sizes.append(tuple(math.ceil(s / 2) for s in sizes[-1]))
-
-    inputs = keras.Input(shape=input_shape, name="inputs")
-    h = inputs
-    for i, (n, k) in enumerate(zip(filters, kernel_sizes)):
-        h = keras.layers.Conv2D(
-            n, k, strides=2, padding="same", activation=activation,
-            kernel_initializer=init(), name=f"conv_{i}",
-        )(h)
-    h = keras.layers.Flatten(name="flatten")(h)
-    code = keras.layers.Dense(
-        embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
-        name="embedding",
-    )(h)
-    encoder = keras.Model(inputs, float32_output(code, "code_float32"), name="encoder")
 
     code_in = keras.Input(shape=(embedding_dim,), name="code")
     bottom = sizes[-1]
@@ -206,6 +173,91 @@ def conv_autoencoder(
     return encoder, decoder
 
 
+
+def dense_encoder(input_shape, hidden_units=DENSE_HIDDEN_UNITS, embedding_dim=10,
+                  activation="relu", random_state=None, embedding_activation=None):
+    """The encoder of `dense_autoencoder` alone (the same layers and, for the same
+    `random_state`, the same initial weights), for methods without a decoder.
+
+    Example:
+
+    >>> dense_encoder((64,), hidden_units=(32,), embedding_dim=4).output.shape
+    (None, 4)
+    """
+    input_shape = _checked_dense_options(input_shape, hidden_units, embedding_dim)
+    return _dense_encoder(input_shape, hidden_units, embedding_dim, activation,
+                          embedding_activation, SeededInitializers(random_state))
+
+
+def conv_encoder(input_shape, filters=CONV_FILTERS, kernel_sizes=CONV_KERNEL_SIZES,
+                 embedding_dim=10, activation="relu", random_state=None,
+                 embedding_activation=None):
+    """The encoder of `conv_autoencoder` alone (the same layers and, for the same
+    `random_state`, the same initial weights), for methods without a decoder.
+
+    Example:
+
+    >>> conv_encoder((8, 8, 1)).output.shape
+    (None, 10)
+    """
+    input_shape = _checked_conv_options(input_shape, filters, kernel_sizes, embedding_dim)
+    return _conv_encoder(input_shape, filters, kernel_sizes, embedding_dim, activation,
+                         embedding_activation, SeededInitializers(random_state))
+
+
+def _dense_encoder(input_shape, hidden_units, embedding_dim, activation, embedding_activation,
+                   init):
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    h = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for i, units in enumerate(hidden_units):
+        h = keras.layers.Dense(
+            units, resolve_activation(activation), kernel_initializer=init(), name=f"encoder_{i}"
+        )(h)
+    return _encoder_model(inputs, h, embedding_dim, embedding_activation, init)
+
+
+def _conv_encoder(input_shape, filters, kernel_sizes, embedding_dim, activation,
+                  embedding_activation, init):
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    h = inputs
+    for i, (n, k) in enumerate(zip(filters, kernel_sizes)):
+        h = keras.layers.Conv2D(
+            n, k, strides=2, padding="same", activation=resolve_activation(activation),
+            kernel_initializer=init(), name=f"conv_{i}",
+        )(h)
+    return _encoder_model(inputs, keras.layers.Flatten(name="flatten")(h), embedding_dim,
+                          embedding_activation, init)
+
+
+def _encoder_model(inputs, features, embedding_dim, embedding_activation, init):
+    """The code layer on `features`, and the encoder model ending in a float32 cast."""
+    code = keras.layers.Dense(
+        embedding_dim, resolve_activation(embedding_activation), kernel_initializer=init(),
+        name="embedding",
+    )(features)
+    return keras.Model(inputs, float32_output(code, "code_float32"), name="encoder")
+
+
+def _checked_dense_options(input_shape, hidden_units, embedding_dim):
+    input_shape = _checked_shape(input_shape, min_rank=1)
+    _check_positive_ints(hidden_units, "hidden_units")
+    _check_positive_ints([embedding_dim], "embedding_dim")
+    return input_shape
+
+
+def _checked_conv_options(input_shape, filters, kernel_sizes, embedding_dim):
+    input_shape = _checked_shape(input_shape, min_rank=3, max_rank=3, network="conv")
+    _check_positive_ints(filters, "filters")
+    _check_positive_ints(kernel_sizes, "kernel_sizes")
+    _check_positive_ints([embedding_dim], "embedding_dim")
+    if len(filters) != len(kernel_sizes):
+        raise ValueError(
+            f"filters and kernel_sizes must have the same length, got {len(filters)} "
+            f"and {len(kernel_sizes)}."
+        )
+    return input_shape
+
+
 def _checked_shape(input_shape, min_rank, max_rank=None, network="dense"):
     try:
         shape = tuple(int(s) for s in input_shape)
@@ -228,3 +280,4 @@ def _check_positive_ints(values, name):
 
 
 BUILDERS = {"dense": dense_autoencoder, "conv": conv_autoencoder}
+ENCODERS = {"dense": dense_encoder, "conv": conv_encoder}

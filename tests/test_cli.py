@@ -286,7 +286,7 @@ def test_console_script_lists_methods(tmp_path):
                             capture_output=True, text=True, check=True, cwd=tmp_path)
     names = [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names == ["ae-gmm", "ae-kmeans", "aec", "auto", "cae-gmm", "cae-kmeans", "dac",
-                     "damic", "dcec", "dec", "dec-conv", "idec", "n2d"]
+                     "damic", "dcec", "dec", "dec-conv", "idec", "imsat", "n2d"]
 
 
 def _tiny_data(tmp_path, method):
@@ -335,7 +335,8 @@ def test_every_method_fits_then_loads_evaluates_exports_and_assigns_elsewhere(tm
         folder.mkdir()
         data = _tiny_data(folder, method)
         # --quick, cut further: this test is about the journey, not the schedule.
-        short = ["--pretrain-epochs", "1"] + (
+        pretrains = hasattr(get_method(method), "pretrain")  # not a method without a decoder
+        short = (["--pretrain-epochs", "1"] if pretrains else []) + (
             ["--epochs", "1"] if get_method(method).ITERATIVE_FIT else [])
         assert cli.main(["fit", method, "--dataset", str(data), "--quick", *short,
                          "--out", str(folder / "run")]) == 0, method

@@ -10,6 +10,7 @@ from keras_deepclust.layers import (
     HardAssignment,
     NearestCentroidSoftmax,
     NeighborInterpolation,
+    NormalizedSoftmax,
 )
 
 
@@ -79,6 +80,35 @@ def test_neighbor_interpolation_is_umaps_weighted_mean_of_the_nearest_targets(co
             NeighborInterpolation(*bad)
     clone = NeighborInterpolation.from_config(layer.get_config())
     assert (clone.n_neighbors, clone.capacity, clone.output_dim) == (3, 320, 2)
+
+
+def test_normalized_softmax_is_softmax_of_the_batch_normalised_codes(codes, tmp_path):
+    head = NormalizedSoftmax(4, seed=0)
+    head.build((None, 5))
+    kernel = head.assignment.kernel.numpy()
+    bias = np.array([0.1, -0.2, 0.3, 0.0], np.float32)
+    head.assignment.bias.assign(bias)
+
+    def softmax(logits):
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    epsilon = head.normalization.epsilon
+    # Training: the batch's own statistics.
+    batch = (codes - codes.mean(0)) / np.sqrt(codes.var(0) + epsilon)
+    np.testing.assert_allclose(head(codes, training=True), softmax(batch @ kernel + bias),
+                               rtol=1e-4, atol=1e-6)
+    # Inference: the moving statistics, whatever the batch.
+    mean, variance = np.arange(5, dtype=np.float32), np.linspace(1, 2, 5).astype(np.float32)
+    head.normalization.moving_mean.assign(mean)
+    head.normalization.moving_variance.assign(variance)
+    moving = (codes[:3] - mean) / np.sqrt(variance + epsilon)
+    np.testing.assert_allclose(head(codes[:3]), softmax(moving @ kernel + bias), rtol=1e-4,
+                               atol=1e-6)
+    restored = NormalizedSoftmax.from_config(head.get_config())
+    restored.build((None, 5))
+    restored.set_weights(head.get_weights())
+    np.testing.assert_array_equal(restored(codes), head(codes))
 
 
 def test_heads_round_trip_and_export(tmp_path, codes):

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_deepclust import datasets, tfrecords
 from keras_deepclust.backup import ClusteringBackup
 from keras_deepclust.models import AEC, DAC, DAMIC, DEC, AEKMeans
-from keras_deepclust.models.autoencoder import steps_per_epoch
+from keras_deepclust.models.trainer import steps_per_epoch
 
 TINY = {"hidden_units": (16,), "embedding_dim": 3}
 

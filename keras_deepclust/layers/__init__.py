@@ -6,6 +6,7 @@ from keras_deepclust.layers.heads import (
     GaussianMixturePosterior,
     HardAssignment,
     NearestCentroidSoftmax,
+    NormalizedSoftmax,
 )
 from keras_deepclust.layers.mixture import MixtureOfAutoencoders
 from keras_deepclust.layers.neighbors import NeighborInterpolation
@@ -13,4 +14,5 @@ from keras_deepclust.layers.preprocessing import SCALINGS, InputScaling
 
 __all__ = ["ClusteringLayer", "GaussianMixturePosterior", "HardAssignment", "ImageAugmentation",
            "InputScaling",
-           "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation", "SCALINGS"]
+           "MixtureOfAutoencoders", "NearestCentroidSoftmax", "NeighborInterpolation",
+           "NormalizedSoftmax", "SCALINGS"]

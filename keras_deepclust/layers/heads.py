@@ -153,3 +153,51 @@ class GaussianMixturePosterior(Float32Layer):
         config = super().get_config()
         config.update({"n_components": self.n_components})
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_deepclust")
+class NormalizedSoftmax(Float32Layer):
+    """A trainable softmax head on batch-normalised codes: softmax(W BN(z) + b).
+
+    The head of methods that learn their clusters as a classifier would (IMSAT). The
+    normalisation keeps the codes spread: without it an encoder can shrink every code
+    toward one point, where each row's assignment is uniform. At inference it uses the
+    moving statistics of training, so the head is a fixed affine map and a softmax,
+    which ONNX and builtin TFLite run.
+
+    Args:
+        n_clusters: number of clusters K.
+        seed: int seed of the Glorot-uniform kernel, or None.
+
+    Example:
+
+    ```python
+    head = NormalizedSoftmax(10, seed=0)
+    probabilities = head(codes, training=True)
+    ```
+    """
+
+    def __init__(self, n_clusters, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_clusters = int(n_clusters)
+        self.seed = seed
+        self.normalization = keras.layers.BatchNormalization(dtype="float32",
+                                                             name="normalization")
+        self.assignment = keras.layers.Dense(
+            self.n_clusters, activation="softmax", dtype="float32", name="assignment",
+            kernel_initializer=keras.initializers.GlorotUniform(seed))
+
+    def build(self, input_shape):
+        self.normalization.build(input_shape)
+        self.assignment.build((*input_shape[:-1], input_shape[-1]))
+
+    def call(self, inputs, training=None):
+        return self.assignment(self.normalization(inputs, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_clusters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_clusters": self.n_clusters, "seed": self.seed})
+        return config

@@ -6,6 +6,7 @@ from keras_deepclust.models.base import ClusteringModel, get_method, list_method
 from keras_deepclust.models.dac import DAC
 from keras_deepclust.models.damic import DAMIC
 from keras_deepclust.models.dec import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering
+from keras_deepclust.models.imsat import IMSAT
 from keras_deepclust.models.n2d import N2D
 from keras_deepclust.models.two_stage import AEGMM, CAEGMM, AEKMeans, CAEKMeans, TwoStageClustering
 
@@ -25,6 +26,7 @@ __all__ = [
     "DECConv",
     "DeepEmbeddedClustering",
     "IDEC",
+    "IMSAT",
     "N2D",
     "fit_auto",
     "get_method",

@@ -117,8 +117,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         self.assignment = FrozenRowState(
             self, "assignments", _nearest, centroids=lambda: self.centroid_head.centroids,
             dtype="int32", initial=self._random_assignment)
-        self._trackers = {name: keras.metrics.Mean(name=name)
-                          for name in ("loss", "reconstruction_loss", "compactness_loss")}
+        self._add_trackers("loss", "reconstruction_loss", "compactness_loss")
         self._build_if_shape_known()
 
     def _build_head(self):
@@ -159,14 +158,8 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         return self._update_trackers(loss, reconstruction, compactness)
 
     def _update_trackers(self, loss, reconstruction, compactness):
-        self._trackers["loss"].update_state(loss)
-        self._trackers["reconstruction_loss"].update_state(tf.reduce_mean(reconstruction))
-        self._trackers["compactness_loss"].update_state(tf.reduce_mean(compactness))
-        return {m.name: m.result() for m in self.metrics}
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
+        return self._track(loss=loss, reconstruction_loss=tf.reduce_mean(reconstruction),
+                           compactness_loss=tf.reduce_mean(compactness))
 
     # ------------------------------------------------------------ alternation
     def initialize_assignments(self, x, batch_size=256):

@@ -26,12 +26,9 @@ from keras_deepclust._validation import (
 )
 from keras_deepclust.callbacks import ClusteringMetrics
 from keras_deepclust.clusterers import make_clusterer
-from keras_deepclust.models.autoencoder import (
-    AutoencoderClusteringModel,
-    NearestCentroidHead,
-    steps_per_epoch,
-)
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, NearestCentroidHead
 from keras_deepclust.models.base import register_method
+from keras_deepclust.models.trainer import steps_per_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -252,9 +249,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
         self.n_init = check_positive_int(n_init, "n_init")
         self.normalize_weights = bool(normalize_weights)
         self._weight_labels = None  # `fit`'s weight_labels while it runs
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("loss", "weighted_mse", "l2")
-        }
+        self._add_trackers("loss", "weighted_mse", "l2")
         self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
@@ -456,20 +451,12 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
         with tf.GradientTape() as tape:
             loss, weighted_mse, l2 = self._compute_losses(x, training=True)
         self._descend(tape, loss, variables)
-        return self._update_trackers(loss, weighted_mse, l2)
+        return self._track(loss=loss, weighted_mse=weighted_mse, l2=l2)
 
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        return self._update_trackers(*self._compute_losses(x, training=False))
-
-    def _update_trackers(self, loss, weighted_mse, l2):
-        for name, value in (("loss", loss), ("weighted_mse", weighted_mse), ("l2", l2)):
-            self._trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
+        loss, weighted_mse, l2 = self._compute_losses(x, training=False)
+        return self._track(loss=loss, weighted_mse=weighted_mse, l2=l2)
 
     # ------------------------------------------------------------------- saving
     def get_config(self):

@@ -30,9 +30,10 @@ from keras_deepclust.layers import (
     MixtureOfAutoencoders,
     NearestCentroidSoftmax,
 )
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, jit_default
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.row_state import EncoderSnapshot
+from keras_deepclust.models.trainer import jit_default
 
 CLUSTERING_UNITS = (512, 256)
 # Seed offsets of the DAMIC-only weights, above those of the pretrained autoencoder

@@ -24,12 +24,10 @@ from keras_deepclust.callbacks import TargetDistributionUpdater
 from keras_deepclust.clusterers import check_clusterer, make_clusterer, nearest_centroid
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.layers.clustering import student_t_assignments
-from keras_deepclust.models.autoencoder import (
-    AutoencoderClusteringModel,
-    steps_per_epoch,
-)
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import method_variant
 from keras_deepclust.models.row_state import FrozenRowState
+from keras_deepclust.models.trainer import steps_per_epoch
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
@@ -142,10 +140,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             self, "refresh_assignments",
             lambda codes, centroids: student_t_assignments(codes, centroids, self.alpha),
             centroids=lambda: self.clustering.centroids, trailing_shape=(self.n_clusters,))
-        self._trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("loss", "clustering_loss", "reconstruction_loss")
-        }
+        self._add_trackers("loss", "clustering_loss", "reconstruction_loss")
         self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
@@ -332,11 +327,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
         return self._update_trackers(tf.reduce_mean(per_example), clustering_loss, reconstruction_loss)
 
     def _update_trackers(self, loss, clustering_loss, reconstruction_loss):
-        self._trackers["loss"].update_state(loss)
-        self._trackers["clustering_loss"].update_state(clustering_loss)
-        if reconstruction_loss is not None:
-            self._trackers["reconstruction_loss"].update_state(reconstruction_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return self._track(loss=loss, clustering_loss=clustering_loss,
+                           reconstruction_loss=reconstruction_loss)
 
     @property
     def metrics(self):
