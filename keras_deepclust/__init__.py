@@ -53,12 +53,16 @@ _LAZY_ATTRIBUTES = {
     "fit_auto": "keras_deepclust.models",
     "get_method": "keras_deepclust.models",
     "list_methods": "keras_deepclust.models",
+    "IMSAT": "keras_deepclust.models",
+    "run": "keras_deepclust.experiment",
+    "RunResult": "keras_deepclust.experiment",
 }
 _LAZY_SUBMODULES = (
     "callbacks",
     "cli",
     "datasets",
     "distribute",
+    "experiment",
     "layers",
     "losses",
     "metrics",

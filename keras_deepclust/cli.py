@@ -5,7 +5,6 @@ answers at once.
 """
 
 import argparse
-import csv
 import importlib.util
 import json
 import logging
@@ -14,12 +13,11 @@ import os
 import re
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 from keras_deepclust._io import nearest_existing
-from keras_deepclust.report import FIGURES, GALLERY_FIGURE, stability_sentence
+from keras_deepclust.experiment import run_files_in
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
 # digits, next to k-means and UMAP + GMM on the pixels.
@@ -455,16 +453,28 @@ def _fit(args):
                               QUICK_EPOCHS["pretrain_epochs"])
         if model_class.ITERATIVE_FIT:
             epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
-    import tensorflow as tf
+    from keras_deepclust import experiment
 
-    from keras_deepclust.layers.precision import dtype_policy, resolve_policy
-
-    # Physical devices: listing logical ones would start TensorFlow's runtime before a
-    # multi-worker strategy can configure its collective ops.
-    args.precision, args.precision_chosen_by = resolve_policy(
-        args.precision, bool(tf.config.list_physical_devices("GPU")))
-    with dtype_policy(args.precision):
-        return _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs)
+    # What the library refuses by its parameters' names, refused here by the flags'.
+    if args.resume and n_clusters == "auto":
+        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
+    if n_clusters == "auto" and not getattr(model_class, "NEEDS_PRETRAINING", False):
+        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
+                         f"autoencoder; {args.method} does not. Pass --clusters K.")
+    if args.pretrain_epochs is None and n_clusters != "auto" and not getattr(
+            model_class, "NEEDS_PRETRAINING", False):
+        pretrain_epochs = None  # --quick caps a pretraining; it does not ask for one
+    result = experiment.run(
+        args.method, x, y, n_clusters, options=_model_options(args), random_state=args.seed,
+        pretrain_epochs=pretrain_epochs, epochs=epochs, batch_size=args.batch_size,
+        noise=args.noise, scaling=args.scale, strategy=args.strategy, precision=args.precision,
+        resume=args.resume, k_range=getattr(args, "k_range", None) or (2, 15),
+        criterion=getattr(args, "criterion", None),
+        umap_baseline=getattr(args, "umap_baseline", False),
+        fit_options=_weight_labels(args, y), dataset=args.dataset)
+    result.report.update({name: getattr(args, name, None)
+                          for name in ("augment", "augment_phases", "init")})
+    return _write_run(result, args)
 
 
 def _image_options(args):
@@ -481,7 +491,7 @@ def _check_fit(args):
 
     out = Path(args.out)
     _check_writable_folder("--out", out)
-    previous = _run_files_in(out)
+    previous = run_files_in(out)
     if previous and not args.overwrite:
         raise ValueError(f"--out {out} holds another run ({', '.join(previous)}): pass "
                          "--overwrite to replace it, or name another folder.")
@@ -537,11 +547,6 @@ def _check_writable_folder(flag, folder):
         raise ValueError(f"{flag} {folder}: {existing} is not writable by this user.")
 
 
-def _run_files_in(out):
-    """The files of a run (model, labels, metrics, report, figures) that `out` holds."""
-    return [name for name in _RUN_FILES if (Path(out) / name).is_file()]
-
-
 def _check_no_overlap(out, resume):
     """Refuses a --resume folder that is --out, inside it or around it: the backup is
     removed when the run ends, and nothing the user asked to keep may go with it."""
@@ -552,129 +557,30 @@ def _check_no_overlap(out, resume):
                          "folder and not contain it.")
 
 
-def _train_and_report(model_class, args, x, y, n_clusters, pretrain_epochs, epochs):
+def _write_run(result, args):
+    """Writes the run's files (the chief of a multi-worker run; the other workers into a
+    scratch folder, as their predict passes are collective) and prints its summary."""
     import numpy as np
 
-    from keras_deepclust import backup, callbacks, distribute, metrics, model_selection
-    from keras_deepclust._backup_files import PHASES, make_folder, remove_backup
+    from keras_deepclust import distribute
+    from keras_deepclust._backup_files import PHASES, remove_backup
 
-    out = Path(args.out)
-    resume = pretrain_backup = None
-    if args.resume:
-        make_folder(args.resume)  # removed at the end only if this makes it
-        # Both kept until the outputs are written, so a kill at any point loses at most
-        # the epoch under way.
-        pretrain_backup, resume = (
-            backup.ClusteringBackup(Path(args.resume) / phase, delete_on_success=False)
-            for phase in PHASES)
-    if resume is not None and n_clusters == "auto":
-        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
-    strategy = distribute.get_strategy(args.strategy)
-    distribute.check_distributed_fit(args.batch_size, strategy)
-    fit_options = _weight_labels(args, y)
-    streamed = not isinstance(x, np.ndarray)
-    shape = tuple(x.element_spec.shape[1:]) if streamed else x.shape[1:]
-    print(f"{args.method} on {args.dataset}: {'a stream of' if streamed else len(x)} samples "
-          f"of shape {shape}, "
-          f"K={n_clusters}, seed={args.seed}")
-    start = time.perf_counter()
-    selection = None
-    if n_clusters == "auto":
-        with strategy.scope():  # the models it makes are created under the strategy
-            model, pretrain_history, selection = _choose_n_clusters(
-                model_class, args, x, y, pretrain_epochs)
-        n_clusters = model.n_clusters
-    else:
-        with strategy.scope():
-            model = model_class(n_clusters=n_clusters, random_state=args.seed,
-                                scaling=args.scale, **_model_options(args))
-        pretrain_history = None
-        if resume is not None and resume.exists():
-            print(f"Resuming the clustering fit from the backup in {args.resume}.")
-        elif getattr(model, "NEEDS_PRETRAINING", False) or args.pretrain_epochs is not None:
-            if pretrain_backup is not None and pretrain_backup.exists():
-                print(f"Resuming pretraining from the backup in {args.resume}.")
-            pretrain_history = model.pretrain(
-                x, epochs=pretrain_epochs, batch_size=args.batch_size, noise_stddev=args.noise,
-                verbose=2, callbacks=[pretrain_backup] if pretrain_backup else None)
-    pretrain_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    fit_arguments = dict(fit_options, batch_size=args.batch_size, verbose=2)
-    if model.ITERATIVE_FIT:
-        fit_callbacks = [callbacks.ClusteringMetrics(x, y)] if y is not None else []
-        if resume is not None:
-            fit_callbacks.append(resume)  # last: it backs up what the others updated
-        fit_arguments.update(epochs=epochs, callbacks=fit_callbacks)
-    history = model.fit(x, **fit_arguments)
-    cluster_seconds = time.perf_counter() - start
-    model = _as_loaded(model, x, args.precision, strategy)
-    labels = model.labels_
-    sizes = np.bincount(labels, minlength=n_clusters)
-
-    if pretrain_history is not None:
-        pretrain_log = pretrain_history.history
-    else:  # resumed after pretraining: its epochs are in their backup
-        pretrain_log = pretrain_backup.saved_history() if pretrain_backup is not None else {}
-    report = {
-        "method": args.method,
-        "dataset": args.dataset,
-        "n_samples": len(labels),
-        "n_clusters": n_clusters,
-        "seed": args.seed,
-        "pretrain_epochs": len(pretrain_log.get("loss", [])),
-        "clustering_epochs": len(history.history.get("loss", [])),
-        "noise": args.noise,
-        "augment": getattr(args, "augment", None),
-        "augment_phases": getattr(args, "augment_phases", None),
-        "init": getattr(args, "init", None),
-        "batch_size": args.batch_size,
-        "strategy": args.strategy,
-        "replicas": strategy.num_replicas_in_sync,
-        "precision": args.precision,
-        "precision_chosen_by": args.precision_chosen_by,
-        "seconds": {"pretrain": pretrain_seconds, "clustering": cluster_seconds},
-        "cluster_sizes": sizes.tolist(),
-        "empty_clusters": np.flatnonzero(sizes == 0).tolist(),
-        "scaling": model.input_scaling.description(),
-        "history": {"pretrain": pretrain_log, "clustering": history.history},
-    }
-    if selection is not None:
-        report["n_clusters_selection"] = selection
-    agreement = history.history.get("restart_agreement", [None])[-1]
-    if agreement is not None:
-        report["stability"] = {"restart_agreement": agreement, "starts": model.n_init}
-        kept = history.history.get("refine_agreement", [None])[-1]
-        if kept is not None:
-            report["stability"]["refine_agreement"] = kept
-    if y is not None:
-        report["scores"] = metrics.clustering_scores(y, labels)
-        inputs = model.preprocess(x)
-        report["kmeans_on_inputs"] = _kmeans_scores(inputs, y, n_clusters, args.seed)
-        if getattr(args, "umap_baseline", False):
-            report["umap_gmm_on_inputs"] = _umap_gmm_scores(inputs, y, n_clusters, args.seed)
-    # The outputs' predict passes are collective: every worker runs them, only the chief
-    # keeps the files (TensorFlow's pattern for multi-worker saving).
-    if not streamed:
-        sample = x
-    else:  # the embedding, the gallery and the internal scores use a stream's first rows
-        sample = np.concatenate(list(x.take(8).as_numpy_iterator()))
-    codes = model.embed(sample)
-    report["internal_scores"] = {
-        **model_selection.internal_scores(codes, labels[: len(sample)], random_state=args.seed),
-        "n_rows": len(sample)}
+    out, strategy = Path(args.out), result.model.distribute_strategy
     if distribute.is_chief(strategy):
-        replaced = _write_outputs(model, sample, codes, labels, report, out, _row_files(args))
-        _print_report(report, out)
+        replaced = result.write(out, _row_files(args))
+        print("\n" + result.summary())
+        print(f"wrote {out}/model.keras, metrics.json, report.html and plots")
         if replaced:
             print(f"removed the previous run's {', '.join(replaced)}, which this run does "
                   "not write")
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            _write_outputs(model, sample, codes, labels, report, Path(scratch), _row_files(args))
+            result.write(scratch, _row_files(args))
         print(f"worker {strategy.cluster_resolver.task_id}: done; the chief writes the outputs")
     if distribute.is_multi_worker(strategy):
         # Equal on every worker when training kept them in sync.
-        print(f"weights digest: {sum(float(np.abs(w).sum()) for w in model.get_weights()):.6f}")
+        weights = result.model.get_weights()
+        print(f"weights digest: {sum(float(np.abs(w).sum()) for w in weights):.6f}")
     if args.resume and distribute.is_chief(strategy):
         remove_backup(args.resume, PHASES)
     return 0
@@ -744,69 +650,6 @@ def _weight_labels(args, y):
     return {"weight_labels": y}
 
 
-def _as_loaded(model, x, precision, strategy):
-    """`model` as `keras.saving.load_model` gives it back, with `labels_` of its rows.
-
-    Trained under a mixed policy, the networks compute in 16 bits; the saved file is
-    rebuilt in float32 wherever it is loaded (evaluate, export, assign, a user's
-    `load_model`). Labels, codes and scores are taken from that model, so that
-    `labels.csv` holds what `assign` answers for the same rows."""
-    if precision == "float32":
-        return model
-    import tempfile
-
-    import keras
-
-    from keras_deepclust.layers.precision import dtype_policy
-
-    with tempfile.TemporaryDirectory() as folder, dtype_policy("float32"), strategy.scope():
-        path = Path(folder) / "model.keras"
-        model.save(path)
-        loaded = keras.saving.load_model(path)
-    loaded.labels_ = loaded.predict_labels(x)
-    return loaded
-
-
-def _choose_n_clusters(model_class, args, x, y, pretrain_epochs):
-    """Pretrains once, sweeps K on the codes (N2D: on the manifold), and returns a model
-    for the best K that keeps the pretrained autoencoder, its pretraining history and
-    the sweep."""
-    from keras_deepclust import model_selection
-
-    probe = model_class(n_clusters=2, random_state=args.seed, scaling=args.scale,
-                        **_model_options(args))
-    if not getattr(probe, "NEEDS_PRETRAINING", False):
-        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
-                         f"autoencoder; {args.method} does not. Pass --clusters K.")
-    history = probe.pretrain(x, epochs=pretrain_epochs, batch_size=args.batch_size,
-                             noise_stddev=args.noise, verbose=2)
-    clusterer = "gmm" if getattr(probe, "clusterer", None) == "gmm" else "kmeans"
-    k_min, k_max = args.k_range
-    sweep = model_selection.sweep_n_clusters(
-        probe.selection_features(x), range(k_min, k_max + 1), clusterer=clusterer, y=y,
-        random_state=args.seed)
-    criterion = args.criterion or ("bic" if clusterer == "gmm" else "silhouette")
-    n_clusters = model_selection.best_n_clusters(sweep, criterion)
-    print(f"K chosen by {criterion} over {k_min}..{k_max}: {n_clusters}")
-    selection = {"criterion": criterion, "chosen": n_clusters, "sweep": sweep}
-    return probe.with_n_clusters(n_clusters), history, selection
-
-
-def _kmeans_scores(x, y, n_clusters, seed):
-    from keras_deepclust import metrics
-    from keras_deepclust.clusterers import make_clusterer
-
-    labels = make_clusterer("kmeans", n_clusters, 10, seed).fit_predict(x.reshape(len(x), -1))
-    return metrics.clustering_scores(y, labels)
-
-
-def _umap_gmm_scores(x, y, n_clusters, seed):
-    from keras_deepclust import metrics
-    from keras_deepclust.clusterers import umap_mixture_labels
-
-    return metrics.clustering_scores(y, umap_mixture_labels(x, n_clusters, seed))
-
-
 def _row_files(args):
     """The files of a folder of images in row order, relative to it (labels.csv's `file`
     column); None for any other data."""
@@ -816,82 +659,6 @@ def _row_files(args):
     if source.kind != "images":
         return None
     return readers.image_folder(source.path, **_image_options(args)).relative_paths()
-
-
-def _write_outputs(model, x, codes, labels, report, out, files=None):
-    """Writes the model, metrics.json, labels.csv (with each row's file after its number
-    when `files` are given), the figures and report.html; `x` is the data (a stream's
-    first rows) and `codes` its embedding. Then removes the files
-    of a previous run in `out` that this run did not write (a figure this method does not
-    draw), so that the folder holds one run; returns their names."""
-    from keras_deepclust import plots
-    from keras_deepclust._io import atomic_path, write_json
-    from keras_deepclust.report import GALLERY_FIGURE, write_report
-
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.keras") as tmp:
-        model.save(tmp)
-    write_json(out / "metrics.json", report)
-    with atomic_path(out / "labels.csv") as tmp, open(tmp, "w", newline="") as f:
-        rows = csv.writer(f, lineterminator="\n")
-        rows.writerow(["row", "cluster"] if files is None else ["row", "file", "cluster"])
-        rows.writerows([i, label] if files is None else [i, files[i], label]
-                       for i, label in enumerate(labels.tolist()))
-    figures = [plots.plot_training_curves(report["history"], out / "training_curves.png")]
-    figures.append(plots.plot_embedding(codes, labels[: len(x)], out / "embedding.png"))
-    if x.ndim == 4 and hasattr(model, "reconstruct"):
-        sample = x[:10]
-        figures.append(plots.plot_reconstructions(sample, model.reconstruct(sample),
-                                                  out / "reconstructions.png"))
-        prototypes = model.prototype_codes(x, labels[: len(x)])
-        if prototypes is not None:
-            figures.append(plots.plot_decoded_centroids(model.decoder, prototypes,
-                                                        out / "decoded_centroids.png"))
-    if hasattr(model, "feature_weights"):
-        figures.append(plots.plot_feature_weights(model.feature_weights, model.sample_shape,
-                                                  out / "feature_weights.png"))
-    if "n_clusters_selection" in report:
-        selection = report["n_clusters_selection"]
-        figures.append(plots.plot_n_clusters_criteria(selection["sweep"], out / "n_clusters.png",
-                                                      chosen=selection["chosen"]))
-    write_report(out, report, x, labels[: len(x)], codes, figures)
-    written = {"model.keras", "metrics.json", "labels.csv", "report.html",
-               *(Path(figure).name for figure in figures),
-               *([GALLERY_FIGURE] if x.ndim == 4 else [])}  # write_report's images only
-    stale = [name for name in _run_files_in(out) if name not in written]
-    for name in stale:
-        (out / name).unlink()
-    return stale
-
-
-def _print_report(report, out):
-    from keras_deepclust.models import get_method
-
-    seconds = report["seconds"]
-    clustering = f"clustering {seconds['clustering']:.1f} s"
-    if get_method(report["method"]).ITERATIVE_FIT:  # a one-shot fit has no epochs to count
-        clustering += f" ({report['clustering_epochs']} epochs)"
-    print(f"\npretraining {seconds['pretrain']:.1f} s ({report['pretrain_epochs']} epochs), "
-          f"{clustering}; precision {report['precision']} ({report['precision_chosen_by']})")
-    if "scores" in report:
-        print(f"{'':24s}{'ACC':>8s}{'NMI':>8s}{'ARI':>8s}")
-        rows = [(report["method"], report["scores"]),
-                ("k-means on inputs", report["kmeans_on_inputs"])]
-        if "umap_gmm_on_inputs" in report:
-            rows.append(("UMAP + GMM on inputs", report["umap_gmm_on_inputs"]))
-        for name, scores in rows:
-            print(f"{name:24s}{scores['acc']:8.3f}{scores['nmi']:8.3f}{scores['ari']:8.3f}")
-    internal = report["internal_scores"]
-    if internal["silhouette"] is None:
-        print(f"no label-free scores: {internal['undefined']}")
-    else:
-        print(f"on the codes: silhouette {internal['silhouette']:.3f}, Calinski-Harabasz "
-              f"{internal['calinski_harabasz']:.4g}")
-    if "stability" in report:
-        print(stability_sentence(report["stability"]))
-    if report["empty_clusters"]:
-        print(f"empty clusters: {report['empty_clusters']} (sizes {report['cluster_sizes']})")
-    print(f"wrote {out}/model.keras, metrics.json, report.html and plots")
 
 
 def _evaluate(args):
@@ -999,10 +766,6 @@ def _convert(args):
           f"shard(s) to {args.out}")
     return 0
 
-
-# What `fit` writes to --out; a folder holding any of them holds a run.
-_RUN_FILES = ("model.keras", "metrics.json", "labels.csv", "report.html", GALLERY_FIGURE,
-              *(name for name, _, _ in FIGURES))
 
 _CHECKS = {"fit": _check_fit, "demo": _check_fit}
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,

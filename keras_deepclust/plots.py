@@ -5,6 +5,8 @@ each cluster's most typical samples.
 Every function writes a PNG atomically and returns its path.
 """
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
@@ -193,3 +195,31 @@ def plot_feature_weights(weights, sample_shape, path):
         ax.set_yticks([])
         ax.set_title("feature weights" if n == 1 else f"feature weights, channel {c}")
     return _save(fig, path)
+
+
+def plot_run(model, x, codes, labels, report, out):
+    """The figures of a run, written into the folder `out`: the training curves (when
+    `report` has a history), the embedding `codes` coloured by `labels`, what the model
+    says it can draw (`model.DRAWS`: reconstructions and decoded centroids of images,
+    feature weights) and the criteria of a sweep over K. Returns their paths."""
+    out = Path(out)
+    draws = set(getattr(model, "DRAWS", ()))
+    figures = []
+    if report.get("history"):
+        figures.append(plot_training_curves(report["history"], out / "training_curves.png"))
+    figures.append(plot_embedding(codes, labels, out / "embedding.png"))
+    if x.ndim == 4 and "reconstructions" in draws:
+        figures.append(plot_reconstructions(x[:10], model.reconstruct(x[:10]),
+                                            out / "reconstructions.png"))
+    prototypes = model.prototype_codes(x, labels) if "decoded_centroids" in draws else None
+    if x.ndim == 4 and prototypes is not None:
+        figures.append(plot_decoded_centroids(model.decoder, prototypes,
+                                              out / "decoded_centroids.png"))
+    if "feature_weights" in draws:
+        figures.append(plot_feature_weights(model.feature_weights, model.sample_shape,
+                                            out / "feature_weights.png"))
+    if "n_clusters_selection" in report:
+        selection = report["n_clusters_selection"]
+        figures.append(plot_n_clusters_criteria(selection["sweep"], out / "n_clusters.png",
+                                                chosen=selection["chosen"]))
+    return figures

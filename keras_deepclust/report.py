@@ -154,17 +154,17 @@ def write_report(out, report, x, labels, codes, figures):
 
 
 def _summary(report):
-    from keras_deepclust.models import get_method
-
-    seconds = report["seconds"]
+    text = f"{report['n_samples']} samples, K = {report['n_clusters']}"
+    seconds = report.get("seconds")
+    if seconds is None:  # a model fitted outside `run` (`RunResult.from_model`)
+        return html.escape(text + ".")
     clustering = f"clustering in {seconds['clustering']:.1f} s"
-    if get_method(report["method"]).ITERATIVE_FIT:  # a one-shot fit has no epochs to count
+    if report["iterative"]:  # a one-shot fit has no epochs to count
         clustering = f"clustering {report['clustering_epochs']} epochs in " \
                      f"{seconds['clustering']:.1f} s"
     return html.escape(
-        f"{report['n_samples']} samples, K = {report['n_clusters']}, seed {report['seed']}; "
-        f"pretraining {report['pretrain_epochs']} epochs in {seconds['pretrain']:.1f} s, "
-        f"{clustering}.")
+        f"{text}, seed {report['seed']}; pretraining {report['pretrain_epochs']} epochs in "
+        f"{seconds['pretrain']:.1f} s, {clustering}.")
 
 
 def _scores_html(report):

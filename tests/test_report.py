@@ -46,6 +46,7 @@ def test_feature_profile_by_hand():
 
 def _report(**changes):
     report = {"method": "dec", "dataset": "rows.csv", "n_samples": 6, "n_clusters": 3,
+              "iterative": True,
               "seed": 0, "pretrain_epochs": 2, "clustering_epochs": 3,
               "seconds": {"pretrain": 1.0, "clustering": 2.0}, "cluster_sizes": [3, 3, 0],
               "empty_clusters": [2], "scaling": {"scaling": "standard"}, "batch_size": 256,
@@ -87,7 +88,8 @@ def test_scores_sit_beside_the_baselines(tmp_path):
     scores = {"acc": 0.9, "nmi": 0.8, "ari": 0.7, "v_measure": 0.8}
     baseline = {"acc": 0.5, "nmi": 0.4, "ari": 0.3, "v_measure": 0.4}
     report = _report(scores=scores, kmeans_on_inputs=baseline, umap_gmm_on_inputs=scores,
-                     method="n2d", dataset="<digits>", cluster_sizes=[2, 2, 2],
+                     method="n2d", iterative=False, dataset="<digits>",
+                     cluster_sizes=[2, 2, 2],
                      empty_clusters=[])
     x = np.arange(12, dtype=float).reshape(6, 2)
     page = _write(tmp_path, report, x, np.array([0, 0, 1, 1, 2, 2]), x).read_text()

@@ -2,7 +2,13 @@
 
 from keras_deepclust.models.aec import AEC
 from keras_deepclust.models.auto import AutoClustering, fit_auto
-from keras_deepclust.models.base import ClusteringModel, get_method, list_methods, register_method
+from keras_deepclust.models.base import (
+    ClusteringModel,
+    get_method,
+    list_methods,
+    method_name,
+    register_method,
+)
 from keras_deepclust.models.dac import DAC
 from keras_deepclust.models.damic import DAMIC
 from keras_deepclust.models.dec import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering
@@ -31,5 +37,6 @@ __all__ = [
     "fit_auto",
     "get_method",
     "list_methods",
+    "method_name",
     "register_method",
 ]

@@ -38,6 +38,8 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
     # Whether the method's recipe starts from a pretrained autoencoder (the CLI
     # pretrains only these unless asked).
     NEEDS_PRETRAINING = True
+    # Decoded centroids where `prototype_codes` gives codes for the decoder.
+    DRAWS = ("reconstructions", "decoded_centroids")
 
     def __init__(self, n_clusters=10, output_activation=None, **kwargs):
         super().__init__(n_clusters=n_clusters, **kwargs)

@@ -172,6 +172,9 @@ class ClusteringModel(keras.Model):
     # for other options are refused for this method.
     OPTIONS = ("scaling",)
     FIT_OPTIONS = ()
+    # The figures of a run the model can draw besides the curves and the embedding
+    # (`plots.plot_run`): "reconstructions", "decoded_centroids", "feature_weights".
+    DRAWS = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -204,6 +204,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel):
              "Learning Framework of Representation Learning")
     STREAMING_FIT = True  # weights from a reservoir sample, k-means on a sample of codes
     FIT_OPTIONS = ("weight_labels",)
+    DRAWS = AutoencoderClusteringModel.DRAWS + ("feature_weights",)
     EPOCHS = 200  # the paper's training epochs, when `fit(epochs=None)`
 
     def __init__(

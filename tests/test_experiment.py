@@ -1,0 +1,59 @@
+"""The run as a library object: `kdc.run` and `RunResult`, which `keras-deepclust fit`
+calls, and the report of a model fitted by hand."""
+
+import json
+
+import keras
+import numpy as np
+
+import keras_deepclust as kdc
+from keras_deepclust.experiment import RunResult, run
+from keras_deepclust.models import IMSAT
+
+
+def test_run_trains_scores_and_writes_what_the_cli_writes(tmp_path, tiny_images, capsys):
+    x, y = tiny_images
+    result = run("aec", x, y, random_state=0, epochs=3, precision="float32",
+                 options={"embedding_dim": 3}, verbose=0)
+    assert capsys.readouterr().out == ""  # verbose=0: nothing printed
+    report = result.report
+    assert (report["method"], report["n_clusters"], report["n_samples"]) == ("aec", 3, 60)
+    assert report["clustering_epochs"] == 3 and report["pretrain_epochs"] == 0
+    np.testing.assert_array_equal(result.labels, result.model.predict_labels(x))
+    assert report["cluster_sizes"] == np.bincount(result.labels, minlength=3).tolist()
+    assert report["scores"] == kdc.metrics.clustering_scores(y, result.labels)
+    assert "k-means on inputs" in result.summary()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "feature_weights.png").write_bytes(b"a previous run's figure")
+    assert result.write(tmp_path / "run") == ["feature_weights.png"]  # AEC does not draw it
+    written = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert written == ["cluster_gallery.png", "decoded_centroids.png", "embedding.png",
+                       "labels.csv", "metrics.json", "model.keras", "reconstructions.png",
+                       "report.html", "training_curves.png"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(
+        json.dumps(report))
+    restored = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    np.testing.assert_array_equal(restored.predict_labels(x), result.labels)
+
+
+def test_the_report_of_a_model_fitted_by_hand(tmp_path, tiny_images):
+    x, y = tiny_images
+    model = IMSAT(3, random_state=0, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3)
+    history = model.fit(x, epochs=2, batch_size=20, verbose=0)
+    result = RunResult.from_model(model, x, y, history=history, dataset="tiny images")
+    np.testing.assert_array_equal(result.labels, model.labels_)
+    assert result.report["scores"] == kdc.metrics.clustering_scores(y, model.labels_)
+    assert result.report["internal_scores"]["n_rows"] == 60
+    result.write(tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "imsat on tiny images" in page  # its registered name
+    assert "<h2>Gallery</h2>" in page and "60 samples, K = 3." in page
+    # A model without a decoder draws neither reconstructions nor decoded centroids.
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "cluster_gallery.png", "embedding.png", "training_curves.png"]
+
+
+def test_kdc_run_is_the_function_after_its_module_is_imported():
+    import keras_deepclust.experiment  # noqa: F401  (binds the module on the package)
+
+    assert kdc.run is run and kdc.RunResult is RunResult
