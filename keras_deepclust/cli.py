@@ -16,6 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from keras_deepclust import options
 from keras_deepclust._io import nearest_existing
 from keras_deepclust.experiment import run_files_in
 
@@ -217,33 +218,15 @@ def _add_training_arguments(parser, dataset_default):
                         "elsewhere; the output says which ran")
     parser.add_argument("--noise", type=_non_negative_float, default=0.0,
                         help="Gaussian input noise during pretraining (denoising autoencoder)")
-    # The flags below set a model option; each method declares the options it takes
-    # (`OPTIONS`, `FIT_OPTIONS`), and `keras-deepclust methods` lists them.
-    parser.add_argument("--augment", type=_non_negative_float, nargs=2, default=None,
-                        metavar=("SHIFT", "DEGREES"),
-                        help="option augmentation: train on randomly shifted (fraction of the "
-                        "size) and rotated images, as DEC-DA does (its setting: 0.1 10)")
-    parser.add_argument("--augment-phases", default=None, choices=["both", "pretrain"],
-                        help="option augment_clustering, with --augment: augment pretraining "
-                        "and clustering (both, DEC-DA; the default) or pretraining only")
-    parser.add_argument("--init", default=None, choices=["random", "kmeans", "gmm"],
-                        help="option init: how the clustering starts from the codes: k-means "
-                        "(the papers' default), the means or components of a full-covariance "
-                        "Gaussian mixture, or (aec) a random assignment")
-    parser.add_argument("--weight-labels", action="store_true",
-                        help="fit option weight_labels: the data set's labels compute DAC's "
-                        "feature weights (semi-supervised) instead of k-means pseudo-labels")
-    parser.add_argument("--refine", default=None, choices=["auto", "on", "off"],
-                        help="option refine of auto: DEC-DA's clustering phase after the "
-                        "manifold's partition (default auto: on images of at least 16 pixels "
-                        "a side; --quick caps it at 20 epochs)")
-    parser.add_argument("--refine-epochs", type=_positive_int, default=None,
-                        help="option refine_epochs of auto: epochs of the refinement "
-                        "(default 60)")
-    parser.add_argument("--manifold-head", default=None, choices=["regression", "neighbors"],
-                        help="option manifold_head: how the exported model maps codes to the "
-                        "UMAP manifold (default neighbors: interpolation among the nearest "
-                        "fitted codes; regression: a trained MLP, less faithful on new rows)")
+    # The flags of the method options (`keras_deepclust.options`); each method declares
+    # the options it takes (`OPTIONS`, `FIT_OPTIONS`), and `keras-deepclust methods` lists them.
+    for option in options.TABLE:
+        if option.switch:
+            parser.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            parser.add_argument(option.flag, default=None, choices=option.choices,
+                                type=_PARSERS.get(option.parse), nargs=option.nargs,
+                                metavar=option.metavar, help=option.help)
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
@@ -316,6 +299,8 @@ _seed = _integer_from(0, 2**32 - 1)  # what numpy's generators accept
 _port = _integer_from(1, 65535)
 _positive_float = _float_above(0, inclusive=False)
 _non_negative_float = _float_above(0, inclusive=True)
+# The parsers `options.TABLE` names.
+_PARSERS = {"positive_int": _positive_int, "non_negative_float": _non_negative_float}
 
 
 def main(argv=None):
@@ -398,8 +383,7 @@ def _methods(args):
     for name in list_methods():
         cls = get_method(name)
         summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("`", "")
-        flags = [flag for flag, option in {**_OPTION_FLAGS, **_FIT_OPTION_FLAGS}.items()
-                 if option in cls.OPTIONS + cls.FIT_OPTIONS]
+        flags = options.flags_of(cls)
         print(f"{name:12s}{summary}" + (f"\n{'':12s}paper: {cls.PAPER}" if cls.PAPER else "")
               + (f"\n{'':12s}flags: {' '.join(flags)}" if flags else ""))
     return 0
@@ -586,14 +570,6 @@ def _write_run(result, args):
     return 0
 
 
-# Flag -> the model option it sets (its argparse name is the flag's).
-_OPTION_FLAGS = {"--augment": "augmentation", "--augment-phases": "augment_clustering",
-                 "--init": "init", "--manifold-head": "manifold_head", "--refine": "refine",
-                 "--refine-epochs": "refine_epochs"}
-_REFINE_VALUES = {"auto": "auto", "on": True, "off": False}
-_FIT_OPTION_FLAGS = {"--weight-labels": "weight_labels"}
-
-
 def _flag_value(args, flag):
     return getattr(args, flag[2:].replace("-", "_"), None)
 
@@ -603,48 +579,48 @@ def _given(args, flag):
 
 
 def _model_options(args):
-    """Constructor arguments set by flags, refused for a method whose class does not
-    declare them (`OPTIONS`)."""
+    """Constructor arguments set by flags (`options.TABLE`), refused for a method whose
+    class does not declare them (`OPTIONS`)."""
     from keras_deepclust.models import get_method
 
-    get_method(args.method)  # an unknown name fails first
-    for flag, option in _OPTION_FLAGS.items():
-        if _given(args, flag):
-            _check_option(args.method, flag, option, "OPTIONS")
+    method_class = get_method(args.method)  # an unknown name fails first
+    for option in options.TABLE:
+        if not option.fit and _given(args, option.flag):
+            _check_option(args.method, option)
     if _given(args, "--augment-phases") and not _given(args, "--augment"):
         raise ValueError("--augment-phases needs --augment SHIFT DEGREES.")
-    options = {}
-    if _given(args, "--augment"):
+    arguments = {option.name: option.argument(_flag_value(args, option.flag))
+                 for option in options.TABLE
+                 if not option.fit and _given(args, option.flag)}
+    if "augmentation" in arguments:  # the flag's two numbers make the layer
         from keras_deepclust.layers import ImageAugmentation
 
-        options["augmentation"] = ImageAugmentation(*args.augment, seed=args.seed)
-        if "augment_clustering" in get_method(args.method).OPTIONS:
-            options["augment_clustering"] = (args.augment_phases or "both") == "both"
-    for flag in ("--init", "--manifold-head", "--refine-epochs"):
-        if _given(args, flag):
-            options[_OPTION_FLAGS[flag]] = _flag_value(args, flag)
-    if _given(args, "--refine"):
-        options["refine"] = _REFINE_VALUES[args.refine]
-    if getattr(args, "quick", False) and "refine_epochs" in get_method(args.method).OPTIONS:
-        options["refine_epochs"] = min(options.get("refine_epochs", QUICK_EPOCHS["epochs"]),
-                                       QUICK_EPOCHS["epochs"])
-    return options
+        arguments["augmentation"] = ImageAugmentation(*args.augment, seed=args.seed)
+        if "augment_clustering" in method_class.OPTIONS:
+            arguments["augment_clustering"] = options.BY_NAME["augment_clustering"].argument(
+                args.augment_phases or "both")
+    if getattr(args, "quick", False) and "refine_epochs" in method_class.OPTIONS:
+        arguments["refine_epochs"] = min(arguments.get("refine_epochs", QUICK_EPOCHS["epochs"]),
+                                         QUICK_EPOCHS["epochs"])
+    return arguments
 
 
-def _check_option(method, flag, option, kind):
-    """Refuses `flag` unless `method`'s class declares `option` among its `kind`
-    ("OPTIONS" or "FIT_OPTIONS"); the error names the methods that take it."""
+def _check_option(method, option):
+    """Refuses `option`'s flag unless `method`'s class declares it (`OPTIONS`, or
+    `FIT_OPTIONS` for a `fit` option); the error names the methods that take it."""
     from keras_deepclust.models import get_method, list_methods
 
-    if option not in getattr(get_method(method), kind):
-        takers = [name for name in list_methods() if option in getattr(get_method(name), kind)]
-        raise ValueError(f"{flag} is for {', '.join(takers)} only, not {method}.")
+    kind = "FIT_OPTIONS" if option.fit else "OPTIONS"
+    if option.name not in getattr(get_method(method), kind):
+        takers = [name for name in list_methods()
+                  if option.name in getattr(get_method(name), kind)]
+        raise ValueError(f"{option.flag} is for {', '.join(takers)} only, not {method}.")
 
 
 def _weight_labels(args, y):
     if not getattr(args, "weight_labels", False):
         return {}
-    _check_option(args.method, "--weight-labels", "weight_labels", "FIT_OPTIONS")
+    _check_option(args.method, options.BY_NAME["weight_labels"])
     if y is None:
         raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
     return {"weight_labels": y}

@@ -501,3 +501,23 @@ def test_verbose_shows_what_the_quiet_default_hides(monkeypatch, capsys, verbose
                                                 else ["ours"])
     assert (os.environ.get("TF_CPP_MIN_LOG_LEVEL"), tensorflow_log.level) == (
         (None, logging.WARNING) if verbose else ("2", logging.ERROR))
+
+
+def test_the_option_table_makes_the_flags_and_every_method_option_has_one():
+    """Each option the CLI sets is declared once (`options.TABLE`): its flag is in `fit`'s
+    help, it maps its values to the argument, and a method takes it; conversely every
+    option a method declares has its flag."""
+    from keras_deepclust import options
+    from keras_deepclust.models import get_method, list_methods
+
+    help_text = cli._build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    declared = set()
+    for name in list_methods():
+        cls = get_method(name)
+        declared |= set(cls.OPTIONS) | set(cls.FIT_OPTIONS)
+    for option in options.TABLE:
+        assert option.flag in help_text and option.name in declared, option.flag
+    assert declared - {"scaling"} == set(options.BY_NAME)  # scaling: fit's --scale
+    assert options.BY_NAME["refine"].argument("off") is False
+    assert options.flags_of(get_method("auto")) == ["--augment", "--refine", "--refine-epochs",
+                                                    "--manifold-head"]

@@ -1,0 +1,70 @@
+"""The method options the command line sets, each declared once: the constructor (or
+`fit`) argument, its flag, the values the flag takes and the argument each gives, and its
+help. The CLI builds its flags from `TABLE` and `keras-deepclust methods` lists them; a
+method declares the options it takes (`OPTIONS`, `FIT_OPTIONS`) and its constructor checks
+the value. Plain Python: `--help` reads it before Keras or TensorFlow is imported."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: `name` is the argument, `flag` the command line's.
+
+    `choices` are the flag's values and `values` maps each to the argument (None: the
+    value itself); `parse` names the CLI parser of a typed value ("positive_int",
+    "non_negative_float"), `nargs` and `metavar` as argparse takes them; `fit` marks an
+    argument of `fit` rather than of the constructor, `switch` a flag without a value.
+    """
+
+    name: str
+    flag: str
+    help: str
+    choices: tuple = None
+    values: dict = None
+    parse: str = None
+    nargs: int = None
+    metavar: tuple = None
+    fit: bool = False
+    switch: bool = False
+
+    def argument(self, value):
+        """The argument the flag's (parsed) `value` gives."""
+        return value if self.values is None else self.values[value]
+
+
+TABLE = (
+    Option("augmentation", "--augment", nargs=2, metavar=("SHIFT", "DEGREES"),
+           parse="non_negative_float",
+           help="option augmentation: train on randomly shifted (fraction of the size) and "
+                "rotated images, as DEC-DA does (its setting: 0.1 10)"),
+    Option("augment_clustering", "--augment-phases", choices=("both", "pretrain"),
+           values={"both": True, "pretrain": False},
+           help="option augment_clustering, with --augment: augment pretraining and "
+                "clustering (both, DEC-DA; the default) or pretraining only"),
+    Option("init", "--init", choices=("random", "kmeans", "gmm"),
+           help="option init: how the clustering starts from the codes: k-means (the papers' "
+                "default), the means or components of a full-covariance Gaussian mixture, or "
+                "(aec) a random assignment"),
+    Option("weight_labels", "--weight-labels", fit=True, switch=True,
+           help="fit option weight_labels: the data set's labels compute DAC's feature "
+                "weights (semi-supervised) instead of k-means pseudo-labels"),
+    Option("refine", "--refine", choices=("auto", "on", "off"),
+           values={"auto": "auto", "on": True, "off": False},
+           help="option refine of auto: DEC-DA's clustering phase after the manifold's "
+                "partition (default auto: on images of at least 16 pixels a side; --quick "
+                "caps it at 20 epochs)"),
+    Option("refine_epochs", "--refine-epochs", parse="positive_int",
+           help="option refine_epochs of auto: epochs of the refinement (default 60)"),
+    Option("manifold_head", "--manifold-head", choices=("regression", "neighbors"),
+           help="option manifold_head: how the exported model maps codes to the UMAP manifold "
+                "(default neighbors: interpolation among the nearest fitted codes; "
+                "regression: a trained MLP, less faithful on new rows)"),
+)
+BY_NAME = {option.name: option for option in TABLE}
+
+
+def flags_of(method_class):
+    """The flags of the options `method_class` takes, in the table's order."""
+    taken = set(method_class.OPTIONS) | set(method_class.FIT_OPTIONS)
+    return [option.flag for option in TABLE if option.name in taken]
