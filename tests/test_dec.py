@@ -217,3 +217,22 @@ def test_gmm_initialisation_takes_the_mixture_means_and_labels_by_nearest_mean(b
     np.testing.assert_array_equal(model.refresh_assignments.values.numpy().argmax(1), labels)
     assert labels.dtype == np.int32
     np.testing.assert_array_equal(model.predict_labels(x), labels)  # what the model assigns
+
+
+def test_initialize_runs_the_first_fits_start_and_head_names_the_clustering_layer(blobs):
+    x, _ = blobs
+    small = {"hidden_units": (16,), "embedding_dim": 3}
+    model = DEC(3, random_state=0, **small)
+    model.pretrain(x, epochs=2, verbose=0)
+    assert model.initialize(x) is model and model.centroids_initialized
+    twin = DEC(3, random_state=0, **small).copy_autoencoder_from(model)
+    twin.initialize_centroids(x)
+    np.testing.assert_allclose(model.code_centroids(), twin.code_centroids(), rtol=1e-6)
+    assert model.head is model.clustering  # one name for the head on every method
+    # fit goes on from the model's start, not a new k-means: centroids moved by hand stay
+    # where they are under a zero learning rate.
+    moved = model.code_centroids() + 1.0
+    model.clustering.centroids.assign(moved)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+    model.fit(x, epochs=1, verbose=0)
+    np.testing.assert_allclose(model.code_centroids(), moved, rtol=1e-6)

@@ -363,6 +363,13 @@ class ClusteringModel(keras.Model):
         """The layer (or callable) that maps codes to `(batch, K)` probabilities."""
         raise NotImplementedError
 
+    @property
+    def head(self):
+        """The part that maps codes to cluster probabilities, on every method (its own
+        attribute keeps the method's name: DEC's `clustering`, AEC's and DAC's
+        `centroid_head`, the two-stage methods' `assignment`, ...)."""
+        return self.soft_assignment_head()
+
     def assigner(self, include_embedding=False):
         """The inference model of the export contract.
 

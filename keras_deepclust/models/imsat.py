@@ -95,14 +95,15 @@ class IMSAT(EncoderClusteringModel):
         self._build_if_shape_known()
 
     def _build_head(self):
-        self.head = NormalizedSoftmax(self.n_clusters, seed=self.random_state, name="head")
-        self.head.build((None, self.embedding_dim))
+        self.softmax_head = NormalizedSoftmax(self.n_clusters, seed=self.random_state,
+                                              name="head")
+        self.softmax_head.build((None, self.embedding_dim))
 
     def call(self, inputs, training=None):
-        return self.head(self.encoder(inputs, training=training), training=training)
+        return self.softmax_head(self.encoder(inputs, training=training), training=training)
 
     def soft_assignment_head(self):
-        return self.head
+        return self.softmax_head
 
     # ------------------------------------------------------- fit skeleton hooks
     def _fit_optimizer(self, x, batch_size):
@@ -157,7 +158,7 @@ class IMSAT(EncoderClusteringModel):
 
     def train_step(self, data):
         x, radii = data
-        variables = self.encoder.trainable_variables + self.head.trainable_variables
+        variables = self.encoder.trainable_variables + self.softmax_head.trainable_variables
         with tf.GradientTape() as tape:
             values = self._compute_losses(x, radii, training=True)
         self._descend(tape, values[0], variables)

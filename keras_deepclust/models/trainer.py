@@ -99,6 +99,16 @@ class IterativeClusteringModel(ClusteringModel):
         self._after_fit(x, batch_size)
         return history
 
+    def initialize(self, x, batch_size=256, verbose=0, shuffle=True):
+        """Runs the method's one-time start on the raw `x` now, as the first `fit` would
+        before its epochs (DEC's centroids, AEC's assignment, DAC's feature weights,
+        DAMIC's cluster autoencoders, IMSAT's perturbation radii), so that the starting
+        clusters can be looked at; a later `fit` on the same rows goes on from it.
+        Returns self."""
+        x = self.prepare_inputs(x, adapt=True)
+        self._initialize_for_fit(x, batch_size=batch_size, verbose=verbose, shuffle=shuffle)
+        return self
+
     def _check_ready_to_fit(self):
         """Warns when `fit` starts from a state its recipe does not expect (hook)."""
 
