@@ -87,6 +87,9 @@ def _train(method, x, y, n_clusters, options, seed, pretrain_epochs, epochs, bat
     from keras_deepclust.models import get_method
 
     model_class = get_method(method)
+    if not hasattr(model_class, "pretrain") and (pretrain_epochs is not None or noise > 0):
+        raise ValueError(f"pretrain_epochs and noise: {method} has no autoencoder to pretrain; "
+                         "it trains from its initial weights in its fit (epochs).")
     if n_clusters is None:
         if y is None:
             raise ValueError("n_clusters is None and there are no labels to count: pass "

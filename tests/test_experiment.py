@@ -5,6 +5,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 import keras_deepclust as kdc
 from keras_deepclust.experiment import RunResult, run
@@ -51,6 +52,16 @@ def test_the_report_of_a_model_fitted_by_hand(tmp_path, tiny_images):
     # A model without a decoder draws neither reconstructions nor decoded centroids.
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "cluster_gallery.png", "embedding.png", "training_curves.png"]
+
+
+def test_run_refuses_what_the_method_cannot_do_before_any_work(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ValueError, match="imsat has no autoencoder to pretrain"):
+        run("imsat", x, y, pretrain_epochs=3, verbose=0)
+    with pytest.raises(ValueError, match="no labels to count: pass n_clusters=K"):
+        run("aec", x, verbose=0)
+    with pytest.raises(ValueError, match="Unknown method 'kmeans'"):
+        run("kmeans", x, y, verbose=0)
 
 
 def test_kdc_run_is_the_function_after_its_module_is_imported():
