@@ -45,7 +45,7 @@ class IMSAT(EncoderClusteringModel):
         network: the encoder, as in `EncoderClusteringModel` ("auto": conv for
             images, dense for tables).
         mutual_information_weight: lambda, the weight of the information term
-            against R_VAT (paper: 0.1).
+            against R_SAT (paper: 0.1).
         marginal_entropy_weight: mu, the weight of H(Y) within it (paper: 4); larger
             values push harder toward clusters of equal size.
         radius_fraction: eps_i as a fraction of the distance from row i to its
@@ -73,7 +73,6 @@ class IMSAT(EncoderClusteringModel):
     # H(Y) is the entropy of the batch's mean assignment: a partial batch of a few rows
     # would give it (and the batch normalisation) a few rows' noise.
     FULL_BATCHES = True
-    OPTIONS = EncoderClusteringModel.OPTIONS
 
     def __init__(self, n_clusters=10, network="auto", mutual_information_weight=0.1,
                  marginal_entropy_weight=4.0, radius_fraction=0.25, radius_neighbors=10,
