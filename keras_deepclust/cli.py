@@ -421,7 +421,8 @@ def _fit(args):
     from keras_deepclust.models import get_method
 
     model_class = get_method(args.method)
-    _model_options(args)  # flags of another method fail before training
+    model_options = _model_options(args)  # flags of another method fail before training
+    # What the library refuses by its parameters' names, refused here by the flags'.
     if not hasattr(model_class, "pretrain"):
         for flag, given in (("--pretrain-epochs", args.pretrain_epochs is not None),
                             ("--noise", args.noise > 0)):
@@ -431,25 +432,24 @@ def _fit(args):
     if args.epochs is not None and not model_class.ITERATIVE_FIT:
         raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
                          "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
+    if args.resume and n_clusters == "auto":
+        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
+    needs_pretraining = getattr(model_class, "NEEDS_PRETRAINING", False)
+    if n_clusters == "auto" and not needs_pretraining:
+        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
+                         f"autoencoder; {args.method} does not. Pass --clusters K.")
     pretrain_epochs, epochs = args.pretrain_epochs, args.epochs
     if args.quick:
-        pretrain_epochs = min(pretrain_epochs or QUICK_EPOCHS["pretrain_epochs"],
-                              QUICK_EPOCHS["pretrain_epochs"])
+        # --quick caps a pretraining; it does not ask for one.
+        if pretrain_epochs is not None or n_clusters == "auto" or needs_pretraining:
+            pretrain_epochs = min(pretrain_epochs or QUICK_EPOCHS["pretrain_epochs"],
+                                  QUICK_EPOCHS["pretrain_epochs"])
         if model_class.ITERATIVE_FIT:
             epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
     from keras_deepclust import experiment
 
-    # What the library refuses by its parameters' names, refused here by the flags'.
-    if args.resume and n_clusters == "auto":
-        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
-    if n_clusters == "auto" and not getattr(model_class, "NEEDS_PRETRAINING", False):
-        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
-                         f"autoencoder; {args.method} does not. Pass --clusters K.")
-    if args.pretrain_epochs is None and n_clusters != "auto" and not getattr(
-            model_class, "NEEDS_PRETRAINING", False):
-        pretrain_epochs = None  # --quick caps a pretraining; it does not ask for one
     result = experiment.run(
-        args.method, x, y, n_clusters, options=_model_options(args), random_state=args.seed,
+        args.method, x, y, n_clusters, options=model_options, random_state=args.seed,
         pretrain_epochs=pretrain_epochs, epochs=epochs, batch_size=args.batch_size,
         noise=args.noise, scaling=args.scale, strategy=args.strategy, precision=args.precision,
         resume=args.resume, k_range=getattr(args, "k_range", None) or (2, 15),

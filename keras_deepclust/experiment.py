@@ -192,6 +192,8 @@ class RunResult:
         `umap_baseline`, UMAP + GMM) on the inputs. `history`, the `History` of `fit`,
         adds its curves and the stability of the restarts; `training` holds the run's
         settings and both phases' histories (what `run` adds)."""
+        import tensorflow as tf
+
         from keras_deepclust import metrics, model_selection
         from keras_deepclust.clusterers import make_clusterer, umap_mixture_labels
         from keras_deepclust.models import method_name
@@ -227,8 +229,8 @@ class RunResult:
                     y, umap_mixture_labels(inputs, model.n_clusters, random_state))
         # The predict passes are collective under a multi-worker strategy: every worker
         # runs them, only the chief keeps the files.
-        sample = x if isinstance(x, np.ndarray) else np.concatenate(
-            list(x.take(8).as_numpy_iterator()))  # a stream's first batches
+        sample = np.concatenate(list(x.take(8).as_numpy_iterator())) if isinstance(
+            x, tf.data.Dataset) else np.asarray(x)  # a stream's first batches
         codes = model.embed(sample)
         report["internal_scores"] = {
             **model_selection.internal_scores(codes, labels[: len(sample)],

@@ -203,7 +203,7 @@ def plot_run(model, x, codes, labels, report, out):
     says it can draw (`model.DRAWS`: reconstructions and decoded centroids of images,
     feature weights) and the criteria of a sweep over K. Returns their paths."""
     out = Path(out)
-    draws = set(getattr(model, "DRAWS", ()))
+    draws = set(model.DRAWS)
     figures = []
     if report.get("history"):
         figures.append(plot_training_curves(report["history"], out / "training_curves.png"))
@@ -211,10 +211,11 @@ def plot_run(model, x, codes, labels, report, out):
     if x.ndim == 4 and "reconstructions" in draws:
         figures.append(plot_reconstructions(x[:10], model.reconstruct(x[:10]),
                                             out / "reconstructions.png"))
-    prototypes = model.prototype_codes(x, labels) if "decoded_centroids" in draws else None
-    if x.ndim == 4 and prototypes is not None:
-        figures.append(plot_decoded_centroids(model.decoder, prototypes,
-                                              out / "decoded_centroids.png"))
+    if x.ndim == 4 and "decoded_centroids" in draws:
+        prototypes = model.prototype_codes(x, labels)
+        if prototypes is not None:
+            figures.append(plot_decoded_centroids(model.decoder, prototypes,
+                                                  out / "decoded_centroids.png"))
     if "feature_weights" in draws:
         figures.append(plot_feature_weights(model.feature_weights, model.sample_shape,
                                             out / "feature_weights.png"))

@@ -189,7 +189,7 @@ class NormalizedSoftmax(Float32Layer):
 
     def build(self, input_shape):
         self.normalization.build(input_shape)
-        self.assignment.build((*input_shape[:-1], input_shape[-1]))
+        self.assignment.build(input_shape)
 
     def call(self, inputs, training=None):
         return self.assignment(self.normalization(inputs, training=training))

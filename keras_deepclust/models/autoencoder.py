@@ -157,11 +157,11 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
         return history
 
     def _pretraining_network(self, noise_stddev):
-        """The autoencoder `pretrain` fits, and its compile loss. With an augmentation
-        (see `_augmentation`) it reconstructs the augmented batch, as DEC-DA does: the
-        reconstruction error is then added by the network itself (compile loss None)."""
+        """The autoencoder `pretrain` fits, and its compile loss. With an `augmentation`
+        it reconstructs the augmented batch, as DEC-DA does: the reconstruction error is
+        then added by the network itself (compile loss None)."""
         inputs = keras.Input(shape=self.sample_shape)
-        augmentation = self._augmentation()
+        augmentation = self.augmentation
         clean = inputs if augmentation is None else augmentation(inputs)
         noisy = (keras.layers.GaussianNoise(noise_stddev, seed=self.random_state)(clean)
                  if noise_stddev > 0 else clean)
@@ -170,10 +170,6 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
             return keras.Model(inputs, reconstruction, name="autoencoder"), "mse"
         reconstruction = _AddReconstructionLoss()(clean, reconstruction)
         return keras.Model(inputs, reconstruction, name="autoencoder"), None
-
-    def _augmentation(self):
-        """The layer that augments training batches, or None."""
-        return self.augmentation
 
     def _after_pretraining(self):
         """Forgets clustering state that belonged to the old codes (subclass hook)."""
@@ -209,8 +205,7 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
         self._after_pretraining()
         return self
 
-    # --------------------------------------------------------- the fit skeleton
-
+    # ------------------------------------------------------------------ fitting
     def _check_ready_to_fit(self):
         if self.NEEDS_PRETRAINING and not self.is_pretrained:
             warnings.warn("The autoencoder was not pretrained: call pretrain(x) first, or fit "
@@ -229,16 +224,8 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
         (its rows' clusters) serve the heads that read another space (see `N2D`)."""
         return self.code_centroids() if hasattr(self, "code_centroids") else None
 
-
     def get_config(self):
         return {**super().get_config(), "output_activation": self.output_activation}
-
-        if self.augmentation is None or isinstance(self.augmentation, str):
-            return self.augmentation
-        config = keras.saving.serialize_keras_object(self.augmentation)
-        # Built again on its first call; kept, its shape tuple would come back a list.
-        config.pop("build_config", None)
-        return config
 
 
 class NearestCentroidHead:

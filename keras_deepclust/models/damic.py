@@ -215,7 +215,7 @@ class DAMIC(AutoencoderClusteringModel):
         self.init = init
         self.init_learning_rate = float(init_learning_rate)
         self.learning_rate = float(learning_rate)
-        self._loss_tracker = keras.metrics.Mean(name="loss")
+        self._add_trackers("loss")
         self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
@@ -402,17 +402,11 @@ class DAMIC(AutoencoderClusteringModel):
         with tf.GradientTape() as tape:
             loss = ops.mean(self.per_example_loss(x, training=True))
         self._descend(tape, loss, variables)
-        self._loss_tracker.update_state(loss)
-        return {"loss": self._loss_tracker.result()}
+        return self._track(loss=loss)
 
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        self._loss_tracker.update_state(ops.mean(self.per_example_loss(x)))
-        return {"loss": self._loss_tracker.result()}
-
-    @property
-    def metrics(self):
-        return [self._loss_tracker]
+        return self._track(loss=ops.mean(self.per_example_loss(x)))
 
     def reconstruct(self, x, batch_size=256, verbose=0):
         """Reconstruction of each sample by the autoencoder of its assigned cluster."""

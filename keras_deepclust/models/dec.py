@@ -140,7 +140,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             self, "refresh_assignments",
             lambda codes, centroids: student_t_assignments(codes, centroids, self.alpha),
             centroids=lambda: self.clustering.centroids, trailing_shape=(self.n_clusters,))
-        self._add_trackers("loss", "clustering_loss", "reconstruction_loss")
+        self._add_trackers("loss", "clustering_loss",
+                           *(("reconstruction_loss",) if self.reconstruction else ()))
         self._build_if_shape_known()
 
     # ----------------------------------------------------------------- building
@@ -317,23 +318,16 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel):
             if self.losses:
                 loss += tf.add_n(self.losses)
         self._descend(tape, loss, variables)
-        return self._update_trackers(loss, clustering_loss, reconstruction_loss)
+        return self._track(loss=loss, clustering_loss=clustering_loss,
+                           reconstruction_loss=reconstruction_loss)
 
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
         per_example, clustering_loss, reconstruction_loss = self._compute_losses(
             x, lambda q: tf.stop_gradient(losses.target_distribution(q)), training=False
         )
-        return self._update_trackers(tf.reduce_mean(per_example), clustering_loss, reconstruction_loss)
-
-    def _update_trackers(self, loss, clustering_loss, reconstruction_loss):
-        return self._track(loss=loss, clustering_loss=clustering_loss,
+        return self._track(loss=tf.reduce_mean(per_example), clustering_loss=clustering_loss,
                            reconstruction_loss=reconstruction_loss)
-
-    @property
-    def metrics(self):
-        names = ["loss", "clustering_loss"] + (["reconstruction_loss"] if self.reconstruction else [])
-        return [self._trackers[name] for name in names]
 
     # ------------------------------------------------------------ saving
     def get_config(self):

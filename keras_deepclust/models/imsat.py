@@ -153,23 +153,21 @@ class IMSAT(EncoderClusteringModel):
         sat = tf.reduce_mean(losses.kl_divergence(fixed, self(perturbed, training=training)))
         loss = sat + self.mutual_information_weight * (
             conditional - self.marginal_entropy_weight * marginal)
-        return loss, sat, conditional, marginal
+        return {"loss": loss, "sat_loss": sat, "conditional_entropy": conditional,
+                "marginal_entropy": marginal}
 
     def train_step(self, data):
         x, radii = data
         variables = self.encoder.trainable_variables + self.softmax_head.trainable_variables
         with tf.GradientTape() as tape:
             values = self._compute_losses(x, radii, training=True)
-        self._descend(tape, values[0], variables)
-        return self._update_trackers(values)
+        self._descend(tape, values["loss"], variables)
+        return self._track(**values)
 
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
         radii = tf.fill(tf.shape(x)[:1], tf.reduce_mean(self._radii))
-        return self._update_trackers(self._compute_losses(x, radii, training=False))
-
-    def _update_trackers(self, values):
-        return self._track(**dict(zip(self._trackers, values)))
+        return self._track(**self._compute_losses(x, radii, training=False))
 
     def get_config(self):
         config = super().get_config()

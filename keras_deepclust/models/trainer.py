@@ -210,7 +210,6 @@ class IterativeClusteringModel(ClusteringModel):
                                 drop_remainder=True)
         return multi_worker_fit(model, dataset, steps, epochs, initial_epoch, callbacks, verbose)
 
-
     # ------------------------------------------------------------ state and saving
     def _add_row_state(self, name, trailing_shape=(), dtype="float32"):
         """A non-trainable `tf.Variable` of unknown leading size, saved with the model.
@@ -263,7 +262,6 @@ def fit_from(model, arrays, batch_size, epochs, initial_epoch, seed, drop_remain
                                    drop_remainder=drop_remainder),
                      steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch,
                      shuffle=False, **fit_kwargs)
-
 
 
 def epoch_batches(arrays, batch_size, first_epoch, epochs, seed=None, drop_remainder=False):
