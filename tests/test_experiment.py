@@ -41,6 +41,8 @@ def test_the_report_of_a_model_fitted_by_hand(tmp_path, tiny_images):
     x, y = tiny_images
     model = IMSAT(3, random_state=0, filters=(4, 8), kernel_sizes=(3, 3), embedding_dim=3)
     history = model.fit(x, epochs=2, batch_size=20, verbose=0)
+    as_list = RunResult.from_model(model, x.tolist(), y)  # any array-like, as fit takes
+    assert as_list.sample.shape == x.shape and as_list.report["scores"]["acc"] > 0
     result = RunResult.from_model(model, x, y, history=history, dataset="tiny images")
     np.testing.assert_array_equal(result.labels, model.labels_)
     assert result.report["scores"] == kdc.metrics.clustering_scores(y, model.labels_)
