@@ -113,6 +113,9 @@ def main(argv=None):
     rows = compare(args.commit)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           check=True, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "keras_deepclust"]
+                      ).returncode:
+        head += " with uncommitted changes"
     lines = [f"Every method fitted by {args.commit} and by {head} (seed 0, 90 rows, 2 + 2 "
              f"epochs, float32), and {args.commit}'s file loaded by {head}: the largest "
              "difference of the cluster probabilities.", "",

@@ -81,19 +81,19 @@ def test_random_start_uses_every_cluster_on_values_that_end_in_zero_bits():
     assert np.bincount(labels, minlength=10).min() >= 25  # 50 expected per cluster
 
 
-@pytest.mark.parametrize("init", ["kmeans", "gmm"])
-def test_clusterer_start_assigns_each_code_to_the_nearest_centroid(blobs, init):
+@pytest.mark.parametrize("init, n_init", [("kmeans", 10), ("gmm", 10), ("kmeans", 1)])
+def test_clusterer_start_assigns_each_code_to_the_nearest_centroid(blobs, init, n_init):
     """init="kmeans"/"gmm": the start is each code's nearest k-means centre or mixture
-    mean (10 restarts, seeded), fitted on the codes of the scaled inputs."""
+    mean (`n_init` restarts, seeded), fitted on the codes of the scaled inputs."""
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
     x, _ = blobs
-    model = AEC(3, init=init, random_state=0, **TINY)
+    model = AEC(3, init=init, n_init=n_init, random_state=0, **TINY)
     labels = model.initialize_assignments(x)
     codes = model.embed(x)
-    fitted = (KMeans(3, n_init=10, random_state=0) if init == "kmeans"
-              else GaussianMixture(3, n_init=10, random_state=0)).fit(codes)
+    fitted = (KMeans(3, n_init=n_init, random_state=0) if init == "kmeans"
+              else GaussianMixture(3, n_init=n_init, random_state=0)).fit(codes)
     centroids = fitted.cluster_centers_ if init == "kmeans" else fitted.means_
     distances = ((codes.astype(np.float64)[:, None] - centroids[None]) ** 2).sum(-1)
     nearest = np.argmin(distances, axis=1)

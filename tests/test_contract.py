@@ -30,6 +30,24 @@ OPTIONS = {
 }
 
 
+@pytest.mark.parametrize("name", list_methods())
+def test_method_is_composed_of_networks_and_one_way_of_fitting(name):
+    """A method takes its `fit` from one of the two fitting parts, whatever its networks:
+    in epochs (`IterativeClusteringModel`) or once (`OneShotClusteringModel`); only DAC
+    adds an argument (`weight_labels`) before handing over to the trainer's `fit`."""
+    from keras_deepclust.models.one_shot import OneShotClusteringModel
+    from keras_deepclust.models.trainer import IterativeClusteringModel
+
+    cls = get_method(name)
+    iterative = issubclass(cls, IterativeClusteringModel)
+    assert iterative != issubclass(cls, OneShotClusteringModel)
+    assert cls.ITERATIVE_FIT is iterative
+    part = IterativeClusteringModel if iterative else OneShotClusteringModel
+    owners = [klass.__name__ for klass in cls.__mro__ if "fit" in vars(klass)
+              and klass is not part and issubclass(klass, part)]
+    assert owners == (["DAC"] if name == "dac" else [])
+
+
 def _is_conv(name):
     """Whether the method gets images: conv networks, and "auto" (conv on images)."""
     return get_method(name)(n_clusters=2).network in ("conv", "auto")

@@ -159,6 +159,9 @@ def test_fit_refuses_the_arguments_of_epoch_training(blobs):
         assert not model.head_fitted  # refused before anything was fitted
     with pytest.raises(ValueError, match="cannot honour callbacks, epochs: "):
         model.fit(x, epochs=2, callbacks=[], verbose=0)  # all of them named
+    with pytest.raises(TypeError, match=r"AEGMM.fit got unexpected arguments \['bach_size'\]"):
+        model.fit(x, bach_size=32, verbose=0)  # a misspelt argument is not ignored
+    assert not model.head_fitted
     history = model.fit(x, verbose=0)  # without them it fits
     assert model.head_fitted and sum(history.cluster_sizes) == 90
 

@@ -14,7 +14,13 @@ from keras_deepclust.models.damic import DAMIC
 from keras_deepclust.models.dec import DCEC, DEC, IDEC, DECConv, DeepEmbeddedClustering
 from keras_deepclust.models.imsat import IMSAT
 from keras_deepclust.models.n2d import N2D
-from keras_deepclust.models.two_stage import AEGMM, CAEGMM, AEKMeans, CAEKMeans, TwoStageClustering
+from keras_deepclust.models.two_stage import (
+    AEGMM,
+    CAEGMM,
+    AEKMeans,
+    CAEKMeans,
+    TwoStageClustering,
+)
 
 __all__ = [
     "AEC",

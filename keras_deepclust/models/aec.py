@@ -17,11 +17,13 @@ import numpy as np
 import tensorflow as tf
 from scipy.spatial.distance import pdist
 
-from keras_deepclust._validation import check_n_clusters
+from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.clusterers import CLUSTERERS, centroids_of, make_clusterer
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, NearestCentroidHead
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
+from keras_deepclust.models.heads import NearestCentroidHead
 from keras_deepclust.models.row_state import FrozenRowState
+from keras_deepclust.models.trainer import IterativeClusteringModel
 
 INITS = ("random", *CLUSTERERS)
 OPTIMIZERS = ("adam", "sgd")
@@ -29,7 +31,7 @@ OPTIMIZERS = ("adam", "sgd")
 
 @register_method("aec")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class AEC(NearestCentroidHead, AutoencoderClusteringModel):
+class AEC(NearestCentroidHead, AutoencoderClusteringModel, IterativeClusteringModel):
     """Autoencoder with a centroid-compactness penalty, alternating with hard assignment.
 
     `fit(x)` runs Algorithm 1 of the paper inside `keras.Model.fit`: every epoch is
@@ -52,6 +54,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         n_clusters: number of clusters K (>= 2).
         compactness_weight: lambda of Eq. 4.
         init: initial assignment, "random" (the paper) or "kmeans" (on the codes).
+        n_init: restarts of the k-means (or mixture) fit of `init="kmeans"` ("gmm").
         optimizer: "adam" or "sgd" (the paper's), used when `fit` compiles the model.
             Adam is the default because on the digits SGD (learning rate 0.1 to 0.5,
             momentum 0.9) left the sigmoid network reconstructing the mean image.
@@ -86,6 +89,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
         n_clusters=10,
         compactness_weight=0.1,
         init="random",
+        n_init=10,
         optimizer="adam",
         learning_rate=0.001,
         momentum=0.9,
@@ -110,6 +114,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
         self.compactness_weight = float(compactness_weight)
         self.init = init
+        self.n_init = check_positive_int(n_init, "n_init")
         self.optimizer_name = optimizer
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
@@ -167,7 +172,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
 
         `init="random"`: a seeded hash of each row's values, so a stream starts as its
         array does; "kmeans" or "gmm": each code's nearest k-means centre or mixture
-        mean (10 restarts, seeded), as the head assigns.
+        mean (`n_init` restarts, seeded), as the head assigns.
 
         Args:
             x: the data, `(n_samples, ...)`, or a `tf.data.Dataset` of batches.
@@ -183,7 +188,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
             codes = self.finite_codes(x, batch_size=batch_size)
             check_n_clusters(self.n_clusters, len(codes))
             clusterer, _ = self._fit_clusterer(
-                make_clusterer(self.init, self.n_clusters, 10, self.random_state), codes)
+                make_clusterer(self.init, self.n_clusters, self.n_init, self.random_state), codes)
             self.centroid_head.set_centroids(centroids_of(clusterer).astype(np.float32))
             self.assignment.take(x, [(codes, None)])
         self.update_centroids_and_assignments(x, batch_size=batch_size, reassign=False)
@@ -261,7 +266,8 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel):
     def get_config(self):
         config = super().get_config()
         config.update({"compactness_weight": self.compactness_weight, "init": self.init,
-                       "optimizer": self.optimizer_name, "learning_rate": self.learning_rate, "momentum": self.momentum})
+                       "n_init": self.n_init, "optimizer": self.optimizer_name,
+                       "learning_rate": self.learning_rate, "momentum": self.momentum})
         return config
 
 

@@ -19,8 +19,8 @@ from keras_deepclust import losses
 from keras_deepclust._validation import check_labels, check_positive_int
 from keras_deepclust.distribute import is_default
 from keras_deepclust.layers import ClusteringLayer
-from keras_deepclust.models.base import register_method
 from keras_deepclust.metrics import adjusted_rand_index
+from keras_deepclust.models.base import register_method
 from keras_deepclust.models.n2d import N2D
 
 # A tenth of the side, DEC-DA's shift, is then at least 1.6 pixels: a real translation.
@@ -165,33 +165,29 @@ class AutoClustering(N2D):
             raise ValueError("refine=True, but the refinement runs under the default strategy "
                              "only.")
 
-    def fit(self, x=None, y=None, batch_size=256, verbose="auto", shuffle=True, **kwargs):
-        """N2D's `fit` (manifold, then mixture); then, when `refines(x)`, DEC-DA's
+    def _fit_once(self, x, batch_size, verbose, shuffle):
+        """N2D's fit (manifold, then mixture); then, when `refines(x)`, DEC-DA's
         clustering phase from the mixture's partition.
 
-        Returns:
-            N2D's `History`, with `refined` (1 or 0) and, after a refinement,
-            `refine_loss` (the last epoch's mean KL), `refine_agreement` (adjusted Rand
-            index between the mixture's partition and the refined one: how much the
-            refinement kept) and `refine_changed` (share of rows whose label changed in
-            the last epoch).
+        Logs: N2D's, with `refined` (1 or 0) and, after a refinement, `refine_loss` (the
+        last epoch's mean KL), `refine_agreement` (adjusted Rand index between the
+        mixture's partition and the refined one: how much the refinement kept) and
+        `refine_changed` (share of rows whose label changed in the last epoch).
         """
         self._check_strategy()  # before any work
         self._set_refined(False)
-        history = super().fit(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
+        logs = super()._fit_once(x, batch_size, verbose, shuffle)
         refine, reason = self.refines(x)
-        x = self.prepare_inputs(x)
         partition = self.predict_labels(x, batch_size=batch_size) if refine else None
         if refine and len(np.unique(partition)) < self.n_clusters:
             refine, reason = False, "the partition has empty clusters"
-        history.history["refined"] = [int(refine)]
+        logs["refined"] = int(refine)
         if not refine:
             if verbose != 0 and self.refine is not False:
                 print(f"auto: not refined ({reason}).")
-            return history
-        logs = self.refine_partition(x, partition, shuffle=shuffle, verbose=verbose)
-        history.history.update({name: [value] for name, value in logs.items()})
-        return history
+            return logs
+        logs.update(self.refine_partition(x, partition, shuffle=shuffle, verbose=verbose))
+        return logs
 
     def refine_partition(self, x, labels, shuffle=True, verbose="auto"):
         """DEC-DA's clustering phase from the partition `labels` of `x`: the Student-t

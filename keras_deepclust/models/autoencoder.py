@@ -1,4 +1,5 @@
-"""The shared base of methods built on one autoencoder from `keras_deepclust.networks`."""
+"""The autoencoder part of a method: `EncoderClusteringModel` with a decoder from
+`keras_deepclust.networks`, its pretraining and its reconstructions."""
 
 import warnings
 
@@ -8,9 +9,13 @@ import tensorflow as tf
 from keras_deepclust import losses, networks
 from keras_deepclust.backup import single_backup
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
-from keras_deepclust.layers import NearestCentroidSoftmax
 from keras_deepclust.models.encoder import EncoderClusteringModel
-from keras_deepclust.models.trainer import fit_from, jit_default
+from keras_deepclust.models.trainer import (
+    epoch_seed,
+    fit_from,
+    jit_default,
+    multi_worker_epochs,
+)
 
 
 class AutoencoderClusteringModel(EncoderClusteringModel):
@@ -133,7 +138,7 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
             if isinstance(x, tf.data.Dataset) or is_multi_worker(self.distribute_strategy):
                 raise ValueError("A pretraining backup needs x as an array on one machine.")
             # Resumable pretraining shuffles by (seed, epoch), like the clustering fits.
-            initial_epoch, seed = backup.restore(self, x, self._epoch_seed(),
+            initial_epoch, seed = backup.restore(self, x, epoch_seed(self),
                                                  network=autoencoder, phase="pretrain")
             history = backup.whole_history(fit_from(
                 autoencoder, (x, x), batch_size, epochs, initial_epoch, seed, verbose=verbose,
@@ -144,8 +149,8 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
             history = autoencoder.fit(x.map(lambda batch: (batch, batch)), epochs=epochs,
                                       verbose=verbose, callbacks=callbacks)
         elif is_multi_worker(self.distribute_strategy):
-            history = self._multi_worker_fit(
-                autoencoder, (x, x), batch_size, epochs, seed=self._epoch_seed(),
+            history = multi_worker_epochs(
+                autoencoder, (x, x), batch_size, epochs, seed=epoch_seed(self),
                 callbacks=callbacks, verbose=verbose, validation_split=validation_split)
         else:
             history = autoencoder.fit(
@@ -226,26 +231,6 @@ class AutoencoderClusteringModel(EncoderClusteringModel):
 
     def get_config(self):
         return {**super().get_config(), "output_activation": self.output_activation}
-
-
-class NearestCentroidHead:
-    """For methods whose head is `centroid_head`, a `NearestCentroidSoftmax` on the code
-    (AEC, DAC): the head, the model's call and the centroids. Mixed in before
-    `AutoencoderClusteringModel`; the method calls `_build_centroid_head()`."""
-
-    def _build_centroid_head(self):
-        self.centroid_head = NearestCentroidSoftmax(self.n_clusters, name="centroid_head")
-        self.centroid_head.build((None, self.embedding_dim))
-
-    def call(self, inputs, training=None):
-        return self.centroid_head(self.encoder(inputs, training=training))
-
-    def soft_assignment_head(self):
-        return self.centroid_head
-
-    def code_centroids(self):
-        """The cluster centroids in code space, `(K, embedding_dim)`."""
-        return self.centroid_head.centroids.numpy()
 
 
 class _AddReconstructionLoss(keras.layers.Layer):

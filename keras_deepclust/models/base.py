@@ -1,7 +1,6 @@
 """What every clustering model of the package shares: input checks, hard labels,
 the method registry used by the CLI, export and benchmarks."""
 
-import functools
 import inspect
 import numbers
 import warnings
@@ -15,7 +14,10 @@ from keras_deepclust._validation import check_array, check_n_clusters
 from keras_deepclust.clusterers import fit_on_sample
 from keras_deepclust.distribute import check_distributed_fit, is_multi_worker
 from keras_deepclust.layers import HardAssignment
-from keras_deepclust.layers.preprocessing import check_scaling, stream_scaling_statistics
+from keras_deepclust.layers.preprocessing import (
+    check_scaling,
+    stream_scaling_statistics,
+)
 
 _METHODS = {}
 # Datasets a model has checked and scaled: id -> (weak reference, the model's scaling).
@@ -96,51 +98,6 @@ def method_name(model):
     return next((name for name, cls in _METHODS.items() if type(model) is cls), None)
 
 
-def _reporting_cluster_sizes(fit):
-    """Wraps a method's `fit` so that every fit ends by labelling `x` once: the labels
-    go to `model.labels_` (as on scikit-learn's clusterers), the cluster sizes to
-    `history.cluster_sizes`, the empty clusters to `history.empty_clusters`, and a
-    warning names them."""
-
-    @functools.wraps(fit)
-    def wrapper(self, x=None, *args, **kwargs):
-        if getattr(self, "_fitting", False):  # a fit calling its parent's fit
-            return fit(self, x, *args, **kwargs)
-        self._fitting = True
-        try:
-            history = fit(self, x, *args, **kwargs)
-        finally:
-            self._fitting = False
-        self.labels_ = self.predict_labels(x, batch_size=kwargs.get("batch_size", 256))
-        sizes = np.bincount(self.labels_, minlength=self.n_clusters)
-        history.cluster_sizes = sizes.tolist()
-        history.empty_clusters = np.flatnonzero(sizes == 0).tolist()
-        if history.empty_clusters:
-            warnings.warn(
-                f"{type(self).__name__}.fit ended with {len(history.empty_clusters)} empty "
-                f"cluster(s) of {self.n_clusters}: {history.empty_clusters} (cluster sizes "
-                f"{history.cluster_sizes}). Fewer clusters may describe the data better.",
-                stacklevel=2)
-        return history
-
-    return wrapper
-
-
-def refuse_epoch_arguments(model, fit_kwargs):
-    """Raises for the `keras.Model.fit` arguments a fit without epochs cannot honour."""
-    def is_set(value):  # an array (validation_data) has no truth value: test by type
-        return value is not None and not (isinstance(value, (int, float)) and value == 0)
-
-    refused = sorted(name for name in ("epochs", "callbacks", "validation_data",
-                                       "validation_split", "initial_epoch", "steps_per_epoch")
-                     if is_set(fit_kwargs.get(name)))
-    if refused:
-        raise ValueError(
-            f"{type(model).__name__}.fit fits its clusterer once, with no epochs, so it "
-            f"cannot honour {', '.join(refused)}: train the autoencoder with "
-            "pretrain(x, epochs=..., callbacks=...) instead.")
-
-
 def _check_backend():
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
@@ -163,9 +120,6 @@ class ClusteringModel(keras.Model):
     CLUSTERER_MAX_SAMPLES = 100_000
     # Whether `fit` accepts a `tf.data.Dataset` (data larger than memory).
     STREAMING_FIT = False
-    # Whether `fit` trains in epochs (and takes `epochs`, `callbacks` and
-    # `validation_data`), or fits a clusterer once (two-stage methods, N2D).
-    ITERATIVE_FIT = True
     # What `keras-deepclust methods` prints: the method's paper.
     PAPER = ""
     # The constructor options (and `fit` options) the command line may set; its flags
@@ -175,11 +129,6 @@ class ClusteringModel(keras.Model):
     # The figures of a run the model can draw besides the curves and the embedding
     # (`plots.plot_run`): "reconstructions", "decoded_centroids", "feature_weights".
     DRAWS = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "fit" in cls.__dict__:
-            cls.fit = _reporting_cluster_sizes(cls.__dict__["fit"])
 
     def __init__(self, n_clusters=10, sample_shape=None, scaling="auto", random_state=None,
                  **kwargs):
@@ -314,6 +263,22 @@ class ClusteringModel(keras.Model):
         self.optimizer.apply([None if g is None else g / replicas for g in gradients],
                              variables)
 
+    def _record_fit_labels(self, x, history, batch_size):
+        """How every `fit` ends: labels `x` once, keeps the labels as `labels_` (as
+        scikit-learn's clusterers do), the cluster sizes as `history.cluster_sizes`
+        and the empty clusters as `history.empty_clusters`, and warns naming them."""
+        self.labels_ = self.predict_labels(x, batch_size=batch_size)
+        sizes = np.bincount(self.labels_, minlength=self.n_clusters)
+        history.cluster_sizes = sizes.tolist()
+        history.empty_clusters = np.flatnonzero(sizes == 0).tolist()
+        if history.empty_clusters:
+            warnings.warn(
+                f"{type(self).__name__}.fit ended with {len(history.empty_clusters)} empty "
+                f"cluster(s) of {self.n_clusters}: {history.empty_clusters} (cluster sizes "
+                f"{history.cluster_sizes}). Fewer clusters may describe the data better.",
+                stacklevel=3)
+        return history
+
     def _fit_clusterer(self, estimator, codes):
         """`fit_on_sample` with this model's sample bound and seed."""
         return fit_on_sample(estimator, codes, self.CLUSTERER_MAX_SAMPLES, self.random_state)
@@ -394,6 +359,25 @@ class ClusteringModel(keras.Model):
         if include_embedding:
             outputs["embedding"] = embedding
         return keras.Model(inputs, outputs, name=f"{self.name}_assigner")
+
+    # ------------------------------------------------------------ state and saving
+    def add_weight(self, *args, **kwargs):
+        """`keras.Model.add_weight`, remembering the weight as one of this model's own
+        (saved by `save_own_variables`; the sublayers save theirs)."""
+        variable = super().add_weight(*args, **kwargs)
+        self.__dict__.setdefault("_own_weights", []).append(variable)
+        return variable
+
+    def _own_variables(self):
+        return self.__dict__.get("_own_weights", [])
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        for i, variable in enumerate(self._own_variables()):
+            variable.assign(store[str(i)])
 
     def get_config(self):
         return {

@@ -26,9 +26,10 @@ from keras_deepclust._validation import (
 )
 from keras_deepclust.callbacks import ClusteringMetrics
 from keras_deepclust.clusterers import make_clusterer
-from keras_deepclust.models.autoencoder import AutoencoderClusteringModel, NearestCentroidHead
+from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
-from keras_deepclust.models.trainer import steps_per_epoch
+from keras_deepclust.models.heads import NearestCentroidHead
+from keras_deepclust.models.trainer import IterativeClusteringModel, steps_per_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _pair_kernel_sums(columns, codes, max_elements):
 
 @register_method("dac")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DAC(NearestCentroidHead, AutoencoderClusteringModel):
+class DAC(NearestCentroidHead, AutoencoderClusteringModel, IterativeClusteringModel):
     """DAC (Lu & Li): an autoencoder trained on a clustering-weighted MSE, then k-means.
 
     Workflow: `fit(x)` samples `n_weight_samples` rows, labels them (by k-means on

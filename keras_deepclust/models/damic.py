@@ -33,7 +33,12 @@ from keras_deepclust.layers import (
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.row_state import EncoderSnapshot
-from keras_deepclust.models.trainer import jit_default
+from keras_deepclust.models.trainer import (
+    IterativeClusteringModel,
+    epoch_seed,
+    jit_default,
+    multi_worker_epochs,
+)
 
 CLUSTERING_UNITS = (512, 256)
 # Seed offsets of the DAMIC-only weights, above those of the pretrained autoencoder
@@ -125,7 +130,7 @@ class ClusterSizeMonitor(keras.callbacks.Callback):
 
 @register_method("damic")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DAMIC(AutoencoderClusteringModel):
+class DAMIC(AutoencoderClusteringModel, IterativeClusteringModel):
     """Deep autoencoder mixture clustering (DAMIC, Chazan et al., 2019).
 
     Workflow: `pretrain(x)` trains one dense autoencoder on all of `x`
@@ -366,8 +371,8 @@ class DAMIC(AutoencoderClusteringModel):
         if isinstance(x, tf.data.Dataset):  # batches of (x, y)
             model.fit(x, epochs=self.init_epochs, verbose=verbose, shuffle=False)
         elif is_multi_worker(self.distribute_strategy):
-            self._multi_worker_fit(model, (x, y), batch_size, self.init_epochs,
-                                   seed=self._epoch_seed() if shuffle else None, verbose=verbose)
+            multi_worker_epochs(model, (x, y), batch_size, self.init_epochs,
+                                seed=epoch_seed(self) if shuffle else None, verbose=verbose)
         else:
             model.fit(x, y, epochs=self.init_epochs, batch_size=batch_size, verbose=verbose,
                       shuffle=shuffle)

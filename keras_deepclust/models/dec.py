@@ -27,7 +27,7 @@ from keras_deepclust.layers.clustering import student_t_assignments
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import method_variant
 from keras_deepclust.models.row_state import FrozenRowState
-from keras_deepclust.models.trainer import steps_per_epoch
+from keras_deepclust.models.trainer import IterativeClusteringModel, steps_per_epoch
 
 # Upper bound on clustering-phase steps when `fit(epochs=None)`: the `maxiter` of the
 # DCEC authors' code. Training normally ends earlier through `tol`.
@@ -37,7 +37,7 @@ _DCEC_PAPER = ("Guo, Liu, Zhu and Yin, Deep Clustering with Convolutional Autoen
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DeepEmbeddedClustering(AutoencoderClusteringModel):
+class DeepEmbeddedClustering(AutoencoderClusteringModel, IterativeClusteringModel):
     """Deep embedded clustering with an optional reconstruction term (DEC/IDEC/DEC-conv/DCEC).
 
     Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;

@@ -1,6 +1,6 @@
-"""The shared base of methods whose clustering reads the code of one encoder from
-`keras_deepclust.networks`, with no decoder required (see `AutoencoderClusteringModel`
-for the methods that also reconstruct)."""
+"""The encoder part of a method: the code of one network from `keras_deepclust.networks`,
+with no decoder required (`AutoencoderClusteringModel` adds one). A method composes it
+with how it fits: `IterativeClusteringModel` (epochs) or `OneShotClusteringModel`."""
 
 import keras
 import numpy as np
@@ -8,14 +8,15 @@ import numpy as np
 from keras_deepclust import networks
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers import ImageAugmentation, InputScaling
-from keras_deepclust.models.trainer import IterativeClusteringModel
+from keras_deepclust.models.base import ClusteringModel
 
 
-class EncoderClusteringModel(IterativeClusteringModel):
-    """An `IterativeClusteringModel` with an `encoder` built from a named network.
+class EncoderClusteringModel(ClusteringModel):
+    """A `ClusteringModel` with an `encoder` built from a named network.
 
-    Subclasses add their clustering part in `_build_head()` and their objective in
-    `train_step`.
+    Subclasses add their clustering part in `_build_head()`, and take their `fit` from
+    `IterativeClusteringModel` (with an objective in `train_step`) or
+    `OneShotClusteringModel` (a head fitted once, in `_fit_once`).
 
     Args:
         n_clusters: number of clusters K (>= 2).
@@ -42,7 +43,7 @@ class EncoderClusteringModel(IterativeClusteringModel):
         random_state: int seed for weights, shuffling, noise and k-means, or None.
     """
 
-    OPTIONS = IterativeClusteringModel.OPTIONS + ("augmentation",)
+    OPTIONS = ClusteringModel.OPTIONS + ("augmentation",)
 
     def __init__(
         self,

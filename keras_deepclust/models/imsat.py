@@ -25,6 +25,7 @@ from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers import NormalizedSoftmax
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.encoder import EncoderClusteringModel
+from keras_deepclust.models.trainer import IterativeClusteringModel
 
 # Rows whose neighbours set the radii: a sample keeps the k-NN search bounded.
 _RADIUS_SAMPLE = 20_000
@@ -32,7 +33,7 @@ _RADIUS_SAMPLE = 20_000
 
 @register_method("imsat")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class IMSAT(EncoderClusteringModel):
+class IMSAT(EncoderClusteringModel, IterativeClusteringModel):
     """Information-maximising self-augmented training (IMSAT), encoder only.
 
     `fit(x)` trains the encoder (`network`, "conv" for images) and its `head` (batch

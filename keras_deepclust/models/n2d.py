@@ -32,11 +32,10 @@ from keras_deepclust.layers import (
     NeighborInterpolation,
 )
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
-from keras_deepclust.models.base import refuse_epoch_arguments, register_method
-from keras_deepclust.models.two_stage import (
-    COVARIANCE_TYPES,
-    FittedClustererHead,
-)
+from keras_deepclust.models.base import register_method
+from keras_deepclust.models.heads import FittedClustererHead
+from keras_deepclust.models.one_shot import OneShotClusteringModel
+from keras_deepclust.models.two_stage import COVARIANCE_TYPES
 from keras_deepclust.networks import SeededInitializers
 
 MANIFOLD_HEADS = ("regression", "neighbors")
@@ -44,7 +43,7 @@ MANIFOLD_HEADS = ("regression", "neighbors")
 
 @register_method("n2d")
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class N2D(FittedClustererHead, AutoencoderClusteringModel):
+class N2D(FittedClustererHead, AutoencoderClusteringModel, OneShotClusteringModel):
     """Autoencoder, then UMAP on its codes, then a Gaussian mixture on the manifold.
 
     Workflow: `pretrain(x)` trains the autoencoder; `fit(x)` embeds `x`, fits UMAP on
@@ -109,7 +108,6 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
              "Clustering via Clustering the Local Manifold of an Autoencoded Embedding, "
              "ICPR 2020")
     STREAMING_FIT = True  # embeds a stream, UMAP on a bounded sample of the codes
-    ITERATIVE_FIT = False
     OPTIONS = AutoencoderClusteringModel.OPTIONS + ("manifold_head",)
 
     def __init__(
@@ -281,30 +279,17 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         last.kernel.assign(last.kernel.numpy() * scale)
         last.bias.assign(last.bias.numpy() * scale + mean)
 
-    def fit(self, x=None, y=None, batch_size=256, verbose="auto", **kwargs):
+    def _fit_once(self, x, batch_size, verbose, shuffle):
         """Fits the manifold (once; see `fit_manifold`), then the mixture or k-means on
-        the UMAP coordinates, and copies it into the head.
+        the UMAP coordinates, and copies it into the head. Of a stream the codes
+        (N x code size) are held, and UMAP sees at most `umap_max_samples` of them.
 
-        Args:
-            x: the data to cluster, `(n_samples, ...)`, or a `tf.data.Dataset` of
-                batches (the codes, N x code size, are held; UMAP sees at most
-                `umap_max_samples` of them).
-            y: must be None (labels are not used).
-            batch_size: batch size of the encoding.
-            verbose: a summary unless 0, and with 1 the head's progress bar.
-            **kwargs: `keras.Model.fit` arguments about epochs (`epochs`,
-                `callbacks`, `validation_data`, ...) are refused with a ValueError.
-
-        Returns:
-            A `keras.callbacks.History` with one entry: `loss` (negative mean
-            log-likelihood of the mixture, or k-means' mean squared distance),
-            `bic` (mixture), `restart_agreement` (how much the clusterer's starts
-            agree, see `fit_clusterer`), `manifold_mse` and `manifold_agreement` (the
-            share of the UMAP rows that the exported path labels as UMAP + clusterer
-            does).
+        Logs: `loss` (negative mean log-likelihood of the mixture, or k-means' mean
+        squared distance), `bic` (mixture), `restart_agreement` (how much the
+        clusterer's starts agree, see `fit_clusterer`), `manifold_mse` and
+        `manifold_agreement` (the share of the UMAP rows that the exported path labels
+        as UMAP + clusterer does).
         """
-        refuse_epoch_arguments(self, kwargs)
-        x, _ = self._check_fit_arguments(x, y)
         logs = {}
         if not self.manifold_fitted or self.umap_ is None:
             # A progress bar at most: one line per epoch would be hundreds of lines.
@@ -318,9 +303,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel):
         if verbose != 0:
             print(f"N2D: UMAP on {len(points)} codes, {self.clusterer} on {self.n_components} "
                   "dimensions: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
-        history = keras.callbacks.History()
-        history.history = {k: [v] for k, v in logs.items()}
-        return history
+        return logs
 
     def prototype_codes(self, x, labels):
         """The mean code of each cluster's rows of `x` (clusters without rows left

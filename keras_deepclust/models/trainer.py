@@ -18,7 +18,14 @@ from keras_deepclust.models.base import ClusteringModel
 
 
 class IterativeClusteringModel(ClusteringModel):
-    """A `ClusteringModel` whose `fit` trains in epochs with `keras.Model.fit`."""
+    """A `ClusteringModel` whose `fit` trains in epochs with `keras.Model.fit`.
+
+    The training part of a method: a method composes it with its networks (e.g.
+    `class DEC(AutoencoderClusteringModel, IterativeClusteringModel)`) and supplies its
+    objective (`train_step`) and hooks.
+    """
+
+    ITERATIVE_FIT = True
 
     # Epochs of `fit(epochs=None)`: the method's paper (None: the method decides, see
     # `_default_epochs`).
@@ -97,7 +104,7 @@ class IterativeClusteringModel(ClusteringModel):
         if backup is not None:  # the History lists the epochs before a resume too
             history = backup.whole_history(history)
         self._after_fit(x, batch_size)
-        return history
+        return self._record_fit_labels(x, history, batch_size)
 
     def initialize(self, x, batch_size=256, verbose=0, shuffle=True):
         """Runs the method's one-time start on the raw `x` now, as the first `fit` would
@@ -153,7 +160,7 @@ class IterativeClusteringModel(ClusteringModel):
             `(initial_epoch, shuffle_seed)` for `_fit_epochs`.
         """
         self._compile_once(make_optimizer)
-        seed = self._epoch_seed()
+        seed = epoch_seed(self)
         backup = single_backup(callbacks)
         if backup is None:
             return initial_epoch, seed
@@ -163,24 +170,14 @@ class IterativeClusteringModel(ClusteringModel):
         restored_epoch, seed = backup.restore(self, x, seed)
         return max(initial_epoch, restored_epoch), seed
 
-    def _epoch_seed(self):
-        """The seed of the epoch order: `random_state`, else 0 under the multi-worker
-        strategy (every worker must shuffle alike), else a fresh draw (which a backup
-        stores, so a resumed run keeps it)."""
-        if self.random_state is not None:
-            return self.random_state
-        if is_multi_worker(self.distribute_strategy):
-            return 0
-        return int(np.random.default_rng().integers(2**31 - 1))
-
     def _fit_epochs(self, arrays, batch_size, epochs, initial_epoch, shuffle_seed, shuffle,
                     **fit_kwargs):
         """`keras.Model.fit` over `arrays` (rows aligned), shuffled per epoch with a
         permutation that depends only on (seed, epoch), so a resumed fit sees the
         batches an uninterrupted one would."""
         if is_multi_worker(self.distribute_strategy):
-            return self._multi_worker_fit(self, arrays, batch_size, epochs, initial_epoch,
-                                          shuffle_seed if shuffle else None, **fit_kwargs)
+            return multi_worker_epochs(self, arrays, batch_size, epochs, initial_epoch,
+                                       shuffle_seed if shuffle else None, **fit_kwargs)
         return fit_from(super(), arrays, batch_size, epochs, initial_epoch,
                         shuffle_seed if shuffle else None,
                         drop_remainder=self.FULL_BATCHES and len(arrays[0]) >= batch_size,
@@ -191,24 +188,6 @@ class IterativeClusteringModel(ClusteringModel):
         the order (and shuffling) the dataset has."""
         return super().fit(dataset, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                            **fit_kwargs)
-
-    def _multi_worker_fit(self, model, arrays, batch_size, epochs, initial_epoch=0, seed=None,
-                          callbacks=None, verbose="auto", validation_data=None, **unsupported):
-        """Trains `model` (this model or a helper network of it) under the multi-worker
-        strategy. Every worker builds the same epoch order (so `seed` must not be drawn
-        per worker) and keeps its share of each global batch; the last partial batch
-        of each epoch is dropped, so that every replica gets an equal share."""
-        if validation_data is not None or any(v for v in unsupported.values()):
-            raise ValueError(
-                "Under MultiWorkerMirroredStrategy, fit takes no validation data and no "
-                f"{sorted(k for k, v in unsupported.items() if v) or 'validation_data'}.")
-        steps = len(arrays[0]) // batch_size
-        if steps == 0:
-            raise ValueError(f"batch_size={batch_size} is larger than the data "
-                             f"({len(arrays[0])} rows): a multi-worker step needs a full batch.")
-        dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs, seed,
-                                drop_remainder=True)
-        return multi_worker_fit(model, dataset, steps, epochs, initial_epoch, callbacks, verbose)
 
     # ------------------------------------------------------------ state and saving
     def _add_row_state(self, name, trailing_shape=(), dtype="float32"):
@@ -224,28 +203,46 @@ class IterativeClusteringModel(ClusteringModel):
         self._row_state[name] = variable
         return variable
 
-    def add_weight(self, *args, **kwargs):
-        """`keras.Model.add_weight`, remembering the weight as one of this model's own
-        (saved by `save_own_variables`; the sublayers save theirs)."""
-        variable = super().add_weight(*args, **kwargs)
-        self.__dict__.setdefault("_own_weights", []).append(variable)
-        return variable
-
-    def _own_variables(self):
-        return self.__dict__.get("_own_weights", [])
-
     def save_own_variables(self, store):
-        for i, variable in enumerate(self._own_variables()):
-            store[str(i)] = variable.numpy()
+        super().save_own_variables(store)
         for name, variable in self._row_state.items():
             store[name] = variable.numpy()
 
     def load_own_variables(self, store):
-        for i, variable in enumerate(self._own_variables()):
-            variable.assign(store[str(i)])
+        super().load_own_variables(store)
         for name, variable in self._row_state.items():
             if name in store:
                 variable.assign(np.asarray(store[name]))
+
+
+def epoch_seed(model):
+    """The seed of a fit's epoch order: `model.random_state`, else 0 under the
+    multi-worker strategy (every worker must shuffle alike), else a fresh draw (which a
+    backup stores, so a resumed run keeps it)."""
+    if model.random_state is not None:
+        return model.random_state
+    if is_multi_worker(model.distribute_strategy):
+        return 0
+    return int(np.random.default_rng().integers(2**31 - 1))
+
+
+def multi_worker_epochs(model, arrays, batch_size, epochs, initial_epoch=0, seed=None,
+                        callbacks=None, verbose="auto", validation_data=None, **unsupported):
+    """Trains `model` (a clustering model or a helper network of it) under the
+    multi-worker strategy. Every worker builds the same epoch order (so `seed` must not
+    be drawn per worker) and keeps its share of each global batch; the last partial
+    batch of each epoch is dropped, so that every replica gets an equal share."""
+    if validation_data is not None or any(v for v in unsupported.values()):
+        raise ValueError(
+            "Under MultiWorkerMirroredStrategy, fit takes no validation data and no "
+            f"{sorted(k for k, v in unsupported.items() if v) or 'validation_data'}.")
+    steps = len(arrays[0]) // batch_size
+    if steps == 0:
+        raise ValueError(f"batch_size={batch_size} is larger than the data "
+                         f"({len(arrays[0])} rows): a multi-worker step needs a full batch.")
+    dataset = epoch_batches(arrays, batch_size, initial_epoch, epochs, seed,
+                            drop_remainder=True)
+    return multi_worker_fit(model, dataset, steps, epochs, initial_epoch, callbacks, verbose)
 
 
 def fit_from(model, arrays, batch_size, epochs, initial_epoch, seed, drop_remainder=False,
