@@ -14,11 +14,8 @@ import re
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 
 from keras_deepclust import options
-from keras_deepclust._io import nearest_existing
-from keras_deepclust.experiment import run_files_in
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
 # digits, next to k-means and UMAP + GMM on the pixels.
@@ -446,7 +443,7 @@ def _fit(args):
                                   QUICK_EPOCHS["pretrain_epochs"])
         if model_class.ITERATIVE_FIT:
             epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
-    from keras_deepclust import experiment
+    from keras_deepclust import commands, experiment
 
     result = experiment.run(
         args.method, x, y, n_clusters, options=model_options, random_state=args.seed,
@@ -458,7 +455,9 @@ def _fit(args):
         fit_options=_weight_labels(args, y), dataset=args.dataset)
     result.report.update({name: getattr(args, name, None)
                           for name in ("augment", "augment_phases", "init")})
-    return _write_run(result, args)
+    files = commands.image_files(args.dataset, **_image_options(args))
+    commands.write_run(result, args.out, files, resume=args.resume, overwrite=args.overwrite)
+    return 0
 
 
 def _image_options(args):
@@ -467,31 +466,14 @@ def _image_options(args):
 
 
 def _check_fit(args):
-    """Refuses, before any work: an --out that is a file, or a folder holding another
-    run (unless --overwrite); a --resume folder that overlaps --out, is a file, or holds
-    anything its backup did not write (its files are removed when the run ends); and
-    flags that cannot go together."""
-    from keras_deepclust._backup_files import PHASES, foreign_entries
+    """Refuses, before any work, output and backup folders the run cannot use
+    (`commands.check_run_folders`) and flags that cannot go together."""
+    from keras_deepclust import commands
 
-    out = Path(args.out)
-    _check_writable_folder("--out", out)
-    previous = run_files_in(out)
-    if previous and not args.overwrite:
-        raise ValueError(f"--out {out} holds another run ({', '.join(previous)}): pass "
-                         "--overwrite to replace it, or name another folder.")
-    if previous:
-        print(f"--overwrite: the run in {out} is replaced when this one has ended.")
     resume = getattr(args, "resume", None)  # demo: no --resume, --stream nor --k-range
-    if resume:
-        _check_no_overlap(out, resume)
-        _check_writable_folder("--resume", Path(resume))
-        foreign = foreign_entries(resume, PHASES)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
-                                              else "")
-            raise ValueError(f"--resume {resume} holds files no backup wrote ({shown}): "
-                             "a backup's files are removed when the run ends, so name a new "
-                             "or empty folder.")
+    if commands.check_run_folders(args.out, args.overwrite, resume,
+                                  names=("--out", "--overwrite", "--resume")):
+        print(f"--overwrite: the run in {args.out} is replaced when this one has ended.")
     if getattr(args, "stream", False):
         if resume:
             raise ValueError("--resume needs the data loaded, not --stream: a backup is "
@@ -517,57 +499,6 @@ def _check_clusters_fit_rows(args, n_clusters, n_rows):
     elif n_clusters < 2:
         raise ValueError(f"the labels of {args.dataset} hold {n_clusters} class: pass "
                          "--clusters K (K >= 2) to cluster it.")
-
-
-def _check_writable_folder(flag, folder):
-    """Refuses a folder path that names a file, lies inside a file, or lies in a folder
-    this process cannot write to (found before training, not after)."""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{flag} {folder} is a file, not a folder: name a folder.")
-    existing = nearest_existing(folder)
-    if not existing.is_dir():
-        raise ValueError(f"{flag} {folder} lies inside {existing}, which is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {folder}: {existing} is not writable by this user.")
-
-
-def _check_no_overlap(out, resume):
-    """Refuses a --resume folder that is --out, inside it or around it: the backup is
-    removed when the run ends, and nothing the user asked to keep may go with it."""
-    out, resume = Path(out).resolve(), Path(resume).resolve()
-    if out == resume or out in resume.parents or resume in out.parents:
-        raise ValueError(f"--resume {resume} and --out {out} overlap: the backup folder is "
-                         "removed when the run ends, so it must lie outside the output "
-                         "folder and not contain it.")
-
-
-def _write_run(result, args):
-    """Writes the run's files (the chief of a multi-worker run; the other workers into a
-    scratch folder, as their predict passes are collective) and prints its summary."""
-    import numpy as np
-
-    from keras_deepclust import distribute
-    from keras_deepclust._backup_files import PHASES, remove_backup
-
-    out, strategy = Path(args.out), result.model.distribute_strategy
-    if distribute.is_chief(strategy):
-        replaced = result.write(out, _row_files(args))
-        print("\n" + result.summary())
-        print(f"wrote {out}/model.keras, metrics.json, report.html and plots")
-        if replaced:
-            print(f"removed the previous run's {', '.join(replaced)}, which this run does "
-                  "not write")
-    else:
-        with tempfile.TemporaryDirectory() as scratch:
-            result.write(scratch, _row_files(args))
-        print(f"worker {strategy.cluster_resolver.task_id}: done; the chief writes the outputs")
-    if distribute.is_multi_worker(strategy):
-        # Equal on every worker when training kept them in sync.
-        weights = result.model.get_weights()
-        print(f"weights digest: {sum(float(np.abs(w).sum()) for w in weights):.6f}")
-    if args.resume and distribute.is_chief(strategy):
-        remove_backup(args.resume, PHASES)
-    return 0
 
 
 def _flag_value(args, flag):
@@ -626,53 +557,23 @@ def _weight_labels(args, y):
     return {"weight_labels": y}
 
 
-def _row_files(args):
-    """The files of a folder of images in row order, relative to it (labels.csv's `file`
-    column); None for any other data."""
-    from keras_deepclust import readers
-
-    source = readers.identify(args.dataset)
-    if source.kind != "images":
-        return None
-    return readers.image_folder(source.path, **_image_options(args)).relative_paths()
-
-
 def _evaluate(args):
-    from keras_deepclust import metrics
+    from keras_deepclust import commands
 
-    data = _data_before_model(args.dataset)
-    if data is not None and data[1] is None:
-        raise ValueError(f"{args.dataset} has no labels to evaluate against.")
-    _import_tensorflow(args)
-    model = _load_model(args.model)
-    x, y = data or _images_for_model(args.dataset, model, args.model)
-    if y is None:
-        raise ValueError(f"{args.dataset} has no labels (class sub-folders) to evaluate "
-                         "against.")
-    scores = metrics.clustering_scores(y, model.predict_labels(x, batch_size=args.batch_size))
+    scores = commands.evaluate(args.model, args.dataset, batch_size=args.batch_size,
+                               when_checked=lambda: _import_tensorflow(args))
     print(json.dumps(scores, indent=2))
     return 0
 
 
 def _export(args):
-    from keras_deepclust import export, metrics
+    from keras_deepclust import commands, export
 
-    formats = export.FORMATS if args.format == "all" else (args.format,)
-    # Every check that needs no model (ignored options, --out, --name, files in the way,
-    # OUT/models.config) before the model and the data are loaded.
-    export.check_export(args.out, formats, args.name, args.quantize, args.versioned)
-    data = None if args.dataset is None else _data_before_model(args.dataset)
-    _import_tensorflow(args)
-    model = _load_model(args.model)
-    sample, scores = None, None
-    if args.dataset is not None:
-        x, y = data or _images_for_model(args.dataset, model, args.model)
-        sample = x[:1024]
-        if y is not None:
-            scores = metrics.clustering_scores(y, model.predict_labels(x))
-    results = export.export(model, args.out, formats=formats, name=args.name, sample=sample,
-                            include_embedding=args.embedding, quantization=args.quantize,
-                            metrics=scores, versioned=args.versioned)
+    results = commands.export_model(
+        args.model, args.out, export.FORMATS if args.format == "all" else (args.format,),
+        name=args.name, dataset=args.dataset, include_embedding=args.embedding,
+        quantization=args.quantize, versioned=args.versioned,
+        when_checked=lambda: _import_tensorflow(args))
     for export_format, metadata in results.items():
         parity = metadata["parity"]
         print(f"{export_format:10s} max |dp| {parity['max_abs_probability_difference']:.2e} "
@@ -702,33 +603,6 @@ def _serve(args):
     serve(args.base, args.name, host=args.host, port=args.port, poll_seconds=args.poll_seconds,
           model_config_file=args.model_config_file, intra_op_threads=args.threads, **limits)
     return 0
-
-
-def _data_before_model(dataset):
-    """`(x, y)` of `dataset`, read before the model is loaded so that bad data fails
-    first; None for a folder of images, which is read at the model's input size
-    (`_images_for_model`)."""
-    from keras_deepclust import datasets
-
-    source = datasets.identify(dataset)
-    return None if source.kind == "images" else datasets.load(source)
-
-
-def _images_for_model(dataset, model, model_path):
-    """`(x, y)` of a folder of images read at the size and colour mode of the model's
-    input, as `assign` reads it."""
-    from keras_deepclust import datasets, readers
-
-    image_size, color_mode = readers.images.options_for_input(model.sample_shape, model_path)
-    return datasets.load(dataset, image_size=image_size, color_mode=color_mode)
-
-
-def _load_model(path):
-    import keras
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"No such model file: {path}")
-    return keras.saving.load_model(path)
 
 
 def _convert(args):

@@ -238,12 +238,14 @@ class RunResult:
             "n_rows": len(sample)}
         return cls(model, labels, report, sample, codes)
 
-    def write(self, out, files=None):
+    def write(self, out, files=None, overwrite=False):
         """Writes `model.keras`, `metrics.json`, `labels.csv` (with each row's file after
         its number when `files` are given), the figures the model can draw and
         `report.html` into the folder `out`, each file written whole then renamed.
-        Then removes the files of a previous run in `out` that this run did not write (a
-        figure this method does not draw), so that the folder holds one run.
+
+        A folder that holds another run is refused unless `overwrite`; then the files of
+        the previous run that this run did not write (a figure this method does not
+        draw) are removed, so that the folder holds one run.
 
         Returns:
             The names of the files removed.
@@ -251,6 +253,7 @@ class RunResult:
         from keras_deepclust import plots
 
         out = Path(out)
+        check_no_other_run(out, overwrite)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "model.keras") as tmp:
             self.model.save(tmp)
@@ -303,6 +306,16 @@ class RunResult:
             lines.append(f"empty clusters: {report['empty_clusters']} "
                          f"(sizes {report['cluster_sizes']})")
         return "\n".join(lines)
+
+
+def check_no_other_run(out, overwrite=False, names=("out", "overwrite=True")):
+    """Refuses a folder `out` that holds another run's files unless `overwrite` (`names`:
+    the two arguments' names in the error). Returns the files of that run."""
+    previous = run_files_in(out)
+    if previous and not overwrite:
+        raise ValueError(f"{names[0]} {out} holds another run ({', '.join(previous)}): pass "
+                         f"{names[1]} to replace it, or name another folder.")
+    return previous
 
 
 def run_files_in(out):

@@ -26,7 +26,12 @@ def test_run_trains_scores_and_writes_what_the_cli_writes(tmp_path, tiny_images,
     assert "k-means on inputs" in result.summary()
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "feature_weights.png").write_bytes(b"a previous run's figure")
-    assert result.write(tmp_path / "run") == ["feature_weights.png"]  # AEC does not draw it
+    with pytest.raises(ValueError, match=r"out .*run holds another run \(feature_weights.png\)"
+                       r": pass overwrite=True to replace it"):
+        result.write(tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["feature_weights.png"]
+    # AEC does not draw it: replacing the run removes it.
+    assert result.write(tmp_path / "run", overwrite=True) == ["feature_weights.png"]
     written = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert written == ["cluster_gallery.png", "decoded_centroids.png", "embedding.png",
                        "labels.csv", "metrics.json", "model.keras", "reconstructions.png",
@@ -54,6 +59,31 @@ def test_the_report_of_a_model_fitted_by_hand(tmp_path, tiny_images):
     # A model without a decoder draws neither reconstructions nor decoded centroids.
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "cluster_gallery.png", "embedding.png", "training_curves.png"]
+
+
+def test_the_cli_commands_as_functions(tmp_path, tiny_images):
+    """What `keras-deepclust evaluate` and `export` do, called from Python on a saved run,
+    and the run folders' checks with the library's argument names."""
+    from keras_deepclust import commands
+
+    x, y = tiny_images
+    result = run("ae-kmeans", x, y, random_state=0, pretrain_epochs=2, precision="float32",
+                 options={"filters": (4, 8), "kernel_sizes": (3, 3), "embedding_dim": 3},
+                 verbose=0)
+    result.write(tmp_path / "run")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    model_path = tmp_path / "run" / "model.keras"
+    assert commands.evaluate(model_path, tmp_path / "data.npz") == result.report["scores"]
+    exported = commands.export_model(model_path, tmp_path / "export", ("onnx",),
+                                     dataset=tmp_path / "data.npz")
+    assert exported["onnx"]["parity"]["cluster_agreement"] == 1.0
+    with pytest.raises(ValueError, match="holds another run .*: pass overwrite=True"):
+        commands.check_run_folders(tmp_path / "run")
+    assert "model.keras" in commands.check_run_folders(tmp_path / "run", overwrite=True)
+    with pytest.raises(ValueError, match="overlap"):
+        commands.check_run_folders(tmp_path / "new", resume=tmp_path / "new" / "backup")
+    with pytest.raises(FileNotFoundError, match="No such model file"):
+        commands.evaluate(tmp_path / "missing.keras", tmp_path / "data.npz")
 
 
 def test_run_refuses_what_the_method_cannot_do_before_any_work(tiny_images):
