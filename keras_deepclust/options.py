@@ -1,8 +1,8 @@
 """The method options the command line sets, each declared once: the constructor (or
 `fit`) argument, its flag, the values the flag takes and the argument each gives, and its
 help. The CLI builds its flags from `TABLE` and `keras-deepclust methods` lists them; a
-method declares the options it takes (`OPTIONS`, `FIT_OPTIONS`) and its constructor checks
-the value. Plain Python: `--help` reads it before Keras or TensorFlow is imported."""
+method declares the options it takes (`OPTIONS`, `FIT_OPTIONS`), and its constructor checks
+an option's value against the same row (`check`). Plain Python: `--help` reads it before Keras or TensorFlow is imported."""
 
 from dataclasses import dataclass
 
@@ -31,6 +31,10 @@ class Option:
     def argument(self, value):
         """The argument the flag's (parsed) `value` gives."""
         return value if self.values is None else self.values[value]
+
+    def allowed(self):
+        """The arguments the option takes, one per value of its flag (None: not a choice)."""
+        return None if self.choices is None else tuple(self.argument(c) for c in self.choices)
 
 
 TABLE = (
@@ -62,6 +66,20 @@ TABLE = (
                 "regression: a trained MLP, less faithful on new rows)"),
 )
 BY_NAME = {option.name: option for option in TABLE}
+
+
+def check(name, value, allowed=None):
+    """`value` if the option `name` takes it: one of its row's `allowed()` arguments, or of
+    `allowed` (a subset of them) for a method that takes fewer; else a ValueError naming
+    the option, its values and `value`."""
+    values = BY_NAME[name].allowed()
+    if allowed is not None:
+        assert set(allowed) <= set(values), (name, allowed)
+        values = tuple(allowed)
+    # By type as well: True == 1, and 1 is not an allowed refine.
+    if not any(value == v and type(value) is type(v) for v in values):
+        raise ValueError(f"{name} must be one of {values}, got {value!r}.")
+    return value
 
 
 def flags_of(method_class):

@@ -160,7 +160,8 @@ def test_auto_refines_images_of_16_pixels_a_side_only(capsys, mirrored):
     with pytest.raises(ValueError, match="refine=True, but the refinement runs under the "
                                          "default strategy only"):
         forced.fit(x, verbose=0)
-    with pytest.raises(ValueError, match="refine must be 'auto', True or False, got 'yes'"):
+    with pytest.raises(ValueError, match=r"refine must be one of \('auto', True, False\), "
+                                         "got 'yes'"):
         AutoClustering(n_clusters=3, refine="yes")
 
 

@@ -162,6 +162,29 @@ def test_fit_under_the_mirrored_strategy_matches_one_device(tmp_path, image_npz,
     assert "batch_size=15 does not divide among the 2 replicas" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("method, name, refused, allowed", [
+    ("auto", "refine", 1, ("auto", True, False)),  # 1 == True, but not a refine value
+    ("n2d", "manifold_head", "tsne", ("regression", "neighbors")),
+    ("aec", "init", "spectral", ("random", "kmeans", "gmm")),
+    ("dec", "init", "random", ("kmeans", "gmm")),  # fewer than the table's: DEC's own
+])
+def test_the_constructors_check_an_option_against_its_row_of_the_table(method, name, refused,
+                                                                      allowed):
+    """The values a flag gives are the values the constructor takes (`options.check`):
+    declared once, in `options.TABLE`; a bad value is refused in the same words."""
+    from keras_deepclust import options
+    from keras_deepclust.models import get_method
+
+    cls = get_method(method)
+    assert name in cls.OPTIONS
+    assert set(allowed) <= set(options.BY_NAME[name].allowed())
+    for value in allowed:
+        assert getattr(cls(n_clusters=2, **{name: value}), name) == value
+    with pytest.raises(ValueError, match=rf"^{name} must be one of \({', '.join(map(repr, allowed))}"
+                                         rf"\), got {refused!r}\.$"):
+        cls(n_clusters=2, **{name: refused})
+
+
 def test_fit_streams_a_file(tmp_path, tiny_images, capsys):
     x, _ = tiny_images
     np.save(tmp_path / "x.npy", x)

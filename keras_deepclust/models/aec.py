@@ -17,15 +17,15 @@ import numpy as np
 import tensorflow as tf
 from scipy.spatial.distance import pdist
 
+from keras_deepclust import options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import CLUSTERERS, centroids_of, make_clusterer
+from keras_deepclust.clusterers import centroids_of, make_clusterer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.heads import NearestCentroidHead
 from keras_deepclust.models.row_state import FrozenRowState
 from keras_deepclust.models.trainer import IterativeClusteringModel
 
-INITS = ("random", *CLUSTERERS)
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -106,14 +106,12 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel, IterativeClusteringMo
         )
         if not compactness_weight >= 0:
             raise ValueError(f"compactness_weight must be >= 0, got {compactness_weight!r}.")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}.")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
         self.compactness_weight = float(compactness_weight)
-        self.init = init
+        self.init = options.check("init", init)
         self.n_init = check_positive_int(n_init, "n_init")
         self.optimizer_name = optimizer
         self.learning_rate = float(learning_rate)

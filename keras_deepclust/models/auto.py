@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_deepclust import losses
+from keras_deepclust import losses, options
 from keras_deepclust._validation import check_labels, check_positive_int
 from keras_deepclust.distribute import is_default
 from keras_deepclust.layers import ClusteringLayer
@@ -26,7 +26,6 @@ from keras_deepclust.models.n2d import N2D
 # A tenth of the side, DEC-DA's shift, is then at least 1.6 pixels: a real translation.
 # On 8 x 8 images (a shift under one pixel) the refinement lost on every seed.
 REFINE_MIN_SIDE = 16
-REFINE_CHOICES = ("auto", True, False)
 
 
 class RefinementHead(ClusteringLayer):
@@ -93,8 +92,7 @@ class AutoClustering(N2D):
     def __init__(self, n_clusters=10, network="auto", augmentation="auto", refine="auto",
                  refine_epochs=60, refine_learning_rate=1e-4, refine_batch_size=256,
                  refined=False, **kwargs):
-        if refine not in REFINE_CHOICES:
-            raise ValueError(f"refine must be 'auto', True or False, got {refine!r}.")
+        options.check("refine", refine)
         if not refine_learning_rate > 0:
             raise ValueError(
                 f"refine_learning_rate must be > 0, got {refine_learning_rate!r}.")

@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_deepclust import networks
+from keras_deepclust import networks, options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import check_clusterer, make_clusterer
+from keras_deepclust.clusterers import CLUSTERERS, make_clusterer
 from keras_deepclust.distribute import is_multi_worker
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
@@ -201,7 +201,7 @@ class DAMIC(AutoencoderClusteringModel, IterativeClusteringModel):
         learning_rate=1e-4,
         **kwargs,
     ):
-        check_clusterer(init, "init")
+        options.check("init", init, allowed=CLUSTERERS)
         if network not in ("dense", "auto"):  # "auto" is dense here: no conv network
             raise ValueError(
                 f"DAMIC supports network='dense' only (dense cluster autoencoders), got "

@@ -17,11 +17,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_deepclust import losses
+from keras_deepclust import losses, options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.backup import single_backup
 from keras_deepclust.callbacks import TargetDistributionUpdater
-from keras_deepclust.clusterers import check_clusterer, make_clusterer, nearest_centroid
+from keras_deepclust.clusterers import (
+    CLUSTERERS,
+    make_clusterer,
+    nearest_centroid,
+)
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.layers.clustering import student_t_assignments
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
@@ -133,7 +137,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel, IterativeClusteringMode
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.tol = float(tol)
         self.n_init = check_positive_int(n_init, "n_init")
-        self.init = check_clusterer(init, "init")
+        self.init = options.check("init", init, allowed=CLUSTERERS)
         self.augment_clustering = bool(augment_clustering)
         # q at the last refresh; the target P of a row is target_distribution(q, f).
         self.refresh_assignments = FrozenRowState(

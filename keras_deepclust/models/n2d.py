@@ -24,6 +24,7 @@ directly measurable (`manifold_agreement`).
 import keras
 import numpy as np
 
+from keras_deepclust import options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.clusterers import check_clusterer, umap_class
 from keras_deepclust.layers import (
@@ -38,7 +39,7 @@ from keras_deepclust.models.one_shot import OneShotClusteringModel
 from keras_deepclust.models.two_stage import COVARIANCE_TYPES
 from keras_deepclust.networks import SeededInitializers
 
-MANIFOLD_HEADS = ("regression", "neighbors")
+MANIFOLD_HEADS = options.BY_NAME["manifold_head"].allowed()
 
 
 @register_method("n2d")
@@ -142,9 +143,6 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel, OneShotClusteringMode
             raise ValueError(f"n_neighbors must be >= 2, got {n_neighbors!r}.")
         if not 0 <= min_dist:
             raise ValueError(f"min_dist must be >= 0, got {min_dist!r}.")
-        if manifold_head not in MANIFOLD_HEADS:
-            raise ValueError(
-                f"manifold_head must be one of {MANIFOLD_HEADS}, got {manifold_head!r}.")
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
@@ -156,7 +154,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel, OneShotClusteringMode
         self.covariance_type = covariance_type
         self.n_init = check_positive_int(n_init, "n_init")
         self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.manifold_head = manifold_head
+        self.manifold_head = options.check("manifold_head", manifold_head)
         self.manifold_neighbors = check_positive_int(manifold_neighbors, "manifold_neighbors")
         self.manifold_units = tuple(check_positive_int(u, "manifold_units") for u in manifold_units)
         self.manifold_steps = check_positive_int(manifold_steps, "manifold_steps")
