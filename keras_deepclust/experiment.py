@@ -283,6 +283,9 @@ class RunResult:
             clustering = f"clustering {seconds['clustering']:.1f} s"
             if report["iterative"]:  # a one-shot fit has no epochs to count
                 clustering += f" ({report['clustering_epochs']} epochs)"
+            refine_seconds = report["history"]["clustering"].get("refine_seconds")
+            if refine_seconds:  # `auto`'s refinement, part of its fit
+                clustering += f", of which the refinement {refine_seconds[-1]:.1f} s"
             lines.append(f"pretraining {seconds['pretrain']:.1f} s ({report['pretrain_epochs']} "
                          f"epochs), {clustering}; precision {report['precision']} "
                          f"({report['precision_chosen_by']})")

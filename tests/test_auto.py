@@ -145,7 +145,9 @@ def test_auto_refines_images_of_16_pixels_a_side_only(capsys, mirrored):
     model.pretrain(x, epochs=2, batch_size=16, verbose=0)
     history = model.fit(x, verbose=1)
     assert model.refined and history.history["refined"] == [1]
-    assert {"refine_loss", "refine_agreement", "refine_changed"} <= history.history.keys()
+    assert {"refine_loss", "refine_agreement", "refine_changed",
+            "refine_seconds"} <= history.history.keys()
+    assert history.history["refine_seconds"][0] > 0
     assert "auto: refined as DEC-DA for 2 epochs: refine_loss" in capsys.readouterr().out
     small = AutoClustering(n_clusters=3, random_state=0, refine_epochs=2, **SMALL)
     small.pretrain(x[:, :8, :8], epochs=1, batch_size=16, verbose=0)

@@ -24,6 +24,11 @@ def test_run_trains_scores_and_writes_what_the_cli_writes(tmp_path, tiny_images,
     assert report["cluster_sizes"] == np.bincount(result.labels, minlength=3).tolist()
     assert report["scores"] == kdc.metrics.clustering_scores(y, result.labels)
     assert "k-means on inputs" in result.summary()
+    assert "refinement" not in result.summary()
+    refined = RunResult(result.model, result.labels, json.loads(json.dumps(report)),
+                        result.sample, result.codes)
+    refined.report["history"]["clustering"]["refine_seconds"] = [12.5]  # as auto logs it
+    assert "(3 epochs), of which the refinement 12.5 s; precision float32" in refined.summary()
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "feature_weights.png").write_bytes(b"a previous run's figure")
     with pytest.raises(ValueError, match=r"out .*run holds another run \(feature_weights.png\)"

@@ -11,6 +11,8 @@ Student-t head alone. The settings are the same on every data set; the evidence 
 chose them, over data sets and seeds, is in `docs/auto.md`.
 """
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -170,7 +172,8 @@ class AutoClustering(N2D):
         Logs: N2D's, with `refined` (1 or 0) and, after a refinement, `refine_loss` (the
         last epoch's mean KL), `refine_agreement` (adjusted Rand index between the
         mixture's partition and the refined one: how much the refinement kept) and
-        `refine_changed` (share of rows whose label changed in the last epoch).
+        `refine_changed` (share of rows whose label changed in the last epoch) and
+        `refine_seconds`.
         """
         self._check_strategy()  # before any work
         self._set_refined(False)
@@ -202,8 +205,10 @@ class AutoClustering(N2D):
             verbose: 1 prints each epoch, 0 nothing.
 
         Returns:
-            `refine_loss`, `refine_agreement` and `refine_changed` (see `fit`).
+            `refine_loss`, `refine_agreement`, `refine_changed` (see `_fit_once`) and
+            `refine_seconds` (wall clock).
         """
+        start = time.perf_counter()
         x = self.prepare_inputs(x)
         codes = self.finite_codes(x)
         labels = check_labels(labels, len(codes))
@@ -249,7 +254,8 @@ class AutoClustering(N2D):
         refined = self.predict_labels(x)
         logs = {"refine_loss": float(np.mean(epoch_losses)),
                 "refine_agreement": adjusted_rand_index(labels, refined),
-                "refine_changed": float(np.mean(refined != previous))}
+                "refine_changed": float(np.mean(refined != previous)),
+                "refine_seconds": time.perf_counter() - start}
         if verbose != 0:
             print("auto: refined as DEC-DA for "
                   f"{self.refine_epochs} epochs: " + ", ".join(
