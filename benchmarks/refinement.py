@@ -198,6 +198,8 @@ def label_free_signals(model, x, labels, history):
             "ari_with_first": float(adjusted_rand_score(labels, history[-1])),
             "last_epoch_changed": float(np.mean(history[-1] != history[-2]))
             if len(history) > 1 else None,
+            # DEC-DA's stopping signal: the share of labels each epoch changed.
+            "changed_by_epoch": [float(np.mean(a != b)) for a, b in zip(history, history[1:])],
             "first_sizes": np.bincount(labels).tolist()}
 
 
