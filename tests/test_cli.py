@@ -31,7 +31,8 @@ def test_fit_writes_model_metrics_and_plots(tmp_path, image_npz, capsys):
     assert code == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["n_clusters"] == 3 and report["seed"] == 3
-    assert report["pretrain_epochs"] == 20 and report["clustering_epochs"] <= 20
+    # --quick on 60 rows: one step an epoch, so the 1,000 steps reach DCEC's 200 epochs.
+    assert report["pretrain_epochs"] == 200 and report["clustering_epochs"] <= 20
     assert sum(report["cluster_sizes"]) == 60
     assert set(report["scores"]) == {"acc", "nmi", "ari", "v_measure"}
     assert 0 <= report["kmeans_on_inputs"]["acc"] <= 1
@@ -89,7 +90,7 @@ def test_clusters_auto_sweeps_k_on_one_pretrained_autoencoder(tmp_path, image_np
     assert set(sweep) == {"n_clusters", "silhouette", "calinski_harabasz", "bic", "v_measure"}
     best = sweep["n_clusters"][int(np.argmin(sweep["bic"]))]
     assert report["n_clusters"] == selection["chosen"] == best
-    assert len(report["cluster_sizes"]) == best and report["pretrain_epochs"] == 20
+    assert len(report["cluster_sizes"]) == best and report["pretrain_epochs"] == 50  # all
     assert (out / "n_clusters.png").stat().st_size > 0
     page, printed = (out / "report.html").read_text(), capsys.readouterr().out
     assert f"<dt>K chosen by</dt><dd>bic (K = {best})</dd>" in page
@@ -410,13 +411,32 @@ def test_no_epochs_runs_the_methods_own_schedule(tmp_path, method):
         assert report["clustering_epochs"] == expected
 
 
+def test_quick_pretrains_for_at_least_a_thousand_steps_within_the_schedule():
+    """--quick's pretraining: 20 epochs, or on small data the epochs of 1,000 steps (the
+    digits: 8 batches of 256 an epoch, so 125), never beyond the method's schedule."""
+    from keras_deepclust.models import get_method
+
+    def cap(method, rows, batch_size=256):
+        return cli._quick_pretrain_epochs(get_method(method), np.zeros((rows, 4)), batch_size)
+
+    assert cap("auto", 1797) == 125 and cap("dcec", 1797) == 125
+    assert cap("auto", 10_000) == 25 and cap("auto", 70_000) == 20
+    assert cap("auto", 60) == 200  # one step an epoch: the method's 200 epochs
+    assert cap("ae-kmeans", 1797) == 50  # the paper's 50 epochs are its whole schedule
+    assert cap("auto", 1797, batch_size=32) == 20  # 57 steps an epoch
+    import tensorflow as tf
+
+    stream = tf.data.Dataset.from_tensor_slices(np.zeros((1797, 4))).batch(256)
+    assert cli._quick_pretrain_epochs(get_method("auto"), stream, 256) == 20
+
+
 def test_quick_runs_every_kind_of_fit(tmp_path, capsys):
     for method in ("aec", "ae-gmm"):
         data = _tiny_data(tmp_path, method)
         assert cli.main(["fit", method, "--dataset", str(data), "--quick",
                          "--out", str(tmp_path / method)]) == 0
         report = json.loads((tmp_path / method / "metrics.json").read_text())
-        assert report["pretrain_epochs"] == (20 if method == "ae-gmm" else 0)
+        assert report["pretrain_epochs"] == (50 if method == "ae-gmm" else 0)  # its schedule
         assert report["clustering_epochs"] == (20 if method == "aec" else 1)
     assert cli.main(["fit", "ae-gmm", "--dataset", str(data), "--epochs", "3",
                      "--out", str(tmp_path / "x")]) == 2
