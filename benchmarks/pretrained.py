@@ -25,25 +25,33 @@ def load_data(dataset, max_rows=0):
     return x, y, len(np.unique(y))
 
 
-def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE, recipe="auto"):
+def pretrained_auto(dataset, x, n_clusters, seed, epochs, cache=DEFAULT_CACHE, recipe="auto",
+                    precision="float32"):
     """`(model, seconds)`: an `AutoClustering` with the pretraining of `recipe` (see
-    `RECIPES`) on `x`, loaded from `cache` when it was saved there (`seconds` is None then).
-    A data set given by its folder is cached under the folder's name."""
+    `RECIPES`) on `x` under the dtype policy `precision`, loaded from `cache` when it was
+    saved there (`seconds` is None then). A data set given by its folder is cached under
+    the folder's name. The model comes back in float32, as `load_model` rebuilds a model
+    that `fit --precision mixed_bfloat16` saved."""
     import keras
 
+    from keras_deepclust.layers.precision import dtype_policy
     from keras_deepclust.models import AutoClustering
 
     suffix = "" if recipe == "auto" else f"_{recipe}"
+    suffix += "" if precision == "float32" else f"_{precision}"
     path = Path(cache) / f"{Path(dataset).name}_seed{seed}_e{epochs}{suffix}.keras"
-    if path.exists():
-        return keras.saving.load_model(path), None
-    start = time.perf_counter()
-    model = AutoClustering(n_clusters, random_state=seed, **RECIPES[recipe])
-    model.pretrain(x, epochs=epochs, verbose=0)
-    seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    return model, seconds
+    seconds = None
+    if not path.exists():
+        start = time.perf_counter()
+        with dtype_policy(precision):
+            model = AutoClustering(n_clusters, random_state=seed, **RECIPES[recipe])
+            model.pretrain(x, epochs=epochs, verbose=0)
+        seconds = time.perf_counter() - start
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path.with_suffix(".partial.keras"))
+        path.with_suffix(".partial.keras").rename(path)
+    with dtype_policy("float32"):
+        return keras.saving.load_model(path), seconds
 
 
 def parser_for(doc):
@@ -56,6 +64,9 @@ def parser_for(doc):
     parser.add_argument("--pretrain-epochs", type=int, default=200)
     parser.add_argument("--cache", default=DEFAULT_CACHE)
     parser.add_argument("--max-rows", type=int, default=0)
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
+                        help="the pretraining's dtype policy (cached apart; `fit auto` "
+                        "chooses mixed_bfloat16 on CPUs with AVX512-BF16)")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="auto",
                         help="the pretraining: auto's, or a variant of it")
     parser.add_argument("--summarise", nargs="+", help="JSON-lines files to tabulate")

@@ -16,7 +16,17 @@ that partition, and labels every row by the head on the clean rows:
   `selflabel`;
 - `dec_da`: DEC-DA's clustering phase started from the partition: a Student-t head at
   the mean code of each cluster, KL(P || Q) with Q on augmented rows and the sharpened
-  target P computed on the clean rows once an epoch.
+  target P computed on the clean rows once an epoch;
+- `aspc`: ASPC-DA's self-paced fine-tuning (Guo et al., 2019), encoder only: centres at
+  the mean code of each cluster, refreshed by k-means on the clean codes (started from
+  the previous centres) once an epoch; the encoder pulls the augmented codes of the rows
+  whose distance to their centre is below the epoch's threshold (the mean distance plus
+  epoch/(epochs-1) of a standard deviation, so the easy rows first and more each epoch)
+  onto that centre; rows are labelled by the nearest centre;
+- `imsat`: IMSAT's objective on the softmax head: the KL divergence from the clean rows'
+  assignments (held fixed) to their augmented views' (self-augmented training with
+  shifts and rotations in place of VAT), plus lam * (H(Y|X) - mu * H(Y)) with the
+  paper's lam 0.1 and mu 4.
 
 Every head starts from the first partition: a few epochs of cross-entropy on the
 mixture's labels with the encoder frozen.
@@ -38,13 +48,13 @@ import numpy as np
 from pretrained import load_data, parser_for, pretrained_auto
 from results_io import cpu_info, final_score_cells, read_json_lines
 
-VARIANTS = ("distill", "selflabel", "neighbors", "neighbors+selflabel", "dec_da")
+VARIANTS = ("distill", "selflabel", "neighbors", "neighbors+selflabel", "dec_da", "aspc", "imsat")
 
 
-def first_partition(dataset, x, n_clusters, seed, pretrain_epochs, cache):
+def first_partition(dataset, x, n_clusters, seed, pretrain_epochs, cache, precision):
     """`auto` pretrained (cached) and fitted: `(model, labels, posterior, seconds)`."""
     model, pretrain_seconds = pretrained_auto(dataset, x, n_clusters, seed, pretrain_epochs,
-                                              cache)
+                                              cache, precision=precision)
     seconds = {} if pretrain_seconds is None else {"pretrain": pretrain_seconds}
     model.refine = False  # the partition before any refinement (`auto` now refines images)
     start = time.perf_counter()
@@ -56,7 +66,7 @@ def first_partition(dataset, x, n_clusters, seed, pretrain_epochs, cache):
 
 def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.95,
            entropy_weight=2.0, n_neighbors=10, warm_epochs=5, learning_rate=1e-4,
-           augment=True):
+           augment=True, lam=0.1, mu=4.0):
     """Trains a copy of `model`'s encoder with a softmax head from `labels`; returns the
     labels of the clean rows after each epoch."""
     import keras
@@ -85,6 +95,9 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
     if variant == "dec_da":
         return _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size,
                        learning_rate)
+    if variant == "aspc":
+        return _aspc(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size,
+                     learning_rate, seed)
 
     def predict():
         return tf.nn.softmax(head(encoder.predict(inputs, batch_size=1024, verbose=0))).numpy()
@@ -116,6 +129,21 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
         return loss
 
     @tf.function
+    def imsat_step(a):
+        with tf.GradientTape() as tape:
+            clean = tf.nn.softmax(head(encoder(a, training=True)))
+            augmented = tf.nn.softmax(head(encoder(augmenter(a, training=True), training=True)))
+            fixed = tf.stop_gradient(clean)
+            smoothness = tf.reduce_mean(tf.reduce_sum(
+                fixed * (tf.math.log(fixed + 1e-8) - tf.math.log(augmented + 1e-8)), axis=1))
+            conditional = -tf.reduce_mean(tf.reduce_sum(clean * tf.math.log(clean + 1e-8), 1))
+            mean = tf.reduce_mean(clean, axis=0)
+            marginal = -tf.reduce_sum(mean * tf.math.log(mean + 1e-8))
+            loss = smoothness + lam * (conditional - mu * marginal)
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    @tf.function
     def selflabel_step(a, target):
         with tf.GradientTape() as tape:
             logits = head(encoder(augmenter(a, training=True), training=True))
@@ -129,7 +157,10 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
         if variant == "neighbors+selflabel":
             mode = "neighbors" if epoch < epochs // 2 else "selflabel"
         order = rng.permutation(len(inputs))
-        if mode == "distill":
+        if mode == "imsat":
+            for start in range(0, len(order), batch_size):
+                imsat_step(tf.constant(inputs[order[start:start + batch_size]]))
+        elif mode == "distill":
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
                 selflabel_step(tf.constant(inputs[rows]), tf.constant(labels[rows]))
@@ -184,6 +215,44 @@ def _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, lear
     return history
 
 
+def _aspc(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, learning_rate, seed):
+    import keras
+    import tensorflow as tf
+    from sklearn.cluster import KMeans
+
+    def codes():
+        return encoder.predict(inputs, batch_size=1024, verbose=0).astype(np.float64)
+
+    def nearest(points, centres):
+        return ((points[:, None, :] - centres[None]) ** 2).sum(-1).argmin(axis=1)
+
+    centres = np.stack([codes()[labels == j].mean(axis=0) for j in range(k)])
+    optimizer = keras.optimizers.Adam(learning_rate)
+    weights = encoder.trainable_variables
+
+    @tf.function
+    def step(a, c):
+        with tf.GradientTape() as tape:
+            z = tf.cast(encoder(augmenter(a, training=True), training=True), c.dtype)
+            loss = tf.reduce_mean(tf.reduce_sum(tf.square(z - c), axis=1))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+
+    history = []
+    for epoch in range(epochs):
+        points = codes()
+        kmeans = KMeans(k, init=centres, n_init=1, random_state=seed).fit(points)
+        centres, assigned = kmeans.cluster_centers_, kmeans.labels_
+        distances = ((points - centres[assigned]) ** 2).sum(axis=1)
+        threshold = distances.mean() + distances.std() * epoch / max(epochs - 1, 1)
+        order = rng.permutation(len(inputs))
+        selected = order[distances[order] < threshold]
+        for start in range(0, len(selected), batch_size):
+            rows = selected[start:start + batch_size]
+            step(tf.constant(inputs[rows]), tf.constant(centres[assigned[rows]], tf.float32))
+        history.append(nearest(codes(), centres))
+    return history
+
+
 def label_free_signals(model, x, labels, history):
     """What a user without labels can see of a refinement: how much of the partition the
     codes carry before it (each row's nearest mean code, which the Student-t head starts
@@ -203,13 +272,14 @@ def label_free_signals(model, x, labels, history):
             "first_sizes": np.bincount(labels).tolist()}
 
 
-def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_rows, options):
+def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_rows, options,
+            precision="float32"):
     from keras_deepclust.metrics import clustering_scores
 
     x, y, n_clusters = load_data(dataset, max_rows)
     for seed in seeds:
         model, labels, _, seconds = first_partition(dataset, x, n_clusters, seed,
-                                                    pretrain_epochs, cache)
+                                                    pretrain_epochs, cache, precision)
         base = clustering_scores(y, labels)
         print(dataset, seed, "first partition", round(base["acc"], 3), flush=True)
         for variant in variants:
@@ -217,6 +287,7 @@ def measure(dataset, seeds, out, pretrain_epochs, epochs, variants, cache, max_r
             history = refine(model, x, labels, variant, seed, epochs, **options)
             line = {"dataset": dataset, "seed": seed, "variant": variant, "epochs": epochs,
                     "pretrain_epochs": pretrain_epochs, "options": options,
+                    "precision": precision,
                     "machine": cpu_info()[0], "first": base, "seconds": seconds,
                     "refine_seconds": time.perf_counter() - start,
                     "by_epoch": [clustering_scores(y, h)["acc"] for h in history],
@@ -277,17 +348,18 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--per-seed", action="store_true",
-                        help="with --summarise: one row per seed of dec_da at --epochs")
+                        help="with --summarise: one row per seed of --variant at --epochs")
+    parser.add_argument("--variant", default="dec_da", help="the variant --per-seed tabulates")
     args = parser.parse_args(argv)
     if args.summarise:
-        print(seed_table(args.summarise, epochs=args.epochs) if args.per_seed
+        print(seed_table(args.summarise, args.variant, args.epochs) if args.per_seed
               else summarise(args.summarise))
         return
     options = {"entropy_weight": args.entropy_weight, "threshold": args.threshold,
                "learning_rate": args.learning_rate, "augment": not args.no_augment}
     measure(args.dataset, [int(s) for s in args.seeds.split(",")], args.out,
             args.pretrain_epochs, args.epochs, args.variants.split(","), args.cache,
-            args.max_rows, options)
+            args.max_rows, options, args.precision)
 
 
 if __name__ == "__main__":

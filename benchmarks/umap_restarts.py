@@ -9,6 +9,9 @@ fits). The partitions are compared in one shared space, the codes, and one is ke
 - `silhouette`: the highest silhouette of the labels on the codes (at most 5,000 rows);
 - `stable`: the highest agreement of its own mixture starts (`restart_agreement`).
 
+and the runs' consensus, a partition of its own: each run's clusters matched to the
+medoid run's (Hungarian, on their overlap), then each row's majority label.
+
     python benchmarks/umap_restarts.py digits 0,1,2,3,4 --out benchmarks/results/umap_restarts_digits.jsonl
     python benchmarks/umap_restarts.py --summarise benchmarks/results/umap_restarts_digits.jsonl
 
@@ -60,14 +63,31 @@ def choose(runs, codes, criterion, seed):
                                            random_state=seed) for run in runs]))
 
 
-def measure(dataset, seeds, out, pretrain_epochs, count, cache, max_rows):
+def consensus(runs):
+    """Each row's majority label once every run's clusters are matched to the medoid's."""
+    from scipy.optimize import linear_sum_assignment
+
+    reference = runs[choose(runs, None, "medoid", 0)]["labels"]
+    k = int(max(run["labels"].max() for run in runs)) + 1
+    votes = np.zeros((len(reference), k))
+    for run in runs:
+        overlap = np.zeros((k, k))
+        np.add.at(overlap, (run["labels"], reference), 1)
+        own, matched = linear_sum_assignment(-overlap)
+        mapping = np.empty(k, dtype=int)
+        mapping[own] = matched
+        votes[np.arange(len(reference)), mapping[run["labels"]]] += 1
+    return votes.argmax(axis=1)
+
+
+def measure(dataset, seeds, out, pretrain_epochs, count, cache, max_rows, precision):
     from keras_deepclust.clusterers import mean_pairwise_ari
     from keras_deepclust.metrics import clustering_scores
 
     x, y, n_clusters = load_data(dataset, max_rows)
     for seed in seeds:
         model, pretrain_seconds = pretrained_auto(dataset, x, n_clusters, seed,
-                                                  pretrain_epochs, cache)
+                                                  pretrain_epochs, cache, precision=precision)
         codes = model.finite_codes(x)
         runs = umap_runs(codes, n_clusters, seed, count)
         scores = [clustering_scores(y, run["labels"]) for run in runs]
@@ -78,10 +98,13 @@ def measure(dataset, seeds, out, pretrain_epochs, count, cache, max_rows):
                           "sizes": np.bincount(run["labels"], minlength=n_clusters).tolist()}
                          for s, run in zip(scores, runs)],
                 "umap_agreement": mean_pairwise_ari([run["labels"] for run in runs]),
+                "precision": precision,
+                "consensus": clustering_scores(y, consensus(runs)),
                 "chosen": {c: choose(runs, codes, c, seed) for c in CRITERIA}}
         with open(out, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(dataset, seed, [round(s["acc"], 3) for s in scores],
+              "consensus", round(line["consensus"]["acc"], 3),
               {c: round(scores[i]["acc"], 3) for c, i in line["chosen"].items()}, flush=True)
 
 
@@ -92,8 +115,11 @@ def summarise(paths):
     for dataset, group in itertools.groupby(sorted(rows, key=lambda r: (r["dataset"], r["seed"])),
                                             key=lambda r: r["dataset"]):
         group = list(group)
-        for criterion in (*CRITERIA, "best (labels, not a choice)"):
+        for criterion in (*CRITERIA, "consensus", "best (labels, not a choice)"):
+            if criterion == "consensus" and not all("consensus" in r for r in group):
+                continue
             picked = [max(r["runs"], key=lambda s: s["acc"]) if criterion.startswith("best")
+                      else r["consensus"] if criterion == "consensus"
                       else r["runs"][r["chosen"][criterion]] for r in group]
             acc = np.array([p["acc"] for p in picked])
             lines.append(
@@ -115,7 +141,7 @@ def main(argv=None):
         print(summarise(args.summarise))
         return
     measure(args.dataset, [int(s) for s in args.seeds.split(",")], args.out,
-            args.pretrain_epochs, args.umap_runs, args.cache, args.max_rows)
+            args.pretrain_epochs, args.umap_runs, args.cache, args.max_rows, args.precision)
 
 
 if __name__ == "__main__":
