@@ -17,12 +17,12 @@ that partition, and labels every row by the head on the clean rows:
 - `dec_da`: DEC-DA's clustering phase started from the partition: a Student-t head at
   the mean code of each cluster, KL(P || Q) with Q on augmented rows and the sharpened
   target P computed on the clean rows once an epoch;
-- `aspc`: ASPC-DA's self-paced fine-tuning (Guo et al., 2019), encoder only: centres at
-  the mean code of each cluster, refreshed by k-means on the clean codes (started from
-  the previous centres) once an epoch; the encoder pulls the augmented codes of the rows
-  whose distance to their centre is below the epoch's threshold (the mean distance plus
-  epoch/(epochs-1) of a standard deviation, so the easy rows first and more each epoch)
-  onto that centre; rows are labelled by the nearest centre;
+- `aspc`: ASPC-DA's self-paced fine-tuning (Guo et al., 2019), encoder only: fixed
+  centres at the mean code of each cluster; each epoch the encoder pulls the augmented
+  codes of the selected rows onto their centre (MSE), then every row is relabelled by its
+  nearest centre; all rows are selected in the first epoch, then those whose distance to
+  their centre is below the mean distance plus epoch/epochs of a standard deviation (the
+  easy rows first, more each epoch);
 - `imsat`: IMSAT's objective on the softmax head: the KL divergence from the clean rows'
   assignments (held fixed) to their augmented views' (self-augmented training with
   shifts and rotations in place of VAT), plus lam * (H(Y|X) - mu * H(Y)) with the
@@ -97,7 +97,7 @@ def refine(model, x, labels, variant, seed, epochs, batch_size=256, threshold=0.
                        learning_rate)
     if variant == "aspc":
         return _aspc(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size,
-                     learning_rate, seed)
+                     learning_rate)
 
     def predict():
         return tf.nn.softmax(head(encoder.predict(inputs, batch_size=1024, verbose=0))).numpy()
@@ -215,41 +215,39 @@ def _dec_da(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, lear
     return history
 
 
-def _aspc(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, learning_rate, seed):
+def _aspc(encoder, inputs, labels, k, augmenter, rng, epochs, batch_size, learning_rate):
     import keras
     import tensorflow as tf
-    from sklearn.cluster import KMeans
 
-    def codes():
-        return encoder.predict(inputs, batch_size=1024, verbose=0).astype(np.float64)
+    def distances_to(centres):
+        codes = encoder.predict(inputs, batch_size=1024, verbose=0).astype(np.float64)
+        return ((codes[:, None, :] - centres[None]) ** 2).sum(-1)
 
-    def nearest(points, centres):
-        return ((points[:, None, :] - centres[None]) ** 2).sum(-1).argmin(axis=1)
-
-    centres = np.stack([codes()[labels == j].mean(axis=0) for j in range(k)])
+    codes = encoder.predict(inputs, batch_size=1024, verbose=0).astype(np.float64)
+    centres = np.stack([codes[labels == j].mean(axis=0) for j in range(k)])
+    targets = tf.constant(centres, tf.float32)
     optimizer = keras.optimizers.Adam(learning_rate)
     weights = encoder.trainable_variables
 
     @tf.function
-    def step(a, c):
+    def step(a, assigned):
         with tf.GradientTape() as tape:
-            z = tf.cast(encoder(augmenter(a, training=True), training=True), c.dtype)
-            loss = tf.reduce_mean(tf.reduce_sum(tf.square(z - c), axis=1))
+            z = tf.cast(encoder(augmenter(a, training=True), training=True), tf.float32)
+            loss = tf.reduce_mean(tf.reduce_sum(tf.square(z - tf.gather(targets, assigned)), 1))
         optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
 
+    assigned, selected = labels, np.ones(len(inputs), bool)
     history = []
     for epoch in range(epochs):
-        points = codes()
-        kmeans = KMeans(k, init=centres, n_init=1, random_state=seed).fit(points)
-        centres, assigned = kmeans.cluster_centers_, kmeans.labels_
-        distances = ((points - centres[assigned]) ** 2).sum(axis=1)
-        threshold = distances.mean() + distances.std() * epoch / max(epochs - 1, 1)
         order = rng.permutation(len(inputs))
-        selected = order[distances[order] < threshold]
-        for start in range(0, len(selected), batch_size):
-            rows = selected[start:start + batch_size]
-            step(tf.constant(inputs[rows]), tf.constant(centres[assigned[rows]], tf.float32))
-        history.append(nearest(codes(), centres))
+        order = order[selected[order]]
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            step(tf.constant(inputs[rows]), tf.constant(assigned[rows]))
+        distances = distances_to(centres)
+        assigned, nearest = distances.argmin(axis=1), distances.min(axis=1)
+        selected = nearest < nearest.mean() + nearest.std() * (epoch + 1) / epochs
+        history.append(assigned)
     return history
 
 
