@@ -30,10 +30,12 @@ DEMO_SETTINGS = {
     "image_size": None,
     "color_mode": "auto",
 }
-# --quick: at most 20 epochs of each phase, but a pretraining of at least 1,000 optimizer
-# steps: on the 1,797 digits 20 epochs are 160 steps, which left auto's codes at ACC 0.34
-# where 125 epochs (1,000 steps) gave 0.90.
-QUICK_EPOCHS = {"pretrain_epochs": 20, "epochs": 20, "pretrain_steps": 1000}
+# The flags of `fit`'s arguments, as the library's errors name them.
+FIT_SPELLING = options.Spelling({
+    "n_clusters": "--clusters", "pretrain_epochs": "--pretrain-epochs", "epochs": "--epochs",
+    "noise": "--noise", "resume": "--resume", "out": "--out", "overwrite": "--overwrite",
+    "stream": "--stream", "k_range": "--k-range", "umap_baseline": "--umap-baseline",
+    **{option.name: option.flag for option in options.TABLE}})
 
 
 VERBOSE_HELP = ("also show the libraries' start-up lines, logs and warnings (TensorFlow, absl, "
@@ -167,10 +169,11 @@ def _add_image_arguments(parser):
                         "first image's (grayscale, rgb, or rgba with transparency)")
 
 
+_QUICK = options.QUICK_EPOCHS
 _QUICK_HELP = (
-    f"scale the run down (at most {QUICK_EPOCHS['epochs']} clustering epochs; "
-    f"{QUICK_EPOCHS['pretrain_epochs']} pretraining epochs, or on small data as many as make "
-    f"{QUICK_EPOCHS['pretrain_steps']} steps, within the method's own schedule) to check a "
+    f"scale the run down (at most {_QUICK['epochs']} clustering epochs; "
+    f"{_QUICK['pretrain_epochs']} pretraining epochs, or on small data as many as make "
+    f"{_QUICK['pretrain_steps']} steps, within the method's own schedule) to check a "
     "set-up, not to judge quality"
 )
 
@@ -310,9 +313,6 @@ def main(argv=None):
     if not args.verbose:
         _quiet_libraries()
     try:
-        # What can be checked without TensorFlow is checked before it is imported, so
-        # a mistake costs the user a second, not a start-up and a training.
-        _CHECKS.get(args.command, lambda args: None)(args)
         if args.command not in _TENSORFLOW_FREE + _TENSORFLOW_AFTER_CHECKS:
             _import_tensorflow(args)
         return _COMMANDS[args.command](args)
@@ -400,123 +400,28 @@ def _demo(args):
 
 
 def _fit(args):
-    import numpy as np
+    from keras_deepclust import commands
 
-    from keras_deepclust import datasets
-
-    if getattr(args, "stream", False):
-        _import_tensorflow(args)  # a stream is a tf.data.Dataset
-        x, _ = datasets.stream(args.dataset, batch_size=args.batch_size, **_image_options(args))
-        y = None
-    else:
-        x, y = datasets.load(args.dataset, **_image_options(args))
-    if getattr(args, "umap_baseline", False) and y is None:
-        raise ValueError(f"--umap-baseline scores against labels, and {args.dataset} has none.")
-    n_clusters = args.clusters
-    if n_clusters is None:
-        if y is None:
-            raise ValueError(f"{args.dataset} has no labels: pass --clusters K or --clusters auto.")
-        n_clusters = len(set(y.tolist()))
-    if isinstance(x, np.ndarray):
-        _check_clusters_fit_rows(args, n_clusters, len(x))
-    _import_tensorflow(args)
-    from keras_deepclust.models import get_method
-
-    model_class = get_method(args.method)
-    model_options = _model_options(args)  # flags of another method fail before training
-    # What the library refuses by its parameters' names, refused here by the flags'.
-    if not hasattr(model_class, "pretrain"):
-        for flag, given in (("--pretrain-epochs", args.pretrain_epochs is not None),
-                            ("--noise", args.noise > 0)):
-            if given:
-                raise ValueError(f"{flag}: {args.method} has no autoencoder to pretrain; it "
-                                 "trains from its initial weights in its fit (--epochs).")
-    if args.epochs is not None and not model_class.ITERATIVE_FIT:
-        raise ValueError(f"--epochs is for methods whose fit trains in epochs; {args.method} "
-                         "fits its clusterer once (use --pretrain-epochs for its autoencoder).")
-    if args.resume and n_clusters == "auto":
-        raise ValueError("--resume needs a fixed K: pass --clusters with the K the first run chose.")
-    needs_pretraining = getattr(model_class, "NEEDS_PRETRAINING", False)
-    if n_clusters == "auto" and not needs_pretraining:
-        raise ValueError(f"--clusters auto needs a method that starts from a pretrained "
-                         f"autoencoder; {args.method} does not. Pass --clusters K.")
-    pretrain_epochs, epochs = args.pretrain_epochs, args.epochs
-    if args.quick:
-        # --quick caps a pretraining; it does not ask for one.
-        if pretrain_epochs is not None or n_clusters == "auto" or needs_pretraining:
-            cap = _quick_pretrain_epochs(model_class, x, args.batch_size)
-            pretrain_epochs = min(pretrain_epochs or cap, cap)
-        if model_class.ITERATIVE_FIT:
-            epochs = min(epochs or QUICK_EPOCHS["epochs"], QUICK_EPOCHS["epochs"])
-    from keras_deepclust import commands, experiment
-
-    result = experiment.run(
-        args.method, x, y, n_clusters, options=model_options, random_state=args.seed,
-        pretrain_epochs=pretrain_epochs, epochs=epochs, batch_size=args.batch_size,
-        noise=args.noise, scaling=args.scale, strategy=args.strategy, precision=args.precision,
-        resume=args.resume, k_range=getattr(args, "k_range", None) or (2, 15),
+    commands.fit(
+        args.method, args.dataset, args.out, args.clusters, options=_model_options(args),
+        random_state=args.seed, pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
+        batch_size=args.batch_size, noise=args.noise, scaling=args.scale,
+        strategy=args.strategy, precision=args.precision, resume=args.resume,
+        k_range=getattr(args, "k_range", None) or (2, 15),
         criterion=getattr(args, "criterion", None),
         umap_baseline=getattr(args, "umap_baseline", False),
-        fit_options=_weight_labels(args, y), dataset=args.dataset)
-    result.report.update({name: getattr(args, name, None)
-                          for name in ("augment", "augment_phases", "init")})
-    files = commands.image_files(args.dataset, **_image_options(args))
-    commands.write_run(result, args.out, files, resume=args.resume, overwrite=args.overwrite)
+        weight_labels=getattr(args, "weight_labels", False), quick=args.quick,
+        stream=getattr(args, "stream", False), overwrite=args.overwrite,
+        report_entries={name: getattr(args, name, None)
+                        for name in ("augment", "augment_phases", "init")},
+        when_checked=lambda: _import_tensorflow(args), spelling=FIT_SPELLING,
+        **_image_options(args))
     return 0
-
-
-def _quick_pretrain_epochs(model_class, x, batch_size):
-    """`--quick`'s cap on pretraining epochs: `QUICK_EPOCHS["pretrain_epochs"]`, or the
-    epochs that make `QUICK_EPOCHS["pretrain_steps"]` optimizer steps over `x` when that is
-    more (small data), never more than the method's shortest schedule."""
-    import numpy as np
-
-    epochs = QUICK_EPOCHS["pretrain_epochs"]
-    if isinstance(x, np.ndarray):  # a stream's length is unknown: epochs alone
-        steps_per_epoch = math.ceil(len(x) / batch_size)
-        epochs = max(epochs, math.ceil(QUICK_EPOCHS["pretrain_steps"] / steps_per_epoch))
-    return min(epochs, *model_class.PRETRAIN_EPOCHS.values())
 
 
 def _image_options(args):
     """How `fit` and `convert` read a folder of images (refused for other data)."""
     return {"image_size": args.image_size, "color_mode": args.color_mode}
-
-
-def _check_fit(args):
-    """Refuses, before any work, output and backup folders the run cannot use
-    (`commands.check_run_folders`) and flags that cannot go together."""
-    from keras_deepclust import commands
-
-    resume = getattr(args, "resume", None)  # demo: no --resume, --stream nor --k-range
-    if commands.check_run_folders(args.out, args.overwrite, resume,
-                                  names=("--out", "--overwrite", "--resume")):
-        print(f"--overwrite: the run in {args.out} is replaced when this one has ended.")
-    if getattr(args, "stream", False):
-        if resume:
-            raise ValueError("--resume needs the data loaded, not --stream: a backup is "
-                             "checked against the data's fingerprint.")
-        if not isinstance(args.clusters, int):
-            raise ValueError("--stream needs --clusters K (a stream has no labels to count).")
-    k_range = getattr(args, "k_range", None)
-    if k_range is not None and k_range[0] > k_range[1]:
-        raise ValueError(f"--k-range MIN MAX needs MIN <= MAX, got {k_range[0]} {k_range[1]}.")
-
-
-def _check_clusters_fit_rows(args, n_clusters, n_rows):
-    """Refuses a K (or --k-range) that the loaded rows cannot give, before training."""
-    if n_clusters == "auto":
-        if args.k_range[1] >= n_rows:
-            raise ValueError(f"--k-range MAX must be below the number of rows: {args.dataset} "
-                             f"has {n_rows} rows, --k-range goes up to {args.k_range[1]}.")
-    elif n_clusters >= n_rows:
-        source = f"--clusters {n_clusters}" if args.clusters else (
-            f"the {n_clusters} classes of its labels")
-        raise ValueError(f"{args.dataset} has {n_rows} rows, too few for {source}: a "
-                         "clustering needs more rows than clusters.")
-    elif n_clusters < 2:
-        raise ValueError(f"the labels of {args.dataset} hold {n_clusters} class: pass "
-                         "--clusters K (K >= 2) to cluster it.")
 
 
 def _flag_value(args, flag):
@@ -528,51 +433,12 @@ def _given(args, flag):
 
 
 def _model_options(args):
-    """Constructor arguments set by flags (`options.TABLE`), refused for a method whose
-    class does not declare them (`OPTIONS`)."""
-    from keras_deepclust.models import get_method
-
-    method_class = get_method(args.method)  # an unknown name fails first
-    for option in options.TABLE:
-        if not option.fit and _given(args, option.flag):
-            _check_option(args.method, option)
+    """The constructor arguments the flags of `options.TABLE` give (`commands.fit`
+    refuses those the method does not take)."""
     if _given(args, "--augment-phases") and not _given(args, "--augment"):
         raise ValueError("--augment-phases needs --augment SHIFT DEGREES.")
-    arguments = {option.name: option.argument(_flag_value(args, option.flag))
-                 for option in options.TABLE
-                 if not option.fit and _given(args, option.flag)}
-    if "augmentation" in arguments:  # the flag's two numbers make the layer
-        from keras_deepclust.layers import ImageAugmentation
-
-        arguments["augmentation"] = ImageAugmentation(*args.augment, seed=args.seed)
-        if "augment_clustering" in method_class.OPTIONS:
-            arguments["augment_clustering"] = options.BY_NAME["augment_clustering"].argument(
-                args.augment_phases or "both")
-    if getattr(args, "quick", False) and "refine_epochs" in method_class.OPTIONS:
-        arguments["refine_epochs"] = min(arguments.get("refine_epochs", QUICK_EPOCHS["epochs"]),
-                                         QUICK_EPOCHS["epochs"])
-    return arguments
-
-
-def _check_option(method, option):
-    """Refuses `option`'s flag unless `method`'s class declares it (`OPTIONS`, or
-    `FIT_OPTIONS` for a `fit` option); the error names the methods that take it."""
-    from keras_deepclust.models import get_method, list_methods
-
-    kind = "FIT_OPTIONS" if option.fit else "OPTIONS"
-    if option.name not in getattr(get_method(method), kind):
-        takers = [name for name in list_methods()
-                  if option.name in getattr(get_method(name), kind)]
-        raise ValueError(f"{option.flag} is for {', '.join(takers)} only, not {method}.")
-
-
-def _weight_labels(args, y):
-    if not getattr(args, "weight_labels", False):
-        return {}
-    _check_option(args.method, options.BY_NAME["weight_labels"])
-    if y is None:
-        raise ValueError(f"{args.dataset} has no labels for --weight-labels.")
-    return {"weight_labels": y}
+    return {option.name: option.argument(_flag_value(args, option.flag))
+            for option in options.TABLE if not option.fit and _given(args, option.flag)}
 
 
 def _evaluate(args):
@@ -635,7 +501,6 @@ def _convert(args):
     return 0
 
 
-_CHECKS = {"fit": _check_fit, "demo": _check_fit}
 _COMMANDS = {"fit": _fit, "demo": _demo, "evaluate": _evaluate, "export": _export,
              "assign": _assign, "convert": _convert, "serve": _serve, "methods": _methods}
 

@@ -1,13 +1,128 @@
 """What the command line's commands do besides parsing, as functions a Python user can
-call too: check a run's folders, write a run's files, score and export a saved model.
-`cli` turns flags into their arguments; `name` arguments put a flag's name in an error."""
+call too: fit a method on a data set into a run folder, check a run's folders, write a
+run's files, score and export a saved model. `cli` turns flags into their arguments;
+`spelling` and `name` arguments put a flag's name in an error."""
 
+import math
 import os
 import tempfile
 from pathlib import Path
 
 from keras_deepclust._io import nearest_existing
 from keras_deepclust.experiment import check_no_other_run
+from keras_deepclust.options import BY_NAME, PYTHON, QUICK_EPOCHS
+
+def fit(method, dataset, out, n_clusters=None, *, options=None, random_state=0,
+        pretrain_epochs=None, epochs=None, batch_size=256, noise=0.0, scaling="auto",
+        strategy="default", precision="auto", resume=None, k_range=(2, 15), criterion=None,
+        umap_baseline=False, weight_labels=False, quick=False, stream=False, image_size=None,
+        color_mode="auto", overwrite=False, verbose=2, report_entries=None, when_checked=None,
+        spelling=PYTHON):
+    """`keras-deepclust fit`: trains `method` on `dataset` (`datasets.load`, or streamed
+    with `stream`) with `experiment.run` and writes the run into `out` (`write_run`).
+
+    `quick` caps each phase at `QUICK_EPOCHS` (`quick_schedule`); `weight_labels` gives
+    the data set's labels to DAC's `fit`; `report_entries` are added to `metrics.json`
+    (the CLI records its flags there). Every check that needs no Keras runs first,
+    then `when_checked` (the CLI imports TensorFlow there). The other arguments are
+    `experiment.run`'s. Returns the `RunResult`.
+    """
+    from keras_deepclust import datasets, experiment
+
+    check_fit_folders(out, overwrite, resume, stream, n_clusters, k_range, spelling)
+    image_options = {"image_size": image_size, "color_mode": color_mode}
+    if stream:
+        if when_checked is not None:
+            when_checked()  # a stream is a tf.data.Dataset
+        x, y = datasets.stream(dataset, batch_size=batch_size, **image_options)[0], None
+    else:
+        x, y = datasets.load(dataset, **image_options)
+    experiment.check_data_arguments(x, y, n_clusters, k_range, umap_baseline, dataset,
+                                    spelling)
+    if when_checked is not None and not stream:
+        when_checked()
+    from keras_deepclust.models import get_method
+
+    model_class = get_method(method)
+    options = dict(options or {})
+    for name in options:
+        if name in BY_NAME:
+            check_option_taken(method, name, spelling)
+    fit_options = {}
+    if weight_labels:
+        check_option_taken(method, "weight_labels", spelling)
+        if y is None:
+            raise ValueError(f"{dataset} has no labels for {spelling.name('weight_labels')}.")
+        fit_options["weight_labels"] = y
+    if quick:
+        pretrain_epochs, epochs, options = quick_schedule(
+            model_class, x, batch_size, pretrain_epochs, epochs, options,
+            pretrains=pretrain_epochs is not None or n_clusters == "auto")
+    result = experiment.run(
+        method, x, y, n_clusters, options=options, random_state=random_state,
+        pretrain_epochs=pretrain_epochs, epochs=epochs, batch_size=batch_size, noise=noise,
+        scaling=scaling, strategy=strategy, precision=precision, resume=resume,
+        k_range=k_range, criterion=criterion, umap_baseline=umap_baseline,
+        fit_options=fit_options, dataset=str(dataset), verbose=verbose, spelling=spelling)
+    result.report.update(report_entries or {})
+    write_run(result, out, image_files(dataset, **image_options), resume=resume,
+              overwrite=overwrite)
+    return result
+
+
+def quick_schedule(model_class, x, batch_size, pretrain_epochs, epochs, options, pretrains):
+    """`(pretrain_epochs, epochs, options)` capped for a quick run: pretraining (when the
+    method needs it or `pretrains`) at `QUICK_EPOCHS["pretrain_epochs"]`, or at the epochs
+    that make `QUICK_EPOCHS["pretrain_steps"]` optimizer steps over `x` when that is more
+    (small data), never more than the method's shortest schedule; the clustering epochs
+    and a refinement's epochs at `QUICK_EPOCHS["epochs"]`."""
+    import numpy as np
+
+    cap = QUICK_EPOCHS["epochs"]
+    if pretrains or getattr(model_class, "NEEDS_PRETRAINING", False):
+        quick = QUICK_EPOCHS["pretrain_epochs"]
+        if isinstance(x, np.ndarray):  # a stream's length is unknown: epochs alone
+            steps_per_epoch = math.ceil(len(x) / batch_size)
+            quick = max(quick, math.ceil(QUICK_EPOCHS["pretrain_steps"] / steps_per_epoch))
+        quick = min(quick, *model_class.PRETRAIN_EPOCHS.values())
+        pretrain_epochs = min(pretrain_epochs or quick, quick)
+    if model_class.ITERATIVE_FIT:
+        epochs = min(epochs or cap, cap)
+    if "refine_epochs" in model_class.OPTIONS:
+        options = dict(options, refine_epochs=min(options.get("refine_epochs", cap), cap))
+    return pretrain_epochs, epochs, options
+
+
+def check_option_taken(method, name, spelling=PYTHON):
+    """Refuses the option `name` (a row of `options.TABLE`) unless `method`'s class takes
+    it (`OPTIONS`, or `FIT_OPTIONS` for a `fit` option); the error names the methods
+    that do."""
+    from keras_deepclust.models import get_method, list_methods
+
+    kind = "FIT_OPTIONS" if BY_NAME[name].fit else "OPTIONS"
+    if name not in getattr(get_method(method), kind):
+        takers = [other for other in list_methods() if name in getattr(get_method(other), kind)]
+        raise ValueError(f"{spelling.name(name)} is for {', '.join(takers)} only, not "
+                         f"{method}.")
+
+
+def check_fit_folders(out, overwrite=False, resume=None, stream=False, n_clusters=None,
+                      k_range=None, spelling=PYTHON):
+    """Refuses, before any work, output and backup folders a run cannot use
+    (`check_run_folders`) and arguments that cannot go together."""
+    name = spelling.name
+    if check_run_folders(out, overwrite, resume, spelling):
+        print(f"{name('overwrite')}: the run in {out} is replaced when this one has ended.")
+    if stream:
+        if resume:
+            raise ValueError(f"{name('resume')} needs the data loaded, not {name('stream')}: "
+                             "a backup is checked against the data's fingerprint.")
+        if not isinstance(n_clusters, int):
+            raise ValueError(f"{name('stream')} needs {spelling.setting('n_clusters', 'K')} "
+                             "(a stream has no labels to count).")
+    if k_range is not None and k_range[0] > k_range[1]:
+        raise ValueError(f"{name('k_range')} MIN MAX needs MIN <= MAX, got {k_range[0]} "
+                         f"{k_range[1]}.")
 
 
 def check_writable_folder(folder, name="out"):
@@ -23,21 +138,20 @@ def check_writable_folder(folder, name="out"):
         raise ValueError(f"{name} {folder}: {existing} is not writable by this user.")
 
 
-def check_run_folders(out, overwrite=False, resume=None,
-                      names=("out", "overwrite=True", "resume")):
+def check_run_folders(out, overwrite=False, resume=None, spelling=PYTHON):
     """Refuses, before any work: an `out` that is a file or holds another run (unless
     `overwrite`); a `resume` folder that overlaps `out`, is a file, or holds anything its
-    backup did not write (its files are removed when the run ends). `names` are the
-    three arguments' names in the errors (the CLI's flags).
+    backup did not write (its files are removed when the run ends). `spelling` names the
+    arguments in the errors (the CLI's flags).
 
     Returns:
         The files of the previous run in `out` (replaced when the new one has ended).
     """
     from keras_deepclust._backup_files import PHASES, foreign_entries
 
-    out_name, overwrite_name, resume_name = names
+    out_name, resume_name = spelling.name("out"), spelling.name("resume")
     check_writable_folder(out, out_name)
-    previous = check_no_other_run(out, overwrite, (out_name, overwrite_name))
+    previous = check_no_other_run(out, overwrite, spelling)
     if resume:
         out_path, resume_path = Path(out).resolve(), Path(resume).resolve()
         if out_path == resume_path or out_path in resume_path.parents or (

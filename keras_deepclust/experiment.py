@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_deepclust._io import atomic_path, write_json
+from keras_deepclust.options import PYTHON
 from keras_deepclust.report import FIGURES, GALLERY_FIGURE, stability_sentence, write_report
 
 # The files a run writes besides its figures (`RunResult.write`).
@@ -37,7 +38,8 @@ RUN_FILES = ("model.keras", "metrics.json", "labels.csv", "report.html")
 def run(method, x, y=None, n_clusters=None, *, options=None, random_state=0,
         pretrain_epochs=None, epochs=None, batch_size=256, noise=0.0, scaling="auto",
         strategy="default", precision="auto", resume=None, k_range=(2, 15), criterion=None,
-        umap_baseline=False, fit_options=None, dataset=None, verbose=2):
+        umap_baseline=False, fit_options=None, dataset=None, verbose=2,
+        spelling=PYTHON):
     """Trains the registered `method` on `x` as `keras-deepclust fit` does.
 
     Args:
@@ -61,6 +63,7 @@ def run(method, x, y=None, n_clusters=None, *, options=None, random_state=0,
         fit_options: further `fit` arguments (e.g. `weight_labels` for DAC).
         dataset: the data's name for the report.
         verbose: Keras' verbosity of the training.
+        spelling: how errors name the arguments (`options.Spelling`; the CLI's flags).
 
     Returns:
         A `RunResult`, whose model is the one `keras.saving.load_model` gives back from
@@ -69,7 +72,11 @@ def run(method, x, y=None, n_clusters=None, *, options=None, random_state=0,
     import tensorflow as tf
 
     from keras_deepclust.layers.precision import dtype_policy, resolve_policy
+    from keras_deepclust.models import get_method
 
+    n_clusters = check_run_arguments(get_method(method), method, x, y, n_clusters, pretrain_epochs,
+                                     epochs, noise, resume, k_range, umap_baseline,
+                                     dataset or "the data", spelling)
     # Physical devices: listing logical ones would start TensorFlow's runtime before a
     # multi-worker strategy can configure its collective ops.
     policy, chosen_by = resolve_policy(precision, bool(tf.config.list_physical_devices("GPU")))
@@ -87,17 +94,7 @@ def _train(method, x, y, n_clusters, options, seed, pretrain_epochs, epochs, bat
     from keras_deepclust.models import get_method
 
     model_class = get_method(method)
-    if not hasattr(model_class, "pretrain") and (pretrain_epochs is not None or noise > 0):
-        raise ValueError(f"pretrain_epochs and noise: {method} has no autoencoder to pretrain; "
-                         "it trains from its initial weights in its fit (epochs).")
-    if n_clusters is None:
-        if y is None:
-            raise ValueError("n_clusters is None and there are no labels to count: pass "
-                             "n_clusters=K or 'auto'.")
-        n_clusters = len(set(np.asarray(y).tolist()))
     resume = pretrain_backup = None
-    if resume_folder is not None and n_clusters == "auto":
-        raise ValueError("resume needs a fixed n_clusters: pass the K the first run chose.")
     if resume_folder is not None:
         make_folder(resume_folder)  # removed at the end only if this makes it
         # Both kept until the outputs are written, so a kill at any point loses at most
@@ -311,13 +308,14 @@ class RunResult:
         return "\n".join(lines)
 
 
-def check_no_other_run(out, overwrite=False, names=("out", "overwrite=True")):
-    """Refuses a folder `out` that holds another run's files unless `overwrite` (`names`:
-    the two arguments' names in the error). Returns the files of that run."""
+def check_no_other_run(out, overwrite=False, spelling=PYTHON):
+    """Refuses a folder `out` that holds another run's files unless `overwrite`
+    (`spelling` names the two arguments in the error). Returns the files of that run."""
     previous = run_files_in(out)
     if previous and not overwrite:
-        raise ValueError(f"{names[0]} {out} holds another run ({', '.join(previous)}): pass "
-                         f"{names[1]} to replace it, or name another folder.")
+        raise ValueError(f"{spelling.name('out')} {out} holds another run "
+                         f"({', '.join(previous)}): pass {spelling.setting('overwrite')} to "
+                         "replace it, or name another folder.")
     return previous
 
 
@@ -325,6 +323,74 @@ def run_files_in(out):
     """The files of a run (`RUN_FILES` and figures) that the folder `out` holds."""
     names = (*RUN_FILES, GALLERY_FIGURE, *(name for name, _, _ in FIGURES))
     return [name for name in names if (Path(out) / name).is_file()]
+
+
+def check_run_arguments(model_class, method, x, y, n_clusters, pretrain_epochs, epochs, noise,
+                        resume, k_range, umap_baseline, dataset, spelling=PYTHON):
+    """Refuses, before any work, arguments `run` cannot honour for `method` on `x` (named
+    as `spelling` writes them); returns the K to fit (`check_data_arguments`)."""
+    name, setting = spelling.name, spelling.setting
+    if not hasattr(model_class, "pretrain"):
+        given = [name(argument) for argument, value in
+                 (("pretrain_epochs", pretrain_epochs is not None), ("noise", noise > 0))
+                 if value]
+        if given:
+            raise ValueError(f"{' and '.join(given)}: {method} has no autoencoder to pretrain; "
+                             f"it trains from its initial weights in its fit "
+                             f"({name('epochs')}).")
+    if epochs is not None and not model_class.ITERATIVE_FIT:
+        raise ValueError(f"{name('epochs')} is for methods whose fit trains in epochs; {method} "
+                         f"fits its clusterer once (use {name('pretrain_epochs')} for its "
+                         "autoencoder).")
+    n_clusters = check_data_arguments(x, y, n_clusters, k_range, umap_baseline, dataset,
+                                      spelling)
+    if n_clusters == "auto":
+        if resume is not None:
+            raise ValueError(f"{name('resume')} needs a fixed K: pass "
+                             f"{setting('n_clusters', 'K')} with the K the first run chose.")
+        if not getattr(model_class, "NEEDS_PRETRAINING", False):
+            raise ValueError(f"{setting('n_clusters', 'auto')} needs a method that starts from "
+                             f"a pretrained autoencoder; {method} does not. Pass "
+                             f"{setting('n_clusters', 'K')}.")
+    return n_clusters
+
+
+def check_data_arguments(x, y, n_clusters, k_range=(2, 15), umap_baseline=False,
+                         dataset="the data", spelling=PYTHON):
+    """The checks of `check_run_arguments` that need the data but not the method (no
+    Keras import): labels for `umap_baseline` and for an `n_clusters` of None, and
+    enough rows for K or `k_range`. Returns the K to fit (the number of classes of `y`
+    when `n_clusters` is None)."""
+    name, setting = spelling.name, spelling.setting
+    if umap_baseline and y is None:
+        raise ValueError(f"{name('umap_baseline')} scores against labels, and {dataset} has "
+                         "none.")
+    counted = n_clusters is None
+    if counted:
+        if y is None:
+            raise ValueError(f"{dataset} has no labels: pass {setting('n_clusters', 'K')} or "
+                             f"{setting('n_clusters', 'auto')}.")
+        n_clusters = len(set(np.asarray(y).tolist()))
+    if isinstance(x, np.ndarray):
+        _check_clusters_fit_rows(n_clusters, len(x), k_range, counted, dataset, spelling)
+    return n_clusters
+
+
+def _check_clusters_fit_rows(n_clusters, n_rows, k_range, counted, dataset, spelling):
+    """Refuses a K (or `k_range`) that `n_rows` rows cannot give."""
+    if n_clusters == "auto":
+        if k_range[1] >= n_rows:
+            raise ValueError(f"{spelling.name('k_range')} MAX must be below the number of "
+                             f"rows: {dataset} has {n_rows} rows, {spelling.name('k_range')} "
+                             f"goes up to {k_range[1]}.")
+    elif n_clusters >= n_rows:
+        source = (f"the {n_clusters} classes of its labels" if counted
+                  else spelling.setting("n_clusters", n_clusters))
+        raise ValueError(f"{dataset} has {n_rows} rows, too few for {source}: a clustering "
+                         "needs more rows than clusters.")
+    elif n_clusters < 2:
+        raise ValueError(f"the labels of {dataset} hold {n_clusters} class: pass "
+                         f"{spelling.setting('n_clusters', 'K')} (K >= 2) to cluster it.")
 
 
 def _as_loaded(model, x, precision, strategy):
@@ -356,9 +422,6 @@ def _choose_n_clusters(model_class, x, y, options, seed, scaling, pretrain_epoch
     from keras_deepclust import model_selection
 
     probe = model_class(n_clusters=2, random_state=seed, scaling=scaling, **options)
-    if not getattr(probe, "NEEDS_PRETRAINING", False):
-        raise ValueError(f"n_clusters='auto' needs a method that starts from a pretrained "
-                         f"autoencoder; {type(probe).__name__} does not: pass n_clusters=K.")
     history = probe.pretrain(x, epochs=pretrain_epochs, batch_size=batch_size,
                              noise_stddev=noise, verbose=verbose)
     clusterer = "gmm" if getattr(probe, "clusterer", None) == "gmm" else "kmeans"

@@ -53,9 +53,12 @@ def test_bad_arguments_and_shapes_are_named():
         ImageAugmentation(rotation=200)
     with pytest.raises(ValueError, match="expected ndim=4"):
         ImageAugmentation()(np.zeros((2, 64), np.float32), training=True)
-    with pytest.raises(TypeError, match="augmentation must be a Keras layer, 'auto' or None, "
-                                        "got 'flip'"):
+    with pytest.raises(TypeError, match=r"augmentation must be a Keras layer, a pair "
+                                        r"\(shift, degrees\), 'auto' or None, got 'flip'"):
         DCEC(n_clusters=3, augmentation="flip")
+    # A pair of numbers is DEC-DA's layer with that shift and rotation, seeded by the model.
+    pair = DCEC(n_clusters=3, augmentation=(0.2, 5), random_state=4).augmentation
+    assert (type(pair), pair.shift, pair.rotation, pair.seed) == (ImageAugmentation, 0.2, 5.0, 4)
     with pytest.raises(ValueError, match=r"image-shaped samples .* got samples of shape \(6,\)"):
         IDEC(n_clusters=3, augmentation=ImageAugmentation()).build((None, 6))
 

@@ -47,8 +47,8 @@ def test_the_auto_options_serve_every_autoencoder_method():
     with pytest.raises(ValueError, match=r"network must be one of \['conv', 'dense', 'auto'\], "
                                          "got 'cnn'"):
         N2D(n_clusters=3, network="cnn")
-    with pytest.raises(TypeError, match="augmentation must be a Keras layer, 'auto' or None, "
-                                        "got 'AUTO'"):
+    with pytest.raises(TypeError, match=r"augmentation must be a Keras layer, a pair "
+                                        r"\(shift, degrees\), 'auto' or None, got 'AUTO'"):
         N2D(n_clusters=3, augmentation="AUTO")
 
 
@@ -172,10 +172,16 @@ def test_refine_flags_reach_auto_and_are_refused_elsewhere():
 
     options = cli._model_options(SimpleNamespace(method="auto", refine="off", refine_epochs=5))
     assert options == {"refine": False, "refine_epochs": 5}
-    quick = cli._model_options(SimpleNamespace(method="auto", refine=None, quick=True))
-    assert quick == {"refine_epochs": 20}
+    from keras_deepclust import commands
+    from keras_deepclust.models import get_method
+
+    quick = commands.quick_schedule(get_method("auto"), np.zeros((60, 4)), 256, None, None,
+                                    options, pretrains=False)[2]
+    assert quick == {"refine": False, "refine_epochs": 5}  # within the quick cap of 20
+    assert commands.quick_schedule(get_method("auto"), np.zeros((60, 4)), 256, None, None, {},
+                                   pretrains=False)[2] == {"refine_epochs": 20}
     with pytest.raises(ValueError, match="--refine is for auto only, not n2d"):
-        cli._model_options(SimpleNamespace(method="n2d", refine="on"))
+        commands.check_option_taken("n2d", "refine", cli.FIT_SPELLING)
 
 
 def without_refinement_head(path, out):

@@ -265,7 +265,7 @@ def test_augment_reaches_every_methods_pretraining(tmp_path, image_npz):
     for name in list_methods():
         options = cli._model_options(SimpleNamespace(method=name, augment=[0.2, 5.0],
                                                     augment_phases=None, seed=1))
-        augmentation = get_method(name)(3, **options).augmentation
+        augmentation = get_method(name)(3, random_state=1, **options).augmentation
         assert (augmentation.shift, augmentation.rotation, augmentation.seed) == (0.2, 5.0, 1)
 
 
@@ -414,10 +414,13 @@ def test_no_epochs_runs_the_methods_own_schedule(tmp_path, method):
 def test_quick_pretrains_for_at_least_a_thousand_steps_within_the_schedule():
     """--quick's pretraining: 20 epochs, or on small data the epochs of 1,000 steps (the
     digits: 8 batches of 256 an epoch, so 125), never beyond the method's schedule."""
+    from keras_deepclust import commands
     from keras_deepclust.models import get_method
 
-    def cap(method, rows, batch_size=256):
-        return cli._quick_pretrain_epochs(get_method(method), np.zeros((rows, 4)), batch_size)
+    def cap(method, rows, batch_size=256, data=None):
+        data = np.zeros((rows, 4)) if data is None else data
+        return commands.quick_schedule(get_method(method), data, batch_size, None, None, {},
+                                       pretrains=False)[0]
 
     assert cap("auto", 1797) == 125 and cap("dcec", 1797) == 125
     assert cap("auto", 10_000) == 25 and cap("auto", 70_000) == 20
@@ -427,7 +430,12 @@ def test_quick_pretrains_for_at_least_a_thousand_steps_within_the_schedule():
     import tensorflow as tf
 
     stream = tf.data.Dataset.from_tensor_slices(np.zeros((1797, 4))).batch(256)
-    assert cli._quick_pretrain_epochs(get_method("auto"), stream, 256) == 20
+    assert cap("auto", None, data=stream) == 20
+    # A pretraining asked for is capped, not lengthened; a method without one gets none.
+    assert commands.quick_schedule(get_method("dcec"), np.zeros((1797, 4)), 256, 30, None, {},
+                                   pretrains=True)[:2] == (30, 20)
+    assert commands.quick_schedule(get_method("aec"), np.zeros((1797, 4)), 256, None, 50, {},
+                                   pretrains=False)[:2] == (None, 20)
 
 
 def test_quick_runs_every_kind_of_fit(tmp_path, capsys):

@@ -89,14 +89,55 @@ def test_the_cli_commands_as_functions(tmp_path, tiny_images):
         commands.check_run_folders(tmp_path / "new", resume=tmp_path / "new" / "backup")
     with pytest.raises(FileNotFoundError, match="No such model file"):
         commands.evaluate(tmp_path / "missing.keras", tmp_path / "data.npz")
+    # `keras-deepclust fit` as a function: data from a file, the run written, the CLI's
+    # checks in the library's words.
+    small = {"filters": (4, 8), "kernel_sizes": (3, 3), "embedding_dim": 3}
+    fitted = commands.fit("ae-kmeans", tmp_path / "data.npz", tmp_path / "fitted",
+                          options=small, pretrain_epochs=2, precision="float32", verbose=0,
+                          report_entries={"note": "by hand"})
+    assert (tmp_path / "fitted" / "labels.csv").read_text().count("\n") == 61
+    assert json.loads((tmp_path / "fitted" / "metrics.json").read_text())["note"] == "by hand"
+    assert fitted.report["pretrain_epochs"] == 2
+    with pytest.raises(ValueError, match="weight_labels is for dac only, not ae-kmeans"):
+        commands.fit("ae-kmeans", tmp_path / "data.npz", tmp_path / "other",
+                     weight_labels=True)
+    with pytest.raises(ValueError, match="refine is for auto only, not ae-kmeans"):
+        commands.fit("ae-kmeans", tmp_path / "data.npz", tmp_path / "other",
+                     options={"refine": False})
+    assert not (tmp_path / "other").exists()
+
+
+def test_spelling_names_arguments_as_python_or_the_command_line_writes_them():
+    from keras_deepclust.options import PYTHON, Spelling
+
+    flags = Spelling({"n_clusters": "--clusters", "overwrite": "--overwrite"})
+    assert (flags.name("n_clusters"), flags.setting("n_clusters", "K")) == (
+        "--clusters", "--clusters K")
+    assert flags.setting("overwrite") == "--overwrite"  # a switch is written alone
+    assert (PYTHON.name("n_clusters"), PYTHON.setting("n_clusters", "K")) == (
+        "n_clusters", "n_clusters=K")
+    assert PYTHON.setting("overwrite") == "overwrite=True"
+    assert flags.name("epochs") == "epochs"  # an argument without a flag keeps its name
 
 
 def test_run_refuses_what_the_method_cannot_do_before_any_work(tiny_images):
     x, y = tiny_images
     with pytest.raises(ValueError, match="imsat has no autoencoder to pretrain"):
         run("imsat", x, y, pretrain_epochs=3, verbose=0)
-    with pytest.raises(ValueError, match="no labels to count: pass n_clusters=K"):
+    with pytest.raises(ValueError, match="the data has no labels: pass n_clusters=K or "
+                                         "n_clusters=auto"):
         run("aec", x, verbose=0)
+    # A one-shot fit has no epochs to set: refused, not ignored.
+    with pytest.raises(ValueError, match="epochs is for methods whose fit trains in epochs; "
+                                         "n2d fits its clusterer once"):
+        run("n2d", x, y, epochs=5, verbose=0)
+    with pytest.raises(ValueError, match="has 60 rows, too few for n_clusters=60"):
+        run("aec", x, n_clusters=60, verbose=0)
+    with pytest.raises(ValueError, match="n_clusters=auto needs a method that starts from a "
+                                         "pretrained autoencoder; aec does not"):
+        run("aec", x, n_clusters="auto", verbose=0)
+    with pytest.raises(ValueError, match="umap_baseline scores against labels, and the data"):
+        run("n2d", x, n_clusters=3, umap_baseline=True, verbose=0)
     with pytest.raises(ValueError, match="Unknown method 'kmeans'"):
         run("kmeans", x, y, verbose=0)
 

@@ -246,10 +246,10 @@ def quick_epochs(monkeypatch):
     import sklearn.cluster  # noqa: F401  loads the OpenMP runtime, which the limit then reaches
     from threadpoolctl import threadpool_limits
 
-    from keras_deepclust import cli
+    from keras_deepclust import options
 
-    for key in cli.QUICK_EPOCHS:
-        monkeypatch.setitem(cli.QUICK_EPOCHS, key, SCALED_EPOCHS)
+    for key in options.QUICK_EPOCHS:
+        monkeypatch.setitem(options.QUICK_EPOCHS, key, SCALED_EPOCHS)
     with threadpool_limits(1):
         yield
 

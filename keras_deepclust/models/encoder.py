@@ -36,7 +36,9 @@ class EncoderClusteringModel(ClusteringModel):
             image-shaped samples `(h, w, c)`; prediction and export never augment.
             "auto": DEC-DA's `ImageAugmentation()` (shifts of up to a tenth of the
             size, rotations of up to 10 degrees, seeded by `random_state`) for images,
-            None for tables (resolved when the model is built).
+            None for tables (resolved when the model is built). A pair of numbers
+            `(shift, degrees)`: `ImageAugmentation(shift, degrees)` seeded by
+            `random_state` (what `fit --augment SHIFT DEGREES` gives).
         scaling: how the first `fit` scales the raw inputs, a layer saved and exported
             with the model (`input_scaling`): "auto" takes images to [0, 1] and
             standardises tables per feature; "standard", "minmax" or "none".
@@ -75,9 +77,12 @@ class EncoderClusteringModel(ClusteringModel):
         self.embedding_activation = embedding_activation
         if isinstance(augmentation, dict):  # from get_config
             augmentation = keras.saving.deserialize_keras_object(augmentation)
+        if isinstance(augmentation, (tuple, list)) and len(augmentation) == 2:
+            augmentation = ImageAugmentation(*augmentation, seed=self.random_state)
         if not (augmentation is None or isinstance(augmentation, keras.layers.Layer)
                 or (isinstance(augmentation, str) and augmentation == "auto")):
-            raise TypeError("augmentation must be a Keras layer, 'auto' or None, got "
+            raise TypeError("augmentation must be a Keras layer, a pair (shift, degrees), "
+                            "'auto' or None, got "
                             f"{augmentation!r}.")
         self.augmentation = augmentation
         self._pending_sample_shape = sample_shape
