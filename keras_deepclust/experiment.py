@@ -218,7 +218,7 @@ class RunResult:
         if y is not None:
             report["scores"] = metrics.clustering_scores(y, labels)
             inputs = model.preprocess(x)
-            kmeans = make_clusterer("kmeans", model.n_clusters, 10, random_state)
+            kmeans = make_clusterer("kmeans", model.n_clusters, random_state=random_state)
             report["kmeans_on_inputs"] = metrics.clustering_scores(
                 y, kmeans.fit_predict(inputs.reshape(len(inputs), -1)))
             if umap_baseline:

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import calinski_harabasz_score, silhouette_score, v_measure_score
 
 from keras_deepclust._validation import check_array, check_labels, check_n_clusters
-from keras_deepclust.clusterers import check_clusterer, make_clusterer
+from keras_deepclust.clusterers import N_INIT, check_clusterer, make_clusterer
 
 # Whether a larger value of each criterion is better.
 CRITERIA = {"silhouette": True, "calinski_harabasz": True, "bic": False, "v_measure": True}
@@ -23,7 +23,7 @@ def sweep_n_clusters(
     clusterer="kmeans",
     y=None,
     covariance_type="full",
-    n_init=10,
+    n_init=N_INIT,
     max_iter=100,
     silhouette_sample_size=5000,
     random_state=None,

@@ -96,11 +96,11 @@ def test_clusters_auto_sweeps_k_on_one_pretrained_autoencoder(tmp_path, image_np
     assert f"<dt>K chosen by</dt><dd>bic (K = {best})</dd>" in page
     assert f"K chosen by bic over 2..5: {best}" in printed
     stability = report["stability"]
-    assert stability["starts"] == 10 and -1 <= stability["restart_agreement"] <= 1
+    assert stability["starts"] == 20 and -1 <= stability["restart_agreement"] <= 1
     assert stability["restart_agreement"] == report["history"]["clustering"][
         "restart_agreement"][0]
     sentence = stability_sentence(stability)
-    assert "The 10 starts of the clustering step" in sentence
+    assert "The 20 starts of the clustering step" in sentence
     assert sentence in printed and html.escape(sentence) in page
 
 

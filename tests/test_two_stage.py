@@ -1,10 +1,15 @@
 import numpy as np
 import pytest
-from sklearn.metrics import calinski_harabasz_score, silhouette_score
 from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
 from keras_deepclust import metrics
-from keras_deepclust.model_selection import best_n_clusters, internal_scores, sweep_n_clusters
+from keras_deepclust.clusterers import N_INIT
+from keras_deepclust.model_selection import (
+    best_n_clusters,
+    internal_scores,
+    sweep_n_clusters,
+)
 from keras_deepclust.models import (
     AEGMM,
     CAEGMM,
@@ -103,7 +108,7 @@ def test_sweep_finds_the_three_blobs_by_every_criterion(blobs):
     for criterion in ("silhouette", "calinski_harabasz", "bic", "v_measure"):
         assert best_n_clusters(sweep, criterion) == 3, criterion
     kmeans_sweep = sweep_n_clusters(x, [3], random_state=0)
-    labels = KMeans(3, n_init=10, random_state=0).fit_predict(x.astype(np.float64))
+    labels = KMeans(3, n_init=N_INIT, random_state=0).fit_predict(x.astype(np.float64))
     assert kmeans_sweep["silhouette"][0] == pytest.approx(silhouette_score(x, labels))
     assert kmeans_sweep["calinski_harabasz"][0] == pytest.approx(
         calinski_harabasz_score(x, labels))

@@ -19,7 +19,7 @@ from scipy.spatial.distance import pdist
 
 from keras_deepclust import options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import centroids_of, make_clusterer
+from keras_deepclust.clusterers import N_INIT, centroids_of, make_clusterer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.heads import NearestCentroidHead
@@ -89,7 +89,7 @@ class AEC(NearestCentroidHead, AutoencoderClusteringModel, IterativeClusteringMo
         n_clusters=10,
         compactness_weight=0.1,
         init="random",
-        n_init=10,
+        n_init=N_INIT,
         optimizer="adam",
         learning_rate=0.001,
         momentum=0.9,

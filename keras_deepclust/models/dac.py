@@ -25,7 +25,7 @@ from keras_deepclust._validation import (
     data_fingerprint,
 )
 from keras_deepclust.callbacks import ClusteringMetrics
-from keras_deepclust.clusterers import make_clusterer
+from keras_deepclust.clusterers import N_INIT, make_clusterer
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import register_method
 from keras_deepclust.models.heads import NearestCentroidHead
@@ -221,7 +221,7 @@ class DAC(NearestCentroidHead, AutoencoderClusteringModel, IterativeClusteringMo
         n_weight_samples=1000,
         learning_rate=0.003,
         lr_decay=0.99,
-        n_init=20,
+        n_init=N_INIT,
         normalize_weights=True,
         **kwargs,
     ):

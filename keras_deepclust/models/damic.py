@@ -23,7 +23,7 @@ from keras import ops
 
 from keras_deepclust import networks, options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import CLUSTERERS, make_clusterer
+from keras_deepclust.clusterers import CLUSTERERS, N_INIT, make_clusterer
 from keras_deepclust.distribute import is_multi_worker
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
@@ -195,7 +195,7 @@ class DAMIC(AutoencoderClusteringModel, IterativeClusteringModel):
         network="dense",
         clustering_units=CLUSTERING_UNITS,
         init_epochs=20,
-        n_init=20,
+        n_init=N_INIT,
         init="kmeans",
         init_learning_rate=1e-3,
         learning_rate=1e-4,

@@ -21,11 +21,7 @@ from keras_deepclust import losses, options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
 from keras_deepclust.backup import single_backup
 from keras_deepclust.callbacks import TargetDistributionUpdater
-from keras_deepclust.clusterers import (
-    CLUSTERERS,
-    make_clusterer,
-    nearest_centroid,
-)
+from keras_deepclust.clusterers import CLUSTERERS, N_INIT, make_clusterer, nearest_centroid
 from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.layers.clustering import student_t_assignments
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
@@ -117,7 +113,7 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel, IterativeClusteringMode
         alpha=1.0,
         update_interval=140,
         tol=0.001,
-        n_init=20,
+        n_init=N_INIT,
         init="kmeans",
         augmentation=None,
         augment_clustering=True,

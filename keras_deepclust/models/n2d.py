@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_deepclust import options
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import check_clusterer, umap_class
+from keras_deepclust.clusterers import N_INIT, check_clusterer, umap_class
 from keras_deepclust.layers import (
     GaussianMixturePosterior,
     NearestCentroidSoftmax,
@@ -120,7 +120,7 @@ class N2D(FittedClustererHead, AutoencoderClusteringModel, OneShotClusteringMode
         min_dist=0.0,
         clusterer="gmm",
         covariance_type="full",
-        n_init=10,
+        n_init=N_INIT,
         max_iter=100,
         manifold_head="neighbors",
         manifold_neighbors=10,

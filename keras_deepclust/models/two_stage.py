@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from keras_deepclust._validation import check_n_clusters, check_positive_int
-from keras_deepclust.clusterers import check_clusterer
+from keras_deepclust.clusterers import N_INIT, check_clusterer
 from keras_deepclust.layers import GaussianMixturePosterior, NearestCentroidSoftmax
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import method_variant
@@ -65,7 +65,7 @@ class TwoStageClustering(FittedClustererHead, AutoencoderClusteringModel, OneSho
         network="dense",
         clusterer="kmeans",
         covariance_type="full",
-        n_init=10,
+        n_init=N_INIT,
         max_iter=100,
         temperature=1.0,
         **kwargs,
