@@ -5,17 +5,12 @@ answers at once.
 """
 
 import argparse
-import importlib.util
 import json
-import logging
 import math
-import os
-import re
 import sys
-import tempfile
-import warnings
 
 from keras_deepclust import options
+from keras_deepclust._console import import_tensorflow_quietly, quiet_libraries
 
 # The demo: the recommended recipe (method auto, its own schedule) on the bundled
 # digits, next to k-means and UMAP + GMM on the pixels.
@@ -311,7 +306,7 @@ _PARSERS = {"positive_int": _positive_int, "non_negative_float": _non_negative_f
 def main(argv=None):
     args = _build_parser().parse_args(argv)
     if not args.verbose:
-        _quiet_libraries()
+        quiet_libraries()
     try:
         if args.command not in _TENSORFLOW_FREE + _TENSORFLOW_AFTER_CHECKS:
             _import_tensorflow(args)
@@ -324,24 +319,6 @@ def main(argv=None):
         return 130
 
 
-def _quiet_libraries():
-    """Hide what the libraries print for their developers: TensorFlow's C++ start-up and
-    oneDNN lines, TensorFlow's and absl's Python log below ERROR (retracing notices) and
-    other packages' warnings (umap's n_jobs notice). The package's own warnings stay."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-    for name in ("tensorflow", "absl", "numba", "py4j"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-    warnings.filterwarnings("default", module=r"keras_deepclust(\.|$)")
-    warnings.showwarning = _show_warning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """The package's warnings as one line for the user, without the source file and
-    line that Python's format shows a developer."""
-    print(f"keras-deepclust: warning: {message}", file=file or sys.stderr)
-
-
 # Commands that run on ONNX Runtime alone and must not pay for (or need) TensorFlow.
 _TENSORFLOW_FREE = ("assign", "serve")
 # Commands that check their data and outputs first and import TensorFlow only then
@@ -352,31 +329,7 @@ _TENSORFLOW_AFTER_CHECKS = ("fit", "demo", "evaluate", "export", "convert")
 def _import_tensorflow(args):
     """Imports TensorFlow before anything else does: quietly unless --verbose."""
     if not args.verbose:
-        _import_tensorflow_quietly()
-
-# TensorFlow's C++ start-up lines (oneDNN's notice, CPU features). On some CPUs they come
-# from absl before its log is initialised, which ignores TF_CPP_MIN_LOG_LEVEL.
-_STARTUP_LINE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
-                           r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
-
-
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with file descriptor 2 captured, then writes back what it
-    printed there except its start-up lines (errors and anything else stay)."""
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _STARTUP_LINE.match(line)))
+        import_tensorflow_quietly()
 
 
 def _methods(args):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_deepclust import cli
+from keras_deepclust._console import STARTUP_LINE
 from keras_deepclust.report import stability_sentence
 
 
@@ -533,7 +534,7 @@ def test_only_tensorflows_start_up_lines_are_dropped():
     kept = ["E0000 00:00:1796309646.326031   14631 port.cc:153] a real error",
             "Traceback (most recent call last):", "ImportError: libcudart.so.12",
             "assigned 60/60 rows (100%)"]
-    assert [bool(cli._STARTUP_LINE.match(line)) for line in dropped + kept] == [True] * 4 + [
+    assert [bool(STARTUP_LINE.match(line)) for line in dropped + kept] == [True] * 4 + [
         False] * 4
 
 

@@ -139,11 +139,11 @@ def test_quiet_mode_shows_the_package_warnings_as_one_line(capsys):
     """The empty-cluster warning came with `cli.py:403` and its source line."""
     import warnings
 
-    from keras_deepclust import cli
+    from keras_deepclust._console import quiet_libraries
     from keras_deepclust.models import base
 
     with warnings.catch_warnings():  # restores the filters and `showwarning`
-        cli._quiet_libraries()
+        quiet_libraries()
         warnings.warn_explicit("fit ended with 1 empty cluster(s)", UserWarning,
                                filename=base.__file__, lineno=1, module="keras_deepclust.cli")
         warnings.warn_explicit("a library's notice", UserWarning, filename="x.py", lineno=1,
