@@ -116,18 +116,19 @@ def summarise(paths):
                                             key=lambda r: r["dataset"]):
         group = list(group)
         for criterion in (*CRITERIA, "consensus", "best (labels, not a choice)"):
-            if criterion == "consensus" and not all("consensus" in r for r in group):
+            rows = [r for r in group if criterion != "consensus" or "consensus" in r]
+            if not rows:
                 continue
             picked = [max(r["runs"], key=lambda s: s["acc"]) if criterion.startswith("best")
                       else r["consensus"] if criterion == "consensus"
-                      else r["runs"][r["chosen"][criterion]] for r in group]
+                      else r["runs"][r["chosen"][criterion]] for r in rows]
             acc = np.array([p["acc"] for p in picked])
             lines.append(
                 f"| {dataset} | {criterion} | {acc.mean():.3f} ± {acc.std():.3f} | "
                 f"{acc.min():.3f} | {np.mean([p['nmi'] for p in picked]):.3f} | "
                 f"{np.mean([p['ari'] for p in picked]):.3f} | "
-                f"{np.mean([r['umap_agreement'] for r in group]):.3f} | "
-                f"{','.join(str(r['seed']) for r in group)} |")
+                f"{np.mean([r['umap_agreement'] for r in rows]):.3f} | "
+                f"{','.join(str(r['seed']) for r in rows)} |")
     seconds = np.mean([s for r in rows for s in r["umap_gmm_seconds"]])
     lines += ["", f"Seconds per UMAP + 10 mixtures: {seconds:.1f} (on {rows[0]['machine']})."]
     return "\n".join(lines)
