@@ -12,6 +12,7 @@ from keras_deepclust._io import nearest_existing
 from keras_deepclust.experiment import check_no_other_run
 from keras_deepclust.options import BY_NAME, PYTHON, QUICK_EPOCHS
 
+
 def fit(method, dataset, out, n_clusters=None, *, options=None, random_state=0,
         pretrain_epochs=None, epochs=None, batch_size=256, noise=0.0, scaling="auto",
         strategy="default", precision="auto", resume=None, k_range=(2, 15), criterion=None,
