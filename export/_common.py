@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deepclust._io import atomic_path, nearest_existing
+from keras_deepclust._io import atomic_path, check_can_write_in
 from keras_deepclust.serving.metadata import FORMAT_VERSION, metadata_path, sha256_of
 
 PROBABILITY_TOLERANCE = 1e-5
@@ -38,14 +38,13 @@ def check_name(name):
 
 
 def check_output_folder(folder):
-    """Refuses, before any work, an output folder that is a file or lies under one."""
+    """Refuses, before any work, an output folder that is a file, lies under one or
+    cannot be written by this process."""
     folder = Path(folder)
-    existing = nearest_existing(folder)
-    if existing.is_dir():
-        return folder
-    if existing == folder:
+    if folder.exists() and not folder.is_dir():
         raise ValueError(f"The output folder {folder} is a file: choose a folder.")
-    raise ValueError(f"The output folder {folder} cannot be made: {existing} is a file.")
+    check_can_write_in(folder, f"the output folder {folder}")
+    return folder
 
 
 def check_replaceable(artifact):

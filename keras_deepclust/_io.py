@@ -57,6 +57,19 @@ def nearest_existing(path):
     return next(p for p in (path, *path.parents) if p.exists())
 
 
+def check_can_write_in(folder, writing):
+    """Refuses, before any work, to write `writing` (the words an error names it by) in
+    `folder`, or in folders to be made there: when the nearest of them that exists is a
+    file, or a folder this process cannot write to. Returns that nearest folder."""
+    existing = nearest_existing(folder)
+    if not existing.is_dir():
+        raise ValueError(f"cannot write {writing}: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {writing}: the folder {existing} is not writable by "
+                         "this user.")
+    return existing
+
+
 def versions_in(model_dir, holding=None):
     """The integer version folders of a model folder (TF Serving's BASE/NAME/VERSION),
     sorted; with `holding`, only those that hold that file. Temporary folders start with

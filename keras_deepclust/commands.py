@@ -4,11 +4,10 @@ run's files, score and export a saved model. `cli` turns flags into their argume
 `spelling` and `name` arguments put a flag's name in an error."""
 
 import math
-import os
 import tempfile
 from pathlib import Path
 
-from keras_deepclust._io import nearest_existing
+from keras_deepclust._io import check_can_write_in
 from keras_deepclust.experiment import check_no_other_run
 from keras_deepclust.options import BY_NAME, PYTHON, QUICK_EPOCHS
 
@@ -132,11 +131,7 @@ def check_writable_folder(folder, name="out"):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{name} {folder} is a file, not a folder: name a folder.")
-    existing = nearest_existing(folder)
-    if not existing.is_dir():
-        raise ValueError(f"{name} {folder} lies inside {existing}, which is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{name} {folder}: {existing} is not writable by this user.")
+    check_can_write_in(folder, f"{name} {folder}")
 
 
 def check_run_folders(out, overwrite=False, resume=None, spelling=PYTHON):

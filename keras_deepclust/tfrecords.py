@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_deepclust import readers
-from keras_deepclust._io import nearest_existing, write_json
+from keras_deepclust._io import check_can_write_in, write_json
 from keras_deepclust._validation import check_positive_int
 
 META = readers.CONVERTED_META
@@ -105,9 +105,7 @@ def _check_new_folder(out_dir):
             raise ValueError(f"{out_dir} is not empty (it holds {shown}); convert writes into "
                              "a new or empty folder, so that nothing in it is mixed up with "
                              "the shards or replaced.")
-    parent = nearest_existing(out_dir.parent)
-    if not parent.is_dir():
-        raise ValueError(f"Cannot write {out_dir}: {parent} is a file.")
+    check_can_write_in(out_dir.parent, out_dir)
     return out_dir
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deepclust._io import atomic_path, nearest_existing
+from keras_deepclust._io import atomic_path, check_can_write_in
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.serving.metadata import metadata_path
 
@@ -119,12 +119,7 @@ def _check_out_path(out_path, inputs):
     if out_path.is_dir():
         raise ValueError(f"{out_path} is a folder: name the CSV file to write in it, e.g. "
                          f"{out_path / 'assignments.csv'}.")
-    existing_parent = nearest_existing(out_path.parent)
-    if not existing_parent.is_dir():
-        raise ValueError(f"cannot write {out_path}: {existing_parent} is a file, not a folder.")
-    if not os.access(existing_parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {out_path}: the folder {existing_parent} is not "
-                         "writable.")
+    check_can_write_in(out_path.parent, out_path)
     for role, path in inputs:
         same = (os.path.samefile(out_path, path) if out_path.exists() and path.exists()
                 else out_path.resolve() == path.resolve())

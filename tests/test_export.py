@@ -157,8 +157,8 @@ def test_export_checks_its_options_before_any_work(tmp_path):
             check(tmp_path / "out", **kwargs)
     with pytest.raises(ValueError, match=f"The output folder {tmp_path / 'file'} is a file"):
         check(tmp_path / "file")
-    with pytest.raises(ValueError, match=f"{tmp_path / 'file' / 'x'} cannot be made: "
-                       f"{tmp_path / 'file'} is a file"):
+    with pytest.raises(ValueError, match=f"cannot write the output folder "
+                       f"{tmp_path / 'file' / 'x'}: {tmp_path / 'file'} is a file, not a folder"):
         check(tmp_path / "file" / "x", versioned=True, formats="onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 

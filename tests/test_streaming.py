@@ -374,7 +374,8 @@ def test_convert_never_mixes_with_or_replaces_user_files(tmp_path):
     for out, message in ((tmp_path / "mine", r"mine is not empty \(it holds "
                           r"part-00000-of-00001.tfrecord\); convert writes into a new or empty"),
                          (tmp_path / "file", "file is a file; convert writes a folder"),
-                         (tmp_path / "file" / "sub", r"Cannot write .*sub: .*file is a file")):
+                         (tmp_path / "file" / "sub",
+                          r"cannot write .*sub: .*file is a file, not a folder")):
         with pytest.raises(ValueError, match=message):
             tfrecords.convert(tmp_path / "x.npy", out)
     for bad in (0, -3, 2.5, True):

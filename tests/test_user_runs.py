@@ -4,6 +4,8 @@ TensorFlow is imported, so these processes are fast), and no file the user had i
 deleted or changed."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,7 +48,8 @@ def test_mistakes_are_one_line_before_any_work_and_touch_nothing(installed):
         ([*fit, "--resume", "run/backup", "--out", "run"], ["overlap"]),
         # --out naming a file: it used to train, then end in a FileExistsError.
         ([*fit, "--out", "t.npy"], ["--out t.npy is a file, not a folder"]),
-        ([*fit, "--out", "t.npy/run"], ["--out t.npy/run lies inside", "t.npy, which is a file"]),
+        ([*fit, "--out", "t.npy/run"],
+         ["cannot write --out t.npy/run: t.npy is a file, not a folder."]),
         ([*fit, "--resume", "t.npy", "--out", "run"], ["--resume t.npy is a file"]),
         (["demo", "--out", "old"], ["--out old holds another run", "--overwrite"]),
         ([*fit, "--out", "old"], ["--out old holds another run (model.keras)", "--overwrite"]),
@@ -72,6 +75,39 @@ def test_mistakes_are_one_line_before_any_work_and_touch_nothing(installed):
     for args, fragments in cases:
         _one_error_line(installed(*args), *fragments)
     assert installed.snapshot() == before
+
+
+def test_every_writer_refuses_a_folder_it_cannot_write_before_any_work(tmp_path,
+                                                                         monkeypatch):
+    """fit's folders, convert, export and assign make one check, naming the folder, before
+    they read anything. chmod does not stop root, so os.access says no for one folder."""
+    from types import SimpleNamespace
+
+    from keras_deepclust import commands, export, tfrecords
+    from keras_deepclust.serving.batch import assign_file
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked
+                        and access(path, mode))
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), np.float32))
+    not_writable = f"the folder {locked} is not writable by this user."
+    for write, what in [
+            (lambda: commands.check_run_folders(locked / "run"), f"out {locked / 'run'}"),
+            (lambda: commands.check_run_folders(tmp_path / "run", resume=locked),
+             f"resume {locked}"),
+            (lambda: tfrecords.convert(tmp_path / "x.npy", locked / "shards"),
+             locked / "shards"),
+            (lambda: export.check_export(locked / "a" / "b", "onnx"),
+             f"the output folder {locked / 'a' / 'b'}"),
+            (lambda: assign_file(SimpleNamespace(path=tmp_path / "m.onnx"), tmp_path / "x.npy",
+                                 locked / "labels.csv"), locked / "labels.csv")]:
+        with pytest.raises(ValueError) as error:
+            write()
+        assert str(error.value) == f"cannot write {what}: {not_writable}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked", "x.npy"]
+    assert not any(locked.iterdir())
 
 
 def test_clusters_that_the_rows_cannot_give_are_refused_before_training(installed):
