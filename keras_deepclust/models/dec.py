@@ -26,6 +26,7 @@ from keras_deepclust.layers import ClusteringLayer
 from keras_deepclust.layers.clustering import student_t_assignments
 from keras_deepclust.models.autoencoder import AutoencoderClusteringModel
 from keras_deepclust.models.base import method_variant
+from keras_deepclust.models.heads import CentroidHead
 from keras_deepclust.models.row_state import FrozenRowState
 from keras_deepclust.models.trainer import IterativeClusteringModel, steps_per_epoch
 
@@ -37,7 +38,7 @@ _DCEC_PAPER = ("Guo, Liu, Zhu and Yin, Deep Clustering with Convolutional Autoen
 
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
-class DeepEmbeddedClustering(AutoencoderClusteringModel, IterativeClusteringModel):
+class DeepEmbeddedClustering(CentroidHead, AutoencoderClusteringModel, IterativeClusteringModel):
     """Deep embedded clustering with an optional reconstruction term (DEC/IDEC/DEC-conv/DCEC).
 
     Workflow: `pretrain(x)` trains the autoencoder on reconstruction alone;
@@ -155,15 +156,8 @@ class DeepEmbeddedClustering(AutoencoderClusteringModel, IterativeClusteringMode
         self._frequency = self.add_weight(shape=(self.n_clusters,), initializer="zeros",
                                           trainable=False, name="cluster_frequency")
 
-    def call(self, inputs, training=None):
-        return self.clustering(self.encoder(inputs, training=training))
-
     def soft_assignment_head(self):
         return self.clustering
-
-    def code_centroids(self):
-        """The cluster centroids in code space, `(K, embedding_dim)`."""
-        return self.clustering.centroids.numpy()
 
     @property
     def centroids_initialized(self):

@@ -1,5 +1,5 @@
-"""The heads a method composes with its encoder when they are not its own: the
-nearest-centroid head (AEC, DAC) and the head that copies a fitted scikit-learn k-means
+"""The heads a method composes with its encoder when they are not its own: a head of
+centroids on the code (DEC, AEC, DAC) and the head that copies a fitted scikit-learn k-means
 or Gaussian mixture (the two-stage methods, N2D, `auto`). Mixed in before the encoder
 part, e.g. `class AEC(NearestCentroidHead, AutoencoderClusteringModel, ...)`."""
 
@@ -9,24 +9,29 @@ from keras_deepclust.clusterers import fit_restarts, sample_rows
 from keras_deepclust.layers import NearestCentroidSoftmax
 
 
-class NearestCentroidHead:
+class CentroidHead:
+    """For methods whose head is one layer of centroids on the code (DEC's Student-t
+    `clustering`, AEC's and DAC's nearest-centroid `centroid_head`): the model's call and
+    the centroids, both through `head`."""
+
+    def call(self, inputs, training=None):
+        return self.head(self.encoder(inputs, training=training))
+
+    def code_centroids(self):
+        """The cluster centroids in code space, `(K, embedding_dim)`."""
+        return self.head.centroids.numpy()
+
+
+class NearestCentroidHead(CentroidHead):
     """For methods whose head is `centroid_head`, a `NearestCentroidSoftmax` on the code
-    (AEC, DAC): the head, the model's call and the centroids. The method
-    calls `_build_centroid_head()`."""
+    (AEC, DAC). The method calls `_build_centroid_head()`."""
 
     def _build_centroid_head(self):
         self.centroid_head = NearestCentroidSoftmax(self.n_clusters, name="centroid_head")
         self.centroid_head.build((None, self.embedding_dim))
 
-    def call(self, inputs, training=None):
-        return self.centroid_head(self.encoder(inputs, training=training))
-
     def soft_assignment_head(self):
         return self.centroid_head
-
-    def code_centroids(self):
-        """The cluster centroids in code space, `(K, embedding_dim)`."""
-        return self.centroid_head.centroids.numpy()
 
 
 class FittedClustererHead:
