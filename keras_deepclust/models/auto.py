@@ -102,7 +102,7 @@ class AutoClustering(N2D):
         super().__init__(n_clusters=n_clusters, network=network, augmentation=augmentation,
                          **kwargs)
         self.refine = refine
-        self.refine_epochs = check_positive_int(refine_epochs, "refine_epochs")
+        self.refine_epochs = options.check("refine_epochs", refine_epochs)
         self.refine_learning_rate = float(refine_learning_rate)
         self.refine_batch_size = check_positive_int(refine_batch_size, "refine_batch_size")
 
@@ -210,7 +210,7 @@ class AutoClustering(N2D):
         """
         start = time.perf_counter()
         x = self.prepare_inputs(x)
-        codes = self.finite_codes(x)
+        codes = self.finite_codes(x, batch_size=1024)
         labels = check_labels(labels, len(codes))
         present = np.unique(labels)
         if not set(present.tolist()) <= set(range(self.n_clusters)):
@@ -240,8 +240,9 @@ class AutoClustering(N2D):
 
         previous = labels
         for epoch in range(self.refine_epochs):
-            q = np.asarray(self.clustering(self.encoder.predict(x, batch_size=1024, verbose=0)),
-                           dtype=np.float32)
+            if epoch:  # the first epoch's codes are those the centroids came from
+                codes = self.encoder.predict(x, batch_size=1024, verbose=0)
+            q = np.asarray(self.clustering(codes), dtype=np.float32)
             current = q.argmax(axis=1)
             changed, previous = float(np.mean(current != previous)), current
             target = np.asarray(losses.target_distribution(q))
