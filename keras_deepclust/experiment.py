@@ -74,26 +74,26 @@ def run(method, x, y=None, n_clusters=None, *, options=None, random_state=0,
     from keras_deepclust.layers.precision import dtype_policy, resolve_policy
     from keras_deepclust.models import get_method
 
-    n_clusters = check_run_arguments(get_method(method), method, x, y, n_clusters, pretrain_epochs,
+    model_class = get_method(method)
+    n_clusters = check_run_arguments(model_class, method, x, y, n_clusters, pretrain_epochs,
                                      epochs, noise, resume, k_range, umap_baseline,
                                      dataset or "the data", spelling)
     # Physical devices: listing logical ones would start TensorFlow's runtime before a
     # multi-worker strategy can configure its collective ops.
     policy, chosen_by = resolve_policy(precision, bool(tf.config.list_physical_devices("GPU")))
     with dtype_policy(policy):
-        return _train(method, x, y, n_clusters, options or {}, random_state, pretrain_epochs,
-                      epochs, batch_size, noise, scaling, strategy, (policy, chosen_by), resume,
-                      k_range, criterion, umap_baseline, fit_options or {}, dataset, verbose)
+        return _train(model_class, method, x, y, n_clusters, options or {}, random_state,
+                      pretrain_epochs, epochs, batch_size, noise, scaling, strategy,
+                      (policy, chosen_by), resume, k_range, criterion, umap_baseline,
+                      fit_options or {}, dataset, verbose)
 
 
-def _train(method, x, y, n_clusters, options, seed, pretrain_epochs, epochs, batch_size, noise,
-           scaling, strategy_name, precision, resume_folder, k_range, criterion, umap_baseline,
-           fit_options, dataset, verbose):
+def _train(model_class, method, x, y, n_clusters, options, seed, pretrain_epochs, epochs,
+           batch_size, noise, scaling, strategy_name, precision, resume_folder, k_range,
+           criterion, umap_baseline, fit_options, dataset, verbose):
     from keras_deepclust import backup, callbacks, distribute
     from keras_deepclust._backup_files import PHASES, make_folder
-    from keras_deepclust.models import get_method
 
-    model_class = get_method(method)
     resume = pretrain_backup = None
     if resume_folder is not None:
         make_folder(resume_folder)  # removed at the end only if this makes it
