@@ -6,7 +6,6 @@ answers at once.
 
 import argparse
 import json
-import math
 import sys
 
 from keras_deepclust import options
@@ -223,10 +222,12 @@ def _add_training_arguments(parser, dataset_default):
     for option in options.TABLE:
         if option.switch:
             parser.add_argument(option.flag, action="store_true", help=option.help)
+        elif option.numbers is not None:
+            parser.add_argument(option.flag, default=None, action=_NumbersAction,
+                                nargs=option.nargs, metavar=option.metavar, help=option.help)
         else:
             parser.add_argument(option.flag, default=None, choices=option.choices,
-                                type=_PARSERS.get(option.parse), nargs=option.nargs,
-                                metavar=option.metavar, help=option.help)
+                                help=option.help)
     parser.add_argument("--stream", action="store_true",
                         help="read --dataset (.npy, IDX or a `convert` folder) batch by batch "
                         "instead of loading "
@@ -259,48 +260,36 @@ def _clusters_value(text):
                                          ) from None
 
 
-def _integer_from(minimum, maximum=None):
-    """An argparse type: an integer in [minimum, maximum], refused with the range."""
-    what = (f"an integer >= {minimum}" if maximum is None
-            else f"an integer from {minimum} to {maximum}")
+def _argument_type(number):
+    """An argparse type that parses `number` (an `options.Number`) and names its range."""
 
     def parse(text):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
+            return number.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
 
-def _float_above(minimum, inclusive):
-    """An argparse type: a finite number > minimum (>= with `inclusive`)."""
-    what = f"a number {'>=' if inclusive else '>'} {minimum:g}"
+class _NumbersAction(argparse.Action):
+    """Parses a numeric option of `options.TABLE` by its row, each value in its range."""
 
-    def parse(text):
+    def __call__(self, parser, namespace, values, option_string=None):
+        option = next(o for o in options.TABLE if o.flag == option_string)
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
-        return value
-
-    return parse
+            setattr(namespace, self.dest, option.parse_numbers(values))
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from None
 
 
-_positive_int = _integer_from(1)
-_non_negative_int = _integer_from(0)
-_n_clusters = _integer_from(2)
-_seed = _integer_from(0, 2**32 - 1)  # what numpy's generators accept
-_port = _integer_from(1, 65535)
-_positive_float = _float_above(0, inclusive=False)
-_non_negative_float = _float_above(0, inclusive=True)
-# The parsers `options.TABLE` names.
-_PARSERS = {"positive_int": _positive_int, "non_negative_float": _non_negative_float}
+_positive_int = _argument_type(options.POSITIVE_INT)
+_non_negative_int = _argument_type(options.Number(int, 0))
+_n_clusters = _argument_type(options.Number(int, 2))
+_seed = _argument_type(options.Number(int, 0, 2**32 - 1))  # what numpy's generators accept
+_port = _argument_type(options.Number(int, 1, 65535))
+_positive_float = _argument_type(options.Number(float, 0, low_open=True))
+_non_negative_float = _argument_type(options.NON_NEGATIVE_FLOAT)
 
 
 def main(argv=None):

@@ -47,10 +47,14 @@ def test_rotations_turn_about_the_centre_within_the_angle():
 
 
 def test_bad_arguments_and_shapes_are_named():
-    with pytest.raises(ValueError, match=r"shift must be a fraction in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"^shift must be a number in \[0, 1\), got 1.0\.$"):
         ImageAugmentation(shift=1.0)
-    with pytest.raises(ValueError, match="rotation must be in degrees within"):
+    with pytest.raises(ValueError, match=r"^rotation must be a number in \[0, 180\], got 200"):
         ImageAugmentation(rotation=200)
+    with pytest.raises(ValueError, match=r"^augmentation must be \(shift, degrees\): shift a "
+                                         r"number in \[0, 1\), degrees a number in \[0, 180\], "
+                                         r"got \(0.1, 10, 2\)\.$"):
+        DCEC(n_clusters=3, augmentation=(0.1, 10, 2))
     with pytest.raises(ValueError, match="expected ndim=4"):
         ImageAugmentation()(np.zeros((2, 64), np.float32), training=True)
     with pytest.raises(TypeError, match=r"augmentation must be a Keras layer, a pair "

@@ -243,9 +243,11 @@ def test_augment_trains_dcec_as_dec_da_and_is_refused_elsewhere(tmp_path, image_
     args = SimpleNamespace(method="dcec", augment=None, augment_phases="pretrain")
     with pytest.raises(ValueError, match=r"--augment-phases needs --augment SHIFT DEGREES"):
         cli._model_options(args)
-    assert cli.main(["fit", "dcec", "--dataset", str(image_npz), "--augment", "1.5", "10",
-                     "--out", str(tmp_path / "refused")]) == 2
-    assert "shift must be a fraction in [0, 1), got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the parser's error, before TensorFlow is imported
+        cli.main(["fit", "dcec", "--dataset", str(image_npz), "--augment", "1.5", "10",
+                  "--out", str(tmp_path / "refused")])
+    assert ("argument --augment: SHIFT: expected a number in [0, 1), got 1.5"
+            in capsys.readouterr().err)
     # Only DEC's family augments its clustering phase too.
     assert cli.main(["fit", "cae-gmm", "--dataset", str(image_npz), "--augment", "0.1", "10",
                      "--augment-phases", "both", "--out", str(tmp_path / "refused")]) == 2
@@ -573,3 +575,42 @@ def test_the_option_table_makes_the_flags_and_every_method_option_has_one():
     assert options.BY_NAME["refine"].argument("off") is False
     assert options.flags_of(get_method("auto")) == ["--augment", "--refine", "--refine-epochs",
                                                     "--manifold-head"]
+
+
+def test_a_number_option_has_one_range_for_its_flag_and_its_constructor(capsys):
+    """A number's range is declared once (`options.Number`): the flag's parser refuses
+    what the constructor refuses, in the range's words, before TensorFlow is imported."""
+    from keras_deepclust import options
+    from keras_deepclust.models import get_method
+
+    parser = cli._build_parser()
+    fit = ["fit", "auto", "--dataset", "digits", "--out", "run"]
+    shift_degrees = "shift a number in [0, 1), degrees a number in [0, 180]"
+    for flag, texts, argument, value, from_flag, from_python in [
+            ("--refine-epochs", ["0"], "refine_epochs", 0, "expected an integer >= 1, got 0",
+             "refine_epochs must be an integer >= 1, got 0."),
+            ("--refine-epochs", ["2.5"], "refine_epochs", 2.5,
+             "expected an integer >= 1, got '2.5'", "refine_epochs must be an integer >= 1, "
+             "got 2.5."),
+            ("--augment", ["0.1", "200"], "augmentation", (0.1, 200),
+             "DEGREES: expected a number in [0, 180], got 200",
+             f"augmentation must be (shift, degrees): {shift_degrees}, got (0.1, 200)."),
+            ("--augment", ["1", "10"], "augmentation", (1, 10),
+             "SHIFT: expected a number in [0, 1), got 1",
+             f"augmentation must be (shift, degrees): {shift_degrees}, got (1, 10).")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([*fit, flag, *texts])
+        assert f"argument {flag}: {from_flag} (see" in capsys.readouterr().err
+        with pytest.raises(ValueError) as error:
+            get_method("auto")(n_clusters=2, **{argument: value})
+        assert str(error.value) == from_python
+    args = parser.parse_args([*fit, "--augment", "0.2", "5", "--refine-epochs", "3"])
+    assert cli._model_options(args) == {"augmentation": [0.2, 5.0], "refine_epochs": 3}
+    model = get_method("auto")(n_clusters=2, **cli._model_options(args))
+    assert (model.augmentation.shift, model.augmentation.rotation) == (0.2, 5.0)
+    described = {options.Number(int, 0, 2**32 - 1): "an integer from 0 to 4294967295",
+                 options.Number(float, 0, low_open=True): "a number > 0",
+                 options.SHIFT: "a number in [0, 1)"}
+    assert {number: number.describe() for number in described} == described
+    assert not options.NON_NEGATIVE_FLOAT.takes(float("nan"))
+    assert options.NON_NEGATIVE_FLOAT.check(3, "x") == 3.0  # an integer is a number

@@ -3,6 +3,8 @@
 
 import keras
 
+from keras_deepclust import options
+
 
 @keras.saving.register_keras_serializable(package="keras_deepclust")
 class ImageAugmentation(keras.layers.Layer):
@@ -41,12 +43,8 @@ class ImageAugmentation(keras.layers.Layer):
     def __init__(self, shift=0.1, rotation=10.0, fill_mode="constant", fill_value=0.0,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= shift < 1:
-            raise ValueError(f"shift must be a fraction in [0, 1), got {shift!r}.")
-        if not 0 <= rotation <= 180:
-            raise ValueError(f"rotation must be in degrees within [0, 180], got {rotation!r}.")
-        self.shift = float(shift)
-        self.rotation = float(rotation)
+        self.shift = options.SHIFT.check(shift, "shift")
+        self.rotation = options.DEGREES.check(rotation, "rotation")
         self.fill_mode = fill_mode
         self.fill_value = float(fill_value)
         self.seed = seed

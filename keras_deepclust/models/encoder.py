@@ -5,7 +5,7 @@ with how it fits: `IterativeClusteringModel` (epochs) or `OneShotClusteringModel
 import keras
 import numpy as np
 
-from keras_deepclust import networks
+from keras_deepclust import networks, options
 from keras_deepclust._validation import check_positive_int
 from keras_deepclust.layers import ImageAugmentation, InputScaling
 from keras_deepclust.models.base import ClusteringModel
@@ -77,8 +77,9 @@ class EncoderClusteringModel(ClusteringModel):
         self.embedding_activation = embedding_activation
         if isinstance(augmentation, dict):  # from get_config
             augmentation = keras.saving.deserialize_keras_object(augmentation)
-        if isinstance(augmentation, (tuple, list)) and len(augmentation) == 2:
-            augmentation = ImageAugmentation(*augmentation, seed=self.random_state)
+        if isinstance(augmentation, (tuple, list)):
+            augmentation = ImageAugmentation(*options.check("augmentation", augmentation),
+                                             seed=self.random_state)
         if not (augmentation is None or isinstance(augmentation, keras.layers.Layer)
                 or (isinstance(augmentation, str) and augmentation == "auto")):
             raise TypeError("augmentation must be a Keras layer, a pair (shift, degrees), "
