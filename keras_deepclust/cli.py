@@ -5,7 +5,9 @@ answers at once.
 """
 
 import argparse
+import difflib
 import json
+import os
 import sys
 
 from keras_deepclust import options
@@ -52,7 +54,7 @@ def _build_parser():
     common = _Parser(add_help=False)
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                         help=VERBOSE_HELP)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.commands = parser.add_subparsers(dest="command", required=True)
 
     def add_command(name, **kwargs):
         return commands.add_parser(name, parents=[common], **kwargs)
@@ -293,7 +295,15 @@ _non_negative_float = _argument_type(options.NON_NEGATIVE_FLOAT)
 
 
 def main(argv=None):
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command's own parser, with the nearest flag it takes
+        command = parser.commands.choices[args.command]
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        flag = next((word.split("=")[0] for word in unknown if word.startswith("-")), "")
+        near = difflib.get_close_matches(flag, flags, n=1) if flag else []
+        command.error(f"unrecognized arguments: {' '.join(unknown)}"
+                      + (f"; did you mean {near[0]}?" if near else ""))
     if not args.verbose:
         quiet_libraries()
     try:
@@ -306,6 +316,10 @@ def main(argv=None):
     except KeyboardInterrupt:  # a run with --resume goes on from its backup when run again
         print(f"\nkeras-deepclust {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output's reader has gone (`| head`): stop without a trace
+        # Python flushes stdout again at exit, which would fail again: point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 # Commands that run on ONNX Runtime alone and must not pay for (or need) TensorFlow.

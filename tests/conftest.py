@@ -144,4 +144,5 @@ def installed(tmp_path):
 
     run.snapshot = snapshot
     run.cwd = tmp_path
+    run.script = str(script)
     return run

@@ -71,6 +71,14 @@ def test_mistakes_are_one_line_before_any_work_and_touch_nothing(installed):
         (["assign", "m.onnx", "t.npz", "--out", "a.csv", "--chunk-rows", "0"], ["--chunk-rows"]),
         (["convert", "t.npz", "--out", "c", "--rows-per-shard", "0"], ["--rows-per-shard"]),
         (["fitt"], ["invalid choice: 'fitt'", "--help"]),
+        # A flag the command does not take: named by that command, with the nearest it takes.
+        (["export", "m.keras", "--out", "e", "--formats", "onnx"],
+         ["keras-deepclust export: error: unrecognized arguments: --formats onnx; did you "
+          "mean --format? (see keras-deepclust export --help)"]),
+        ([*fit, "--out", "run", "stray"], ["keras-deepclust fit: error: unrecognized "
+                                           "arguments: stray (see keras-deepclust fit --help)"]),
+        ([*fit, "--augment", "0.1", "200", "--out", "run"],
+         ["argument --augment: DEGREES: expected a number in [0, 180], got 200"]),
     ]
     for args, fragments in cases:
         _one_error_line(installed(*args), *fragments)
@@ -108,6 +116,18 @@ def test_every_writer_refuses_a_folder_it_cannot_write_before_any_work(tmp_path,
         assert str(error.value) == f"cannot write {what}: {not_writable}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["locked", "x.npy"]
     assert not any(locked.iterdir())
+
+
+def test_output_piped_to_a_reader_that_stops_ends_without_a_traceback(installed):
+    """`keras-deepclust methods | head`: the reader closes the pipe before the command
+    writes; the command stops quietly (status 1, as Python exits on a broken pipe)."""
+    import subprocess
+
+    result = subprocess.run('"$KDC" methods | head -c 0; exit "${PIPESTATUS[0]}"',
+                            shell=True, executable="/bin/bash", cwd=installed.cwd,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KDC": installed.script})
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
 
 
 def test_clusters_that_the_rows_cannot_give_are_refused_before_training(installed):
