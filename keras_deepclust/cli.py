@@ -341,9 +341,11 @@ def _methods(args):
     for name in list_methods():
         cls = get_method(name)
         summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("`", "")
-        flags = options.flags_of(cls)
+        flags = [option.flag if option.switch else
+                 f"{option.flag} (default {options.flag_default(cls, option)})"
+                 for option in options.options_of(cls)]
         print(f"{name:12s}{summary}" + (f"\n{'':12s}paper: {cls.PAPER}" if cls.PAPER else "")
-              + (f"\n{'':12s}flags: {' '.join(flags)}" if flags else ""))
+              + (f"\n{'':12s}flags: {', '.join(flags)}" if flags else ""))
     return 0
 
 

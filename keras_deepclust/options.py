@@ -7,6 +7,7 @@ once too, and both the flag's parser and the constructor read it. `Spelling` let
 library's errors name arguments by their flags. Plain Python: `--help` reads it before
 Keras or TensorFlow is imported."""
 
+import inspect
 import math
 import numbers
 from dataclasses import dataclass
@@ -205,7 +206,39 @@ class Spelling:
 PYTHON = Spelling()
 
 
+def options_of(method_class):
+    """The rows of the options `method_class` takes, in the table's order."""
+    taken = set(method_class.OPTIONS) | set(method_class.FIT_OPTIONS)
+    return [option for option in TABLE if option.name in taken]
+
+
 def flags_of(method_class):
     """The flags of the options `method_class` takes, in the table's order."""
-    taken = set(method_class.OPTIONS) | set(method_class.FIT_OPTIONS)
-    return [option.flag for option in TABLE if option.name in taken]
+    return [option.flag for option in options_of(method_class)]
+
+
+def default_of(method_class, option):
+    """The default of `option` where `method_class` declares it: the signature of the
+    nearest `__init__` (or `fit`, for a `fit` option) in its MRO that names the argument.
+    The table holds no defaults: they differ by method (AEC's `init` is "random", DEC's
+    "kmeans") and live in the signatures, as scikit-learn's do."""
+    function = "fit" if option.fit else "__init__"
+    for cls in method_class.__mro__:
+        if function in vars(cls):
+            parameters = inspect.signature(vars(cls)[function]).parameters
+            if option.name in parameters:
+                return parameters[option.name].default
+    raise AssertionError(f"{method_class.__name__} declares {option.name} but no signature "
+                         "names it.")
+
+
+def flag_default(method_class, option):
+    """`default_of` as the flag writes it: its choice ("on" for refine=True), the numbers,
+    or "none"."""
+    value = default_of(method_class, option)
+    if option.choices is not None:
+        value = next((c for c in option.choices if option.argument(c) == value
+                      and type(option.argument(c)) is type(value)), value)
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value).lower()

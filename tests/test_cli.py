@@ -489,6 +489,34 @@ def test_methods_lists_each_with_its_description_and_paper(capsys):
     for name in list_methods():
         assert any(line.startswith(name + " ") for line in printed.splitlines())
     assert printed.count("paper: ") == len(list_methods())
+    # Each option's default, read from the method's own signature.
+    lines = printed.splitlines()
+    flags = {line.split()[0]: lines[i + 2] for i, line in enumerate(lines)
+             if line and not line[0].isspace()}
+    assert flags["aec"].strip() == "flags: --augment (default none), --init (default random)"
+    assert "--init (default kmeans)" in flags["dcec"]
+    assert "--refine (default auto), --refine-epochs (default 60)" in flags["auto"]
+    assert flags["dac"].strip() == "flags: --augment (default none), --weight-labels"
+
+
+def test_a_default_a_flag_help_states_is_the_signatures_of_every_method_taking_it():
+    """The help's words cannot drift from the constructors: a "default X" in an option's
+    help is the default of every method that takes the option."""
+    import re
+
+    from keras_deepclust import options
+    from keras_deepclust.models import get_method, list_methods
+
+    stated = {option.flag: re.search(r"\(default:? ([\w.]+)", option.help)
+              for option in options.TABLE}
+    stated = {flag: match.group(1) for flag, match in stated.items() if match}
+    assert set(stated) == {"--refine", "--refine-epochs", "--manifold-head"}
+    for option in options.TABLE:
+        takers = [get_method(m) for m in list_methods()
+                  if option.flag in options.flags_of(get_method(m))]
+        if option.flag in stated:
+            assert {options.flag_default(cls, option) for cls in takers} == {
+                stated[option.flag]}, option.flag
 
 
 _JOURNEY = """
