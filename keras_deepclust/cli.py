@@ -225,7 +225,7 @@ def _add_training_arguments(parser, dataset_default):
         if option.switch:
             parser.add_argument(option.flag, action="store_true", help=option.help)
         elif option.numbers is not None:
-            parser.add_argument(option.flag, default=None, action=_NumbersAction,
+            parser.add_argument(option.flag, default=None, action=_NumbersAction, option=option,
                                 nargs=option.nargs, metavar=option.metavar, help=option.help)
         else:
             parser.add_argument(option.flag, default=None, choices=option.choices,
@@ -277,10 +277,13 @@ def _argument_type(number):
 class _NumbersAction(argparse.Action):
     """Parses a numeric option of `options.TABLE` by its row, each value in its range."""
 
+    def __init__(self, option_strings, dest, option, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.option = option
+
     def __call__(self, parser, namespace, values, option_string=None):
-        option = next(o for o in options.TABLE if o.flag == option_string)
         try:
-            setattr(namespace, self.dest, option.parse_numbers(values))
+            setattr(namespace, self.dest, self.option.parse_numbers(values))
         except ValueError as error:
             raise argparse.ArgumentError(self, str(error)) from None
 

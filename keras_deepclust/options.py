@@ -106,12 +106,6 @@ class Option:
         """The arguments the option takes, one per value of its flag (None: not a choice)."""
         return None if self.choices is None else tuple(self.argument(c) for c in self.choices)
 
-    def describe_numbers(self, names):
-        if len(self.numbers) == 1:
-            return self.numbers[0].describe()
-        return ", ".join(f"{name} {number.describe()}"
-                         for name, number in zip(names, self.numbers))
-
     def check_numbers(self, value):
         """A numeric option's `value` (a number, or a tuple of them) in its kinds, or a
         ValueError naming the option, the ranges and `value`."""
@@ -120,8 +114,9 @@ class Option:
         names = [name.lower() for name in self.metavar]
         if (not isinstance(value, (tuple, list)) or len(value) != len(self.numbers)
                 or not all(n.takes(v) for n, v in zip(self.numbers, value))):
-            raise ValueError(f"{self.name} must be ({', '.join(names)}): "
-                             f"{self.describe_numbers(names)}, got {value!r}.")
+            ranges = ", ".join(f"{name} {n.describe()}" for name, n in zip(names, self.numbers))
+            raise ValueError(f"{self.name} must be ({', '.join(names)}): {ranges}, "
+                             f"got {value!r}.")
         return tuple(n.kind(v) for n, v in zip(self.numbers, value))
 
     def parse_numbers(self, texts):
