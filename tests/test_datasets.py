@@ -96,6 +96,11 @@ def test_npz_npy_csv(tmp_path):
     assert xs.dtype == np.float32
     np.testing.assert_allclose(xs, [[0.1, 20], [0.3, -40]], rtol=1e-6)
     np.testing.assert_array_equal(ys, [1, 0])
+    # scikit-learn's frames name the labels "target": labels, not a feature.
+    (tmp_path / "frame.csv").write_text("a,b,target\n0.1,20,1\n0.3,-40,0\n")
+    xs, ys = datasets.load(tmp_path / "frame.csv")
+    np.testing.assert_allclose(xs, [[0.1, 20], [0.3, -40]], rtol=1e-6)
+    np.testing.assert_array_equal(ys, [1, 0])
 
 
 def test_parquet(tmp_path):

@@ -16,7 +16,10 @@ CONVERTED_META = "meta.json"  # written last by `tfrecords.convert`
 _SUFFIX_KINDS = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".parquet": "parquet",
                  ".pq": "parquet", ".h5": "usps", ".hdf5": "usps"}
 _FORMATS = ".npy, .npz, .csv, .parquet, usps .h5 or IDX (*-ubyte[.gz])"
-LABEL_COLUMNS = ("label", "labels", "y")  # the column (or .npz array) holding the labels
+# The names of a table's label column, the first present: scikit-learn's `as_frame=True`
+# writes "target", many public tables "class"; read as features, they would hand the
+# clustering its answer.
+LABEL_COLUMNS = ("label", "labels", "y", "target", "class")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def _identify_folder(path):
 def load(name_or_path, min_samples=MIN_SAMPLES, image_size=None, color_mode="auto"):
     """A data set by name (see `named.NAMED`) or path: a folder of IDX files or of images
     (directly, or one sub-folder per class: the labels), `.npy`, `.npz`, `.csv` or
-    `.parquet` (a column named "label", "labels" or "y" as labels), `usps.h5` or an IDX
+    `.parquet` (a column named "label", "labels", "y", "target" or "class" as labels), `usps.h5` or an IDX
     file. Used by the CLI's `--dataset` and by `assign`.
 
     Args:
