@@ -244,3 +244,14 @@ def test_registry_and_config_round_trip():
     clone = DAMIC.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.init == "gmm"
+
+
+def test_predict_before_the_mixture_is_initialised_is_refused(blobs):
+    x, _ = blobs
+    model = damic()
+    model.pretrain(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^DAMIC's mixture is not initialised yet: call "
+                                         r"fit\(x\) \(after pretrain\(x\)\) before assigning"):
+        model.predict(x)
+    with pytest.raises(ValueError, match="not initialised yet"):
+        model.assigner()

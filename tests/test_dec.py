@@ -151,6 +151,11 @@ def test_bad_inputs(blobs, tiny_images):
     with pytest.raises(ValueError, match="validation_data contains NaN or infinite values"):
         model.fit(x, epochs=1, verbose=0, validation_data=bad)
     model.pretrain(x, epochs=1, verbose=0)
+    # As scikit-learn's predict before fit: no numbers from centroids that were never set.
+    with pytest.raises(ValueError, match=r"^IDEC has no cluster centroids yet: call fit\(x\) "
+                                         r"\(after pretrain\(x\)\) before assigning clusters\.$"):
+        model.predict(x)
+    model.fit(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"samples of shape \(5,\) but the model was built for samples of shape \(6,\)"):
         model.predict(x[:, :5])
     with pytest.raises(ValueError, match="conv network needs images"):

@@ -287,6 +287,11 @@ class DAMIC(AutoencoderClusteringModel, IterativeClusteringModel):
     def _after_pretraining(self):
         self._initialized.assign(0)  # the mixture was initialised from the old autoencoder
 
+    def _check_ready_to_assign(self):
+        if not self.initialized:
+            raise ValueError("DAMIC's mixture is not initialised yet: call fit(x) (after "
+                             "pretrain(x)) before assigning clusters.")
+
     def initialize(self, x, batch_size=256, verbose=0, shuffle=True):
         """Initialises the mixture and the clustering network from the pretrained AE.
 

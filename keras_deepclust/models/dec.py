@@ -164,6 +164,11 @@ class DeepEmbeddedClustering(CentroidHead, AutoencoderClusteringModel, Iterative
         """True once the centroids were initialised (saved with the model)."""
         return self.built and bool(self._centroids_ready.numpy())
 
+    def _check_ready_to_assign(self):
+        if not self.centroids_initialized:
+            raise ValueError(f"{type(self).__name__} has no cluster centroids yet: call "
+                             "fit(x) (after pretrain(x)) before assigning clusters.")
+
     # -------------------------------------------------------------- pretraining
     def _default_pretrain_optimizer(self):
         # The papers: SGD lr 0.01 momentum 0.9 for the SAE, Adam for the CAE.
