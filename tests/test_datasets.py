@@ -404,6 +404,8 @@ def test_identify_decides_once_what_a_path_is(tmp_path, idx_dir):
     converted.mkdir()
     (converted / "meta.json").write_text("{}")
     assert datasets.identify(converted).kind == "converted"
-    assert error_of(converted).endswith("is a folder of TFRecord shards written by `convert`: it "
-                                        "is read batch by batch, with --stream "
-                                        "(datasets.stream), not loaded whole.")
+    # `assign` and `evaluate` take no --stream: the error says who reads it.
+    assert error_of(converted).endswith("is a folder of TFRecord shards written by `convert`: "
+                                        "only `fit --stream` (datasets.stream) reads it, batch "
+                                        "by batch; give this command the data it was "
+                                        "converted from.")

@@ -141,8 +141,9 @@ def check_no_image_options(source, image_size, color_mode):
 
 
 def _refuse_converted(source):
-    raise ValueError(f"{source} is a folder of TFRecord shards written by `convert`: it is "
-                     "read batch by batch, with --stream (datasets.stream), not loaded whole.")
+    raise ValueError(f"{source} is a folder of TFRecord shards written by `convert`: only "
+                     "`fit --stream` (datasets.stream) reads it, batch by batch; give this "
+                     "command the data it was converted from.")
 
 
 _LOADERS = {
