@@ -7,13 +7,12 @@ import json
 import os
 import re
 import shutil
-import sys
-import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
+from keras_deepclust._console import without_stderr_lines
 from keras_deepclust._io import atomic_path, check_can_write_in
 from keras_deepclust.serving.metadata import FORMAT_VERSION, metadata_path, sha256_of
 
@@ -78,30 +77,6 @@ def _why_not_an_unchanged_export(artifact, metadata):
     if recorded != sha256_of(artifact):
         return f"it changed since {metadata.name} was written"
     return None
-
-
-@contextmanager
-def without_stderr_lines(pattern):
-    """Captures file descriptor 2 (where C++ libraries print) during the block, then writes
-    back every line but those `pattern` (bytes) matches whole, in order."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                captured.seek(0)
-                kept = [line for line in captured.read().splitlines(keepends=True)
-                        if not pattern.fullmatch(line.rstrip(b"\r\n"))]
-                text = b"".join(kept)
-                while text:
-                    text = text[os.write(2, text):]
-    finally:
-        os.close(saved)
 
 
 def quiet_litert():

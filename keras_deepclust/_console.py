@@ -8,11 +8,12 @@ import re
 import sys
 import tempfile
 import warnings
+from contextlib import contextmanager
 
 # TensorFlow's C++ start-up lines (oneDNN's notice, CPU features). On some CPUs they come
 # from absl before its log is initialised, which ignores TF_CPP_MIN_LOG_LEVEL.
-STARTUP_LINE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
-                          r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+STARTUP_LINE = re.compile(rb"(?:WARNING: All log messages before absl::InitializeLog\(\)"
+                          rb"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ).*")
 
 
 def quiet_libraries():
@@ -33,20 +34,34 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"keras-deepclust: warning: {message}", file=file or sys.stderr)
 
 
-def import_tensorflow_quietly():
-    """Imports TensorFlow with file descriptor 2 captured, then writes back what it
-    printed there except its start-up lines (errors and anything else stay)."""
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
-        return
+@contextmanager
+def without_stderr_lines(pattern):
+    """Captures file descriptor 2 (where C++ libraries print) during the block, then writes
+    back every line but those `pattern` (bytes) matches whole, in order."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not STARTUP_LINE.match(line)))
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                captured.seek(0)
+                kept = [line for line in captured.read().splitlines(keepends=True)
+                        if not pattern.fullmatch(line.rstrip(b"\r\n"))]
+                text = b"".join(kept)
+                while text:
+                    text = text[os.write(2, text):]
+    finally:
+        os.close(saved)
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow, dropping its start-up lines from file descriptor 2 (errors and
+    anything else stay)."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    with without_stderr_lines(STARTUP_LINE):
+        import tensorflow  # noqa: F401

@@ -564,8 +564,8 @@ def test_only_tensorflows_start_up_lines_are_dropped():
     kept = ["E0000 00:00:1796309646.326031   14631 port.cc:153] a real error",
             "Traceback (most recent call last):", "ImportError: libcudart.so.12",
             "assigned 60/60 rows (100%)"]
-    assert [bool(STARTUP_LINE.match(line)) for line in dropped + kept] == [True] * 4 + [
-        False] * 4
+    assert [bool(STARTUP_LINE.fullmatch(line.encode())) for line in dropped + kept] == [
+        True] * 4 + [False] * 4
 
 
 @pytest.mark.parametrize("verbose", [False, True])
