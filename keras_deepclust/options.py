@@ -162,6 +162,11 @@ TABLE = (
 BY_NAME = {option.name: option for option in TABLE}
 
 
+def _same(value, argument):
+    """Equal and of one type: True == 1, and 1 is not an allowed refine."""
+    return value == argument and type(value) is type(argument)
+
+
 def check(name, value, allowed=None):
     """`value` if the option `name` takes it: one of its row's `allowed()` arguments, or of
     `allowed` (a subset of them) for a method that takes fewer, or numbers in its row's
@@ -173,8 +178,7 @@ def check(name, value, allowed=None):
     if allowed is not None:
         assert set(allowed) <= set(values), (name, allowed)
         values = tuple(allowed)
-    # By type as well: True == 1, and 1 is not an allowed refine.
-    if not any(value == v and type(value) is type(v) for v in values):
+    if not any(_same(value, v) for v in values):
         raise ValueError(f"{name} must be one of {values}, got {value!r}.")
     return value
 
@@ -232,8 +236,7 @@ def flag_default(method_class, option):
     or "none"."""
     value = default_of(method_class, option)
     if option.choices is not None:
-        value = next((c for c in option.choices if option.argument(c) == value
-                      and type(option.argument(c)) is type(value)), value)
+        value = next((c for c in option.choices if _same(option.argument(c), value)), value)
     if isinstance(value, (tuple, list)):
         return " ".join(map(str, value))
     return "none" if value is None else str(value).lower()
