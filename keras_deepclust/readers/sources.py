@@ -110,7 +110,7 @@ def _identify_folder(path):
 def load(name_or_path, min_samples=MIN_SAMPLES, image_size=None, color_mode="auto"):
     """A data set by name (see `named.NAMED`) or path: a folder of IDX files or of images
     (directly, or one sub-folder per class: the labels), `.npy`, `.npz`, `.csv` or
-    `.parquet` (a column named "label", "labels", "y", "target" or "class" as labels), `usps.h5` or an IDX
+    `.parquet` (a column named as one of `LABEL_COLUMNS` as labels), `usps.h5` or an IDX
     file. Used by the CLI's `--dataset` and by `assign`.
 
     Args:
