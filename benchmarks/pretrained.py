@@ -8,7 +8,10 @@ from pathlib import Path
 DEFAULT_CACHE = "/tmp/keras_deepclust_pretrained"
 # Pretraining recipes: `auto`'s, and the variants its settings were chosen against.
 RECIPES = {"auto": {}, "no-augment": {"augmentation": None},
-           "dense": {"network": "dense", "augmentation": None}}
+           "dense": {"network": "dense", "augmentation": None},
+           "code32": {"embedding_dim": 32}, "code64": {"embedding_dim": 64},
+           "dense-code32": {"network": "dense", "augmentation": None, "embedding_dim": 32},
+           "dense-code64": {"network": "dense", "augmentation": None, "embedding_dim": 64}}
 
 
 def load_data(dataset, max_rows=0):

@@ -38,13 +38,15 @@ def read_json_lines(paths):
             if line.strip()]
 
 
-def final_score_cells(group, seconds_key):
+def final_score_cells(group, seconds_key=None):
     """`ACC mean ± std | worst ACC | NMI | ARI | mean seconds | seeds` of a group of runs
-    (records with `final` scores, `seconds_key` and `seed`), as Markdown cells."""
+    (records with `final` scores, `seed` and, unless `seconds_key` is None, the seconds
+    cell's `seconds_key`), as Markdown cells."""
     import numpy as np
 
     final = {m: np.array([r["final"][m] for r in group]) for m in ("acc", "nmi", "ari")}
+    seconds = ("" if seconds_key is None
+               else f"{np.mean([r[seconds_key] for r in group]):.0f} | ")
     return (f"{final['acc'].mean():.3f} ± {final['acc'].std():.3f} | {final['acc'].min():.3f} | "
-            f"{final['nmi'].mean():.3f} | {final['ari'].mean():.3f} | "
-            f"{np.mean([r[seconds_key] for r in group]):.0f} | "
+            f"{final['nmi'].mean():.3f} | {final['ari'].mean():.3f} | {seconds}"
             f"{','.join(str(r['seed']) for r in group)}")
