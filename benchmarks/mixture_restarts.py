@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
+from keras_deepclust.clusterers import mean_pairwise_ari
 from results_io import cpu_info, read_json_lines
 
 RESTARTS = 20
@@ -49,9 +49,11 @@ def best_of(runs, n):
     return max(runs[:n], key=lambda run: run["log_likelihood"])
 
 
-def mean_pairwise_ari(partitions):
-    return float(np.mean([adjusted_rand_score(a, b)
-                          for a, b in itertools.combinations(partitions, 2)]))
+def kept_partition(points, n_clusters, seed):
+    """`(labels, agreement)`: the partition of the most likely of `RESTARTS` restarts, and
+    the restarts' mean pairwise ARI."""
+    runs = restarts(points, n_clusters, seed)
+    return best_of(runs, RESTARTS)["labels"], mean_pairwise_ari([run["labels"] for run in runs])
 
 
 def record(dataset, seed, manifold, runs, y, seconds):

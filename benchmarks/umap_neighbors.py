@@ -1,7 +1,8 @@
 """UMAP's neighbourhood size on `auto`'s codes (issue 30, lever 1): per data set and seed,
 `auto`'s pretrained autoencoder (cached, `pretrained.py`), then UMAP on its codes with
 each `n_neighbors` and the most likely of 20 full-covariance mixtures on the manifold
-(`clusterers.N_INIT`, as `auto` keeps it), scored on every row. The restarts' agreement
+(`mixture_restarts.kept_partition`; `auto` keeps as many, seeded by
+`clusterers.fit_restarts`), scored on every row. The restarts' agreement
 (mean pairwise ARI) is what a user without labels sees.
 
     python benchmarks/umap_neighbors.py digits 0,1,2,3,4 --neighbors 10,20,40 \
@@ -17,7 +18,7 @@ import time
 
 import numpy as np
 
-from mixture_restarts import RESTARTS, best_of, mean_pairwise_ari, restarts
+from mixture_restarts import kept_partition
 from pretrained import load_data, parser_for, pretrained_auto
 from results_io import cpu_info, final_score_cells, read_json_lines
 
@@ -34,14 +35,14 @@ def measure(dataset, seeds, neighbors, out, pretrain_epochs, cache, precision, r
             start = time.perf_counter()
             model.fit_manifold(x, verbose=0)
             umap_seconds = time.perf_counter() - start
-            runs = restarts(model.umap_embedding_.astype(np.float64), n_clusters, seed)
-            kept = best_of(runs, RESTARTS)["labels"]
+            kept, agreement = kept_partition(model.umap_embedding_.astype(np.float64),
+                                             n_clusters, seed)
             line = {"dataset": dataset, "seed": seed, "n_neighbors": n_neighbors,
                     "precision": precision, "recipe": recipe, "pretrain_epochs": pretrain_epochs,
                     "machine": cpu_info()[0], "umap_seconds": umap_seconds,
                     "final": clustering_scores(y, kept),
                     "sizes": np.bincount(kept, minlength=n_clusters).tolist(),
-                    "agreement": mean_pairwise_ari([run["labels"] for run in runs])}
+                    "agreement": agreement}
             with open(out, "a") as f:
                 f.write(json.dumps(line) + "\n")
             print(dataset, seed, n_neighbors, round(line["final"]["acc"], 4),

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from mixture_restarts import RESTARTS, best_of, mean_pairwise_ari, restarts
+from mixture_restarts import kept_partition
 from pretrained import load_data, parser_for, pretrained_auto
 from results_io import final_score_cells, read_json_lines
 
@@ -67,10 +67,9 @@ def measure(dataset, seeds, out, pretrain_epochs, cache, precision):
         for (k, umap), how in itertools.product(of_inputs.items(), COMBINATIONS):
             embeddings[f"{how}{k}"] = combined_embedding(of_codes, umap, how, seed)
         for view, points in embeddings.items():
-            runs = restarts(points.astype(np.float64), n_clusters, seed)
+            labels, agreement = kept_partition(points.astype(np.float64), n_clusters, seed)
             line = {"dataset": dataset, "seed": seed, "view": view,
-                    "final": clustering_scores(y, best_of(runs, RESTARTS)["labels"]),
-                    "agreement": mean_pairwise_ari([run["labels"] for run in runs])}
+                    "final": clustering_scores(y, labels), "agreement": agreement}
             with open(out, "a") as f:
                 f.write(json.dumps(line) + "\n")
             print(dataset, seed, view, round(line["final"]["acc"], 4), flush=True)
